@@ -1,0 +1,185 @@
+"""Telegram through aiogram 3: updates become Inbound, replies become messages and buttons.
+
+Thin on purpose: what to ask and what to keep is decided by the channel-neutral handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeDefault,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+
+from handlers.messages import Contact, IncomingFile, Inbound, Location, Reply, split_text
+from handlers.tipline import TipLine
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+TEXT_LIMIT = 4096
+# What citizens see in the command menu; officer commands are set per chat, never here.
+CITIZEN_COMMANDS = {
+    "vi": [("report", "Gửi tin báo tố giác tội phạm"), ("status", "Tra cứu tin báo bằng mã"),
+           ("cancel", "Hủy tin báo đang viết"), ("language", "Đổi ngôn ngữ"), ("help", "Hướng dẫn")],
+    "en": [("report", "Report a crime"), ("status", "Check a tip with its code"),
+           ("cancel", "Cancel the tip you are writing"), ("language", "Change language"), ("help", "Help")],
+}
+
+
+def make_bot(token: str, api_base: str) -> Bot:
+    """The aiogram client; ``api_base`` may name a self-hosted Bot API server (no 20 MB file cap)."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
+    return Bot(token, session=session)
+
+
+def _file_fetcher(bot: Bot, file_id: str) -> Callable:
+    async def fetch() -> bytes:
+        buffer = await bot.download(file_id)
+        return buffer.getvalue()
+    return fetch
+
+
+def to_inbound(message: Message, bot: Bot, update_id: int | None) -> Inbound:
+    """A Telegram message as the handlers see it; file ids live only in the lazy downloaders."""
+    user = message.from_user
+    inbound = Inbound(channel=CHANNEL, chat_id=str(message.chat.id),
+                      update_id=str(update_id) if update_id is not None else None,
+                      text=message.text or message.caption,
+                      language=user.language_code if user else None)
+    if message.photo:
+        largest = message.photo[-1]
+        inbound.files.append(IncomingFile("photo", largest.file_size, _file_fetcher(bot, largest.file_id),
+                                          mime="image/jpeg"))
+    for kind in ("document", "video", "voice", "audio", "video_note"):
+        media = getattr(message, kind)
+        if media is not None:
+            inbound.files.append(IncomingFile("video" if kind == "video_note" else kind, media.file_size,
+                                              _file_fetcher(bot, media.file_id),
+                                              filename=getattr(media, "file_name", None),
+                                              mime=getattr(media, "mime_type", None)))
+    if message.location is not None:
+        inbound.location = Location(message.location.latitude, message.location.longitude)
+    if message.contact is not None:
+        own = user is not None and message.contact.user_id == user.id
+        inbound.contact = Contact(message.contact.phone_number, is_own=own)
+    if message.sticker is not None:
+        inbound.unsupported = "sticker"
+    elif not (inbound.text or inbound.files or inbound.location or inbound.contact):
+        inbound.unsupported = message.content_type
+    return inbound
+
+
+def _markup(reply: Reply):
+    if reply.location_button or reply.contact_button:
+        # Location and contact requests exist only on the reply keyboard, so every choice goes there
+        # too, as text the handlers map back by label.
+        special = KeyboardButton(text=reply.location_button, request_location=True) if reply.location_button \
+            else KeyboardButton(text=reply.contact_button, request_contact=True)
+        rows = [[special]] + [[KeyboardButton(text=c.label)] for c in reply.choices]
+        return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
+    if reply.choices:
+        buttons = [InlineKeyboardButton(text=c.label, callback_data=c.id) for c in reply.choices]
+        width = max(1, reply.columns)
+        return InlineKeyboardMarkup(inline_keyboard=[buttons[i:i + width] for i in range(0, len(buttons), width)])
+    return ReplyKeyboardRemove()
+
+
+async def send_replies(bot: Bot, chat_id: int | str, replies: list[Reply]) -> None:
+    """Send each reply, split at Telegram's 4,096 characters; the buttons go with the last part."""
+    for reply in replies:
+        parts = split_text(reply.text, TEXT_LIMIT) or [" "]
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            await _send(bot, chat_id, part, _markup(reply) if last else None)
+
+
+async def _send(bot: Bot, chat_id, text: str, markup) -> None:
+    try:
+        await bot.send_message(chat_id, text, reply_markup=markup)
+    except TelegramRetryAfter as exc:
+        # Telegram said how long to wait; one patient retry beats losing the answer.
+        log.warning("telegram asked us to wait %s s before sending", exc.retry_after)
+        await asyncio.sleep(exc.retry_after)
+        await bot.send_message(chat_id, text, reply_markup=markup)
+    except TelegramForbiddenError:
+        log.info("a chat has blocked the bot; reply dropped")
+
+
+class TelegramChannel:
+    """The tip line on Telegram: one router for messages, one for button taps."""
+
+    def __init__(self, *, bot: Bot, tipline: TipLine) -> None:
+        self.bot = bot
+        self.tipline = tipline
+        self.dispatcher = Dispatcher()
+        private = Router(name="private-chats")
+        private.message.filter(F.chat.type == ChatType.PRIVATE)
+        private.message.register(self.on_message)
+        private.callback_query.register(self.on_button)
+        # Tips are private: groups and channels are ignored rather than answered in public.
+        self.dispatcher.include_routers(private)
+
+    async def on_message(self, message: Message, event_update: Update) -> None:
+        """A citizen wrote, sent a file, a location or a contact."""
+        replies = await self.tipline.handle(to_inbound(message, self.bot, event_update.update_id))
+        await send_replies(self.bot, message.chat.id, replies)
+
+    async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
+        """A citizen tapped a button: stop the spinner, mark the choice, answer."""
+        await query.answer()
+        message = query.message
+        if not isinstance(message, Message) or message.chat.type != ChatType.PRIVATE:
+            return
+        inbound = Inbound(channel=CHANNEL, chat_id=str(message.chat.id), update_id=str(event_update.update_id),
+                          choice=query.data or "", language=query.from_user.language_code)
+        replies = await self.tipline.handle(inbound)
+        await self._show_chosen(message, query.data)
+        await send_replies(self.bot, message.chat.id, replies)
+
+    async def _show_chosen(self, message: Message, data: str | None) -> None:
+        # Keep the chat readable: the question stays, its buttons go, the choice is written under it.
+        markup = message.reply_markup
+        label = next((b.text for row in (markup.inline_keyboard if markup else []) for b in row
+                      if b.callback_data == data), None)
+        if label is None or not message.text:
+            return
+        try:
+            await self.bot.edit_message_text(chat_id=message.chat.id, message_id=message.message_id,
+                                             text=f"{message.text}\n\n» {label}", reply_markup=None)
+        except TelegramBadRequest:
+            pass  # the message is too old to edit, or already shows the choice
+
+    async def set_commands(self) -> None:
+        for lang, commands in CITIZEN_COMMANDS.items():
+            await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in commands],
+                                           scope=BotCommandScopeDefault(),
+                                           language_code=None if lang == "vi" else lang)
+
+    async def run_polling(self) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.set_commands()
+        await self.dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False,
+                                            allowed_updates=["message", "callback_query"])
+
+    async def stop(self) -> None:
+        try:
+            await self.dispatcher.stop_polling()
+        except RuntimeError:
+            pass  # polling was not running

@@ -1,0 +1,52 @@
+"""Texts people read, from gettext catalogs (Babel): Vietnamese first, English second.
+
+Message ids are the English texts; ``locales/vi/LC_MESSAGES/tinbao.po`` holds the Vietnamese.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+LOCALES = Path(__file__).parent / "locales"
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+
+
+@cache
+def _catalog(lang: str) -> dict[str, str]:
+    path = LOCALES / lang / "LC_MESSAGES" / "tinbao.po"
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """gettext for one language; an untranslated text falls back to English."""
+    table = _catalog(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
+    return lambda text: table.get(text, text)
+
+
+def number(value: int, lang: str) -> str:
+    """10000 → "10.000" in Vietnamese, "10,000" in English."""
+    return format_decimal(value, locale="vi_VN" if lang == "vi" else "en_US")
+
+
+def pick_language(chosen: str | None, platform_hint: str | None) -> str:
+    """The chat's own choice, else English for an English-speaking client, else Vietnamese."""
+    if chosen in LANGUAGES:
+        return chosen
+    if platform_hint and platform_hint.lower().startswith("en"):
+        return "en"
+    return DEFAULT_LANGUAGE
+
+
+def N_(text: str) -> str:
+    """Marks a text for extraction where it is translated later."""
+    return text

@@ -1,0 +1,191 @@
+"""The entry point for every update: deduplicate, take the chat's turn, apply limits, route.
+
+Commands are routed in this order: what works anywhere (/cancel, /language, /help, /status),
+then starting a tip (/start, /report), then the answer to the current question, then the
+neutral "I did not understand", which is also what any unknown command gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from handlers import tipoff
+from handlers.context import Services
+from handlers.i18n import LANGUAGES, translator
+from handlers.limits import count_message
+from handlers.messages import CHANNEL_PREFIXES, Choice, Inbound, Reply
+from handlers.status import show_status
+from handlers.turn import Turn
+from storage.conversations import lock_conversation, mark_update_processed
+
+log = logging.getLogger(__name__)
+
+
+class ChatTurns:
+    """One update per chat at a time inside this process (PostgreSQL also row-locks across workers)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:  # forget idle chats so memory does not grow with every citizen
+                del self._users[key], self._locks[key]
+
+
+class TipLine:
+    """Channel-neutral: give it an Inbound, get the replies to send back to that chat."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._turns = ChatTurns()
+
+    def chat_key(self, inbound: Inbound) -> str:
+        return self.services.keyring.pseudonym(CHANNEL_PREFIXES[inbound.channel], inbound.chat_id)
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        chat_key = self.chat_key(inbound)
+        async with self._turns.hold(chat_key):
+            try:
+                return await self._handle_locked(inbound, chat_key)
+            except Exception:
+                # Never the message itself in the log: only that something failed, and where.
+                log.exception("update could not be handled; the transaction was rolled back")
+                _ = translator(inbound.language or self.services.settings.default_language)
+                return [Reply(_("Sorry, something went wrong on our side and your last message was not saved. "
+                                "Please send it again."))]
+
+    async def _handle_locked(self, inbound: Inbound, chat_key: str) -> list[Reply]:
+        services = self.services
+        async with services.db.transaction() as session:
+            if inbound.update_id is not None and not await mark_update_processed(
+                    session=session, channel=inbound.channel, update_id=str(inbound.update_id)):
+                return []  # a redelivery: it was handled, and answered, already
+            conversation = await lock_conversation(session=session, chat_key=chat_key, channel=inbound.channel)
+            turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound,
+                        now=services.clock())
+            replies = await self._flood_guard(turn)
+            if replies is None:
+                replies = await route(turn)
+            conversation.updated_at = turn.now
+            session.add(conversation)
+        return replies
+
+    async def _flood_guard(self, turn: Turn) -> list[Reply] | None:
+        limit = self.services.settings.limits.messages_per_minute
+        count = await count_message(turn)
+        if count <= limit:
+            return None
+        if count == limit + 1:  # say it once; after that, stay quiet until the minute is over
+            return [Reply(turn._("You are sending messages too quickly. Please wait a minute, then continue."))]
+        return []
+
+
+async def route(turn: Turn) -> list[Reply]:
+    _ = turn._
+    lead = None
+    if tipoff.is_expired(turn):
+        await tipoff.wipe_draft(turn)
+        lead = _("Your unfinished tip was deleted after {hours} hours without activity.").format(
+            hours=int(turn.services.settings.limits.draft_ttl.total_seconds() // 3600))
+    replies = await _route(turn)
+    if lead:
+        replies.insert(0, Reply(lead))
+    return replies
+
+
+async def _route(turn: Turn) -> list[Reply]:
+    _ = turn._
+    inbound = turn.inbound
+    in_tipoff = turn.conversation.flow == tipoff.FLOW
+    command = inbound.command
+    if command is not None:
+        name, args = command
+        if name == "/cancel":
+            if await tipoff.wipe_draft(turn):
+                return [Reply(_("Your tip was cancelled and deleted. Send /report to start again."))]
+            return [Reply(_("There is nothing to cancel."))]
+        if name == "/language":
+            return await _language(turn, args)
+        if name == "/help":
+            return [Reply(help_text(turn))] + (await tipoff.reprompt(turn) if in_tipoff else [])
+        if name == "/status":
+            return await show_status(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])
+        if name in ("/start", "/report", "/baotin"):
+            if in_tipoff:
+                return await tipoff.reprompt(turn, lead=_("You have an unfinished tip. Let us continue it, "
+                                                          "or send /cancel to delete it."))
+            return welcome(turn) if name == "/start" else await tipoff.start(turn)
+        return await _not_understood(turn, in_tipoff)
+    if inbound.choice and inbound.choice.startswith("lang="):
+        return await _language(turn, inbound.choice[5:])
+    if in_tipoff:
+        return await tipoff.answer(turn)
+    if inbound.choice == "menu:report":
+        return await tipoff.start(turn)
+    if inbound.choice == "menu:status":
+        return [Reply(_("Send /status followed by your receipt code, for example: /status TB-7K3MP-9QXFA"))]
+    if inbound.choice == "menu:help":
+        return [Reply(help_text(turn))]
+    if inbound.text and tipoff.normalize_receipt_code(inbound.text) and inbound.text.strip().upper().startswith("TB"):
+        return await show_status(turn, inbound.text)
+    return await _not_understood(turn, in_tipoff)
+
+
+async def _not_understood(turn: Turn, in_tipoff: bool) -> list[Reply]:
+    """The one neutral answer to anything unknown: it tells nobody which commands exist for others."""
+    _ = turn._
+    if in_tipoff:
+        return await tipoff.reprompt(turn, lead=_("Sorry, I did not understand that. Please answer the question "
+                                                  "below, or send /cancel to stop."))
+    return [Reply(_("Sorry, I did not understand that."), choices=_menu(turn))]
+
+
+def _menu(turn: Turn) -> list[Choice]:
+    _ = turn._
+    return [Choice("menu:report", _("Report a crime")), Choice("menu:status", _("Check a tip")),
+            Choice("menu:help", _("Help"))]
+
+
+def welcome(turn: Turn) -> list[Reply]:
+    """/start: who we are, that tips are anonymous, and what to tap."""
+    _ = turn._
+    text = _("Welcome to the police crime tip line (tin báo tố giác tội phạm).\n\n"
+             "You can report a crime here, anonymously if you wish. Your tip is encrypted and only "
+             "the police officers handling it can read it.\n\n"
+             "In an emergency, call {emergency}.").format(emergency=turn.services.settings.emergency_number)
+    return [Reply(text, choices=_menu(turn))]
+
+
+def help_text(turn: Turn) -> str:
+    _ = turn._
+    return _("/report: report a crime\n/status CODE: see what became of your tip\n/cancel: stop and delete "
+             "the tip you are writing\n/language: Tiếng Việt or English\n/help: this help\n\n"
+             "Your tip is anonymous unless you choose to leave your phone number. In an emergency, call {emergency}."
+             ).format(emergency=turn.services.settings.emergency_number)
+
+
+async def _language(turn: Turn, args: str) -> list[Reply]:
+    """/language vi|en switches at once; /language alone offers both."""
+    wanted = args.strip().lower()[:2]
+    if wanted in LANGUAGES:
+        turn.conversation.language = wanted
+        turn.session.add(turn.conversation)
+        _ = translator(wanted)
+        done = _("Language set to English.") if wanted == "en" else _("Language set to Vietnamese.")
+        if turn.conversation.flow == tipoff.FLOW:
+            return await tipoff.reprompt(turn, lead=done)
+        return [Reply(done)]
+    return [Reply(turn._("Choose your language:"),
+                  choices=[Choice("lang=vi", "Tiếng Việt"), Choice("lang=en", "English")])]

@@ -1,0 +1,46 @@
+"""Attachment files, sealed under their tip's data key, with random names under the data directory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from storage.crypto import DataKey
+
+
+class BlobStore:
+    """Encrypted files; the database row knows the name, the file alone tells nothing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    def _path(self, blob_name: str) -> Path:
+        if not blob_name.isalnum():  # names are ours (hex); anything else is a bug or an attack
+            raise ValueError("bad blob name")
+        return self.root / blob_name
+
+    def write(self, *, data_key: DataKey, attachment_id: str, data: bytes) -> str:
+        """Seal ``data`` and write it durably; returns the new random file name."""
+        blob_name = secrets.token_hex(16)
+        sealed = data_key.seal(f"attachment:{attachment_id}", data)
+        tmp = self.root / f".{blob_name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(sealed)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._path(blob_name))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return blob_name
+
+    def read(self, *, data_key: DataKey, attachment_id: str, blob_name: str) -> bytes:
+        return data_key.open(f"attachment:{attachment_id}", self._path(blob_name).read_bytes())
+
+    def delete(self, blob_name: str) -> None:
+        self._path(blob_name).unlink(missing_ok=True)

@@ -1,0 +1,75 @@
+"""Tips and their evidence: created sealed, found by receipt hash."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+from sqlalchemy import delete, func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.blobs import BlobStore
+from storage.crypto import DataKey
+from storage.models import Attachment, Tip, TipField, utcnow
+
+
+def new_id() -> str:
+    """Random ids: sequential ones would tell how many tips a unit receives."""
+    return secrets.token_hex(16)
+
+
+async def save_attachment(*, session: AsyncSession, blobs: BlobStore, data_key: DataKey, kind: str,
+                          data: bytes, filename: str | None, mime: str | None) -> Attachment:
+    """Seal the bytes to a file and record it; the filename and type are sealed too."""
+    attachment_id = new_id()
+    blob_name = blobs.write(data_key=data_key, attachment_id=attachment_id, data=data)
+    meta = data_key.seal(f"attachment-meta:{attachment_id}",
+                         f"{mime or ''}\n{filename or ''}".encode())
+    record = Attachment(id=attachment_id, owner_id=data_key.owner_id, kind=kind, size=len(data),
+                        blob_name=blob_name, meta=meta)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def count_attachments(*, session: AsyncSession, owner_id: str) -> int:
+    result = await session.exec(select(func.count()).select_from(Attachment).where(Attachment.owner_id == owner_id))
+    return int(result.one())
+
+
+async def delete_attachments(*, session: AsyncSession, blobs: BlobStore, owner_id: str) -> int:
+    """Remove the rows and the sealed files of a draft or tip."""
+    rows = (await session.exec(select(Attachment).where(Attachment.owner_id == owner_id))).all()
+    for row in rows:
+        blobs.delete(row.blob_name)
+    await session.exec(delete(Attachment).where(Attachment.owner_id == owner_id))
+    return len(rows)
+
+
+async def create_tip(*, session: AsyncSession, data_key: DataKey, channel: str, category: str, area_code: str,
+                     urgent: bool, receipt_hash: str, fields: Mapping[str, str]) -> Tip:
+    """Store a submitted tip: clear triage columns, and each answer sealed under the tip's own key."""
+    tip = Tip(id=data_key.owner_id, channel=channel, category=category, area_code=area_code, urgent=urgent,
+              receipt_hash=receipt_hash,
+              attachment_count=await count_attachments(session=session, owner_id=data_key.owner_id))
+    session.add(tip)
+    await session.flush()
+    for name, value in fields.items():
+        session.add(TipField(tip_id=tip.id, name=name, sealed=data_key.seal(name, value)))
+    await session.flush()
+    return tip
+
+
+async def find_tip_by_receipt(*, session: AsyncSession, receipt_hash: str) -> Tip | None:
+    return (await session.exec(select(Tip).where(Tip.receipt_hash == receipt_hash))).one_or_none()
+
+
+async def read_tip_fields(*, session: AsyncSession, data_key: DataKey) -> dict[str, str]:
+    rows = (await session.exec(select(TipField).where(TipField.tip_id == data_key.owner_id))).all()
+    return {row.name: data_key.open_text(row.name, row.sealed) for row in rows}
+
+
+async def set_status(*, session: AsyncSession, tip: Tip, status: str) -> None:
+    tip.status, tip.updated_at = status, utcnow()
+    session.add(tip)

@@ -1,0 +1,201 @@
+"""The `tinbao` command: init, run, chat, db upgrade, keys rotate/retire/status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, load_config
+from bot.logs import setup_logging
+from storage.crypto import DecryptionError, Keyring, KeyringError
+
+EXAMPLE_CONFIG = Path(__file__).parent / "config.example.toml"
+log = logging.getLogger("tinbao")
+
+
+def _config(args):
+    return load_config(args.config)
+
+
+def cmd_init(args) -> int:
+    """Create config.toml (from the example), the data folder and the keyring, refusing to overwrite."""
+    path = Path(args.config or "config.toml")
+    if path.exists():
+        print(f"{path} exists; keeping it")
+    else:
+        shutil.copyfile(EXAMPLE_CONFIG, path)
+        print(f"wrote {path} (edit the [[areas]] list for your province)")
+    config = load_config(path)
+    config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keyring = config.bot.keyring
+    if keyring.exists():
+        Keyring.load(keyring)  # still worth checking it opens
+        print(f"{keyring} exists; keeping it")
+    else:
+        Keyring.create(keyring)
+        print(f"wrote {keyring} (mode 0600). Back it up apart from the database: without it no tip can be read.")
+    print("next: `tinbao chat` to try it in this terminal, or TINBAO_TELEGRAM_TOKEN=… tinbao run")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from bot import runtime
+    config = _config(args)
+    setup_logging(config.bot.log_level, secrets=[config.telegram.token.get_secret_value(),
+                                                 config.telegram.webhook_secret.get_secret_value()])
+    try:
+        asyncio.run(runtime.run(config, webhook=True if args.webhook else None))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from bot import runtime
+    from bot.channels.console import chat
+    from handlers.tipline import TipLine
+    config = _config(args)
+    setup_logging("WARNING")
+
+    async def main() -> None:
+        services = await runtime.open_services(config)
+        try:
+            await chat(TipLine(services), chat_id=args.name, language=args.language)
+        finally:
+            await services.db.dispose()
+    asyncio.run(main())
+    return 0
+
+
+def cmd_db_upgrade(args) -> int:
+    from storage.migrate import upgrade_sync
+    config = _config(args)
+    upgrade_sync(config.database_url())
+    print("database schema is up to date")
+    return 0
+
+
+class Progress:
+    """A one-line progress bar on stderr for long operator jobs."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        total = max(self.total, self.done)
+        filled = int(30 * self.done / total) if total else 30
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{total}")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        sys.stderr.write("\n")
+
+
+async def rotate_keys(*, config, batch: int) -> tuple[str, int]:
+    """New active key first (new tips use it at once), then re-wrap every data key in small batches."""
+    from storage.db import Database
+    from storage.keys import count_by_key_id, rewrap_batch
+    keyring = Keyring.load(config.bot.keyring)
+    new_id = keyring.add_active_key()
+    db = Database(config.database_url())
+    try:
+        async with db.transaction() as session:
+            counts = await count_by_key_id(session=session)
+        progress = Progress("re-wrapping data keys", sum(n for k, n in counts.items() if k != new_id))
+        progress.advance(0)
+        while True:
+            # One short transaction per batch, so the running bot is never blocked for long.
+            async with db.transaction() as session:
+                done = await rewrap_batch(session=session, keyring=keyring, limit=batch)
+            if not done:
+                break
+            progress.advance(done)
+        progress.finish()
+        return new_id, progress.done
+    finally:
+        await db.dispose()
+
+
+def cmd_keys_rotate(args) -> int:
+    config = _config(args)
+    new_id, count = asyncio.run(rotate_keys(config=config, batch=args.batch))
+    print(f"key {new_id} is active; {count} data keys re-wrapped. Retire an old key with `tinbao keys retire KEY`.")
+    return 0
+
+
+async def _key_counts(config) -> dict[str, int]:
+    from storage.db import Database
+    from storage.keys import count_by_key_id
+    db = Database(config.database_url())
+    try:
+        async with db.transaction() as session:
+            return await count_by_key_id(session=session)
+    finally:
+        await db.dispose()
+
+
+def cmd_keys_status(args) -> int:
+    config = _config(args)
+    keyring = Keyring.load(config.bot.keyring)
+    counts = asyncio.run(_key_counts(config))
+    for key_id in sorted(set(keyring.keys) | set(counts)):
+        state = "active" if key_id == keyring.active_id else ("missing from keyring!" if key_id not in keyring.keys
+                                                               else "retired-ready" if not counts.get(key_id) else "old")
+        print(f"{key_id}\t{counts.get(key_id, 0)} data keys\t{state}")
+    return 0
+
+
+def cmd_keys_retire(args) -> int:
+    """Remove an old key from the keyring, only once no data key needs it."""
+    config = _config(args)
+    keyring = Keyring.load(config.bot.keyring)
+    remaining = asyncio.run(_key_counts(config)).get(args.key_id, 0)
+    if remaining:
+        raise KeyringError(f"key {args.key_id} still wraps {remaining} data keys; run `tinbao keys rotate` first")
+    keyring.remove_key(args.key_id)
+    print(f"key {args.key_id} removed from {keyring.path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tinbao", description="A crime tip line for the police on Telegram and Zalo.")
+    top.add_argument("--config", help="config file (default: $TINBAO_CONFIG or ./config.toml)")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create config.toml, the data folder and the keyring").set_defaults(func=cmd_init)
+    run = sub.add_parser("run", help="serve the bot (Telegram long polling, or --webhook)")
+    run.add_argument("--webhook", action="store_true", help="serve Telegram by webhook (checks the secret token)")
+    run.set_defaults(func=cmd_run)
+    chat = sub.add_parser("chat", help="try the tip line in this terminal, no token needed")
+    chat.add_argument("--name", default="console", help="who you are in the chat (each name has its own conversation)")
+    chat.add_argument("--language", choices=["vi", "en"], default=None)
+    chat.set_defaults(func=cmd_chat)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+    keys = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
+    rotate = keys.add_parser("rotate", help="new active key; re-wrap every data key (safe while the bot runs)")
+    rotate.add_argument("--batch", type=int, default=500)
+    rotate.set_defaults(func=cmd_keys_rotate)
+    retire = keys.add_parser("retire", help="remove an old key once nothing needs it")
+    retire.add_argument("key_id")
+    retire.set_defaults(func=cmd_keys_retire)
+    keys.add_parser("status", help="which keys wrap how many data keys").set_defaults(func=cmd_keys_status)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, KeyringError, DecryptionError) as exc:
+        # One clear line for the operator; never a traceback full of internals.
+        print(f"tinbao: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

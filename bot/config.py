@@ -1,0 +1,266 @@
+"""The operator's config.toml: read, checked key by key, and turned into the handlers' settings."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError,
+                      ValidationInfo, model_validator)
+
+from handlers.areas import Area, AreaIndex
+from handlers.context import Limits, TipLineSettings
+from handlers.questionnaire import QuestionnaireError, load_questionnaire
+
+DEFAULT_PATH = Path("config.toml")
+
+# Secrets come from the environment so that config.toml can live in git and backups without them.
+ENV_OVERRIDES = {
+    "TINBAO_TELEGRAM_TOKEN": ("telegram", "token"),
+    "TINBAO_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
+    "TINBAO_KEYRING": ("bot", "keyring"),
+    "TINBAO_DATABASE_URL": ("database", "url"),
+    "TINBAO_DATA_DIR": ("bot", "data_dir"),
+}
+_ENV_PATHS = {"TINBAO_KEYRING", "TINBAO_DATA_DIR"}
+# Values never repeated in an error message: messages end up in logs, terminals and bug reports.
+_SECRET_KEYS = {"telegram.token", "telegram.webhook_secret", "database.url"}
+_SECRET_RULE = "16–256 characters of A-Z a-z 0-9 _ -"
+
+
+class ConfigError(Exception):
+    """One clear line naming the bad config key, e.g.
+    `config.toml: limits.tips_per_day: must be a whole number ≥ 1 (got "abc")`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).splitlines()))
+
+
+class _Invalid(ValueError):
+    """A check spanning several keys that knows which key, below the model it runs on, is wrong."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    """Relative paths follow the config file, not the working directory (systemd starts us in /)."""
+    path = path.expanduser()
+    base = (info.context or {}).get("base")
+    return path if path.is_absolute() or base is None else base / path
+
+
+def _shaped(pattern: str, message: str) -> AfterValidator:
+    """A non-empty value must match ``pattern`` (empty means "not used")."""
+    def check(value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text and not re.fullmatch(pattern, text):
+            raise ValueError(message)
+        return value
+    return AfterValidator(check)
+
+
+def _place_name(name: str) -> str:
+    # NFC: an editor that saves decomposed accents would otherwise defeat matching typed names.
+    if not (name := unicodedata.normalize("NFC", name.strip())):
+        raise ValueError("must not be empty")
+    return name
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+WholeNumber = Annotated[int, Field(strict=True, ge=1)]  # strict: "5" in quotes is a mistake worth naming
+
+
+class _Section(BaseModel):
+    # validate_default: the defaults ("./data", …) must be resolved against the config folder too.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class BotSection(_Section):
+    data_dir: ConfigPath = Path("data")
+    keyring: ConfigPath = Path("keyring.json")
+    default_language: Literal["vi", "en"] = "vi"
+    emergency_number: Annotated[str, _shaped(r"[0-9]{2,15}", "must be a phone number, digits only")] = "113"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DatabaseSection(_Section):
+    url: Annotated[str, _shaped(r"(sqlite|postgresql)\S*", "must start with sqlite or postgresql")] = Field(
+        "", repr=False)  # a PostgreSQL URL holds a password
+
+
+class TelegramSection(_Section):
+    # The shape aiogram insists on: caught here, the operator sees the key instead of a traceback.
+    token: Annotated[SecretStr, _shaped(r"[0-9]+:[A-Za-z0-9_-]+", "is not a token from @BotFather")] = SecretStr("")
+    api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
+    webhook_secret: Annotated[SecretStr, _shaped(r"[A-Za-z0-9_-]{16,256}", f"must be {_SECRET_RULE}")] = SecretStr("")
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> TelegramSection:
+        if self.mode == "webhook" and not self.webhook_secret.get_secret_value():
+            # Without it, anyone who finds the URL can post forged updates in any citizen's name.
+            raise _Invalid(("webhook_secret",), f"is required in webhook mode ({_SECRET_RULE})")
+        if self.mode == "webhook" and not self.webhook_url.startswith("https://"):
+            raise _Invalid(("webhook_url",), "webhook mode needs the public https:// address Telegram will call")
+        return self
+
+
+class LimitsSection(_Section):
+    tips_per_day: WholeNumber = 5
+    messages_per_minute: WholeNumber = 20
+    status_checks_per_hour: WholeNumber = 10
+    draft_ttl_hours: WholeNumber = 24
+    max_files: WholeNumber = 10
+    max_file_mb: WholeNumber = 20
+
+
+class QuestionnaireSection(_Section):
+    path: ConfigPath | None = None
+
+
+class AreaEntry(_Section):
+    code: Annotated[str, _shaped(r"[0-9A-Za-z._-]{1,32}", "must be 1–32 letters, digits, . _ -")]
+    name: Annotated[str, AfterValidator(_place_name)]
+    parent: str | None = None
+
+
+class Config(_Section):
+    # Sections default to {} rather than an instance so that their defaults, too, see the config folder.
+    bot: BotSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    database: DatabaseSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    telegram: TelegramSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    limits: LimitsSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    questionnaire: QuestionnaireSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    areas: list[AreaEntry] = Field(default_factory=list)
+    _source: str = PrivateAttr("config.toml")  # the file's name, for errors found after loading
+
+    @model_validator(mode="after")
+    def _area_tree(self) -> Config:
+        if not self.areas:
+            raise _Invalid(("areas",), "add at least one [[areas]] entry: the province and its wards/communes")
+        first: dict[str, int] = {}
+        for i, area in enumerate(self.areas):
+            if first.setdefault(area.code, i) != i:
+                raise _Invalid(("areas", i, "code"), f'"{area.code}" is already used by areas[{first[area.code]}]')
+        parents = {a.code: a.parent for a in self.areas}
+        for i, area in enumerate(self.areas):
+            if area.parent is not None and area.parent not in parents:
+                raise _Invalid(("areas", i, "parent"), f'"{area.parent}" is not the code of any [[areas]] entry')
+            code, chain = area.code, set()
+            while code is not None:  # a loop would pass an unassigned tip "to the parent unit" for ever
+                if code in chain:
+                    raise _Invalid(("areas", i, "parent"), f'the parents of "{area.code}" form a loop')
+                chain.add(code)
+                code = parents[code]
+        return self
+
+    def database_url(self) -> str:
+        """The configured URL, else a SQLite file in the data directory (storage picks the async driver)."""
+        return self.database.url or f"sqlite+aiosqlite:///{self.bot.data_dir.as_posix()}/tinbao.db"
+
+    def tipline_settings(self) -> TipLineSettings:
+        """What the conversation handlers need; a broken questionnaire file is reported as a config error."""
+        try:
+            questionnaire = load_questionnaire(self.questionnaire.path)
+        except QuestionnaireError as exc:
+            raise ConfigError(f"{self._source}: questionnaire.path: {exc}") from None
+        except (OSError, LookupError, TypeError, ValueError, AttributeError) as exc:  # malformed past its checks
+            raise ConfigError(f"{self._source}: questionnaire.path: {self.questionnaire.path} is malformed "
+                              f"({type(exc).__name__}: {exc})") from None
+        limits = self.limits
+        return TipLineSettings(
+            areas=AreaIndex([Area(code=a.code, name=a.name, parent=a.parent) for a in self.areas]),
+            questionnaire=questionnaire,
+            limits=Limits(tips_per_day=limits.tips_per_day, messages_per_minute=limits.messages_per_minute,
+                          status_checks_per_hour=limits.status_checks_per_hour,
+                          draft_ttl=timedelta(hours=limits.draft_ttl_hours), max_files=limits.max_files,
+                          max_file_bytes=limits.max_file_mb * 1024 * 1024),
+            default_language=self.bot.default_language,
+            emergency_number=self.bot.emergency_number,
+        )
+
+
+def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read config.toml (or $TINBAO_CONFIG), let TINBAO_* variables win, and check every key."""
+    environ = os.environ if environ is None else environ
+    path = Path(path if path is not None else environ.get("TINBAO_CONFIG") or DEFAULT_PATH)
+    label = str(path)
+    try:
+        with path.open("rb") as file:
+            raw = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such file; run `tinbao init` to create one (or set TINBAO_CONFIG)") from None
+    except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot be read as UTF-8 text: {exc}") from None
+    from_env = _apply_environment(raw, environ)
+    try:
+        config = Config.model_validate(raw, context={"base": path.absolute().parent})
+    except ValidationError as exc:
+        # from None: a ValidationError repeats the input values, secrets included.
+        raise ConfigError(f"{label}: {_describe(exc, from_env)}") from None
+    config._source = label
+    return config
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Copy TINBAO_* values into the parsed file; returns dotted key → variable, to name it in errors."""
+    applied = {}
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        if not (value := environ.get(variable)):  # compose files pass unset variables as empty strings
+            continue
+        if variable in _ENV_PATHS:  # relative to where the operator typed it, as in any shell command
+            value = str(Path(value).expanduser().absolute())
+        if isinstance(table := raw.setdefault(section, {}), dict):  # else validation names the bad section
+            table[key] = value
+            applied[f"{section}.{key}"] = variable
+    return applied
+
+
+_PLAIN = {
+    "extra_forbidden": "unknown key", "missing": "is required",
+    "int_type": "must be a whole number ≥ 1", "greater_than_equal": "must be a whole number ≥ 1",
+    "string_type": 'must be text in quotes, e.g. "…"', "path_type": "must be a file or folder path in quotes",
+    "model_type": "must be a table, e.g. [section]", "list_type": "must be a list of [[areas]] tables",
+}
+_KNOWN_KEYS = {name for model in (Config, BotSection, DatabaseSection, TelegramSection, LimitsSection,
+                                  QuestionnaireSection, AreaEntry) for name in model.model_fields}
+
+
+def _describe(exc: ValidationError, from_env: Mapping[str, str]) -> str:
+    """Pydantic's first complaint as `<dotted.key>: <plain message>`, with the value only if not secret."""
+    errors = exc.errors()
+    loc, kind, cause = errors[0]["loc"], errors[0]["type"], (errors[0].get("ctx") or {}).get("error")
+    if isinstance(cause, _Invalid):
+        loc, message = loc + cause.loc, str(cause)
+    elif kind == "value_error":
+        message = str(cause)
+    elif kind == "literal_error":
+        message = f"must be one of {errors[0]['ctx']['expected']}"
+    else:
+        message = _PLAIN.get(kind) or errors[0]["msg"][:1].lower() + errors[0]["msg"][1:]
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    if kind == "extra_forbidden" and (close := difflib.get_close_matches(str(loc[-1]), _KNOWN_KEYS, n=1)):
+        message += f" (did you mean {close[0]}?)"
+    value = errors[0].get("input")
+    if (kind not in ("missing", "extra_forbidden") and not isinstance(cause, _Invalid) and key not in _SECRET_KEYS
+            and isinstance(value, (str, int, float, bool))):
+        shown = json.dumps(value, ensure_ascii=False)
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '…'})"
+    if key in from_env:
+        key += f" (from ${from_env[key]})"
+    more = len(errors) - 1
+    return f"{key}: {message}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

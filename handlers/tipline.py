@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from handlers import tipoff
+from handlers.areas import fold
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, translator
 from handlers.limits import count_message
@@ -78,6 +79,8 @@ class TipLine:
             replies = await self._flood_guard(turn)
             if replies is None:
                 replies = await route(turn)
+            if conversation.flow is None:
+                conversation.offered = ",".join(c.id for r in replies for c in r.choices)[:255] or None
             conversation.updated_at = turn.now
             session.add(conversation)
         return replies
@@ -105,10 +108,24 @@ async def route(turn: Turn) -> list[Reply]:
     return replies
 
 
+def _typed_menu_choice(turn: Turn) -> str | None:
+    """On channels without buttons, "2" or the words of a menu button mean that button."""
+    offered = (turn.conversation.offered or "").split(",")
+    text = (turn.inbound.text or "").strip()
+    if not text or not offered[0]:
+        return None
+    if text.isdigit():
+        return offered[int(text) - 1] if 1 <= int(text) <= len(offered) else None
+    labels = {c.id: c.label for c in _menu(turn) + _language_choices()}
+    return next((i for i in offered if i in labels and fold(labels[i]) == fold(text)), None)
+
+
 async def _route(turn: Turn) -> list[Reply]:
     _ = turn._
     inbound = turn.inbound
     in_tipoff = turn.conversation.flow == tipoff.FLOW
+    if not in_tipoff and inbound.choice is None and inbound.command is None:
+        inbound.choice = _typed_menu_choice(turn)
     command = inbound.command
     if command is not None:
         name, args = command
@@ -187,5 +204,8 @@ async def _language(turn: Turn, args: str) -> list[Reply]:
         if turn.conversation.flow == tipoff.FLOW:
             return await tipoff.reprompt(turn, lead=done)
         return [Reply(done)]
-    return [Reply(turn._("Choose your language:"),
-                  choices=[Choice("lang=vi", "Tiếng Việt"), Choice("lang=en", "English")])]
+    return [Reply(turn._("Choose your language:"), choices=_language_choices())]
+
+
+def _language_choices() -> list[Choice]:
+    return [Choice("lang=vi", "Tiếng Việt"), Choice("lang=en", "English")]

@@ -33,6 +33,9 @@ class Conversation(SQLModel, table=True):
     chat_key: str = Field(unique=True, max_length=64)  # keyed pseudonym of channel + chat id
     channel: str = Field(max_length=16)
     language: str | None = Field(default=None, max_length=8)  # chosen with /language
+    # Ids of the menu buttons last shown outside a tip-off, so "2" typed where there are no buttons
+    # means the second of them (inside a tip-off the questionnaire knows its own choices).
+    offered: str | None = Field(default=None, max_length=255)
     flow: str | None = Field(default=None, max_length=32)
     draft_id: str | None = Field(default=None, max_length=32)
     draft: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

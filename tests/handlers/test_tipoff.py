@@ -88,3 +88,15 @@ async def test_cancel_wipes_the_draft_and_its_files(citizen, services, tmp_path)
     assert "cancelled and deleted" in citizen.text
     assert await count(services, Attachment) == 0 and await count(services, Tip) == 0
     assert list(services.blobs.root.iterdir()) == []
+
+
+async def test_numbers_typed_for_menu_buttons_on_channels_without_buttons(citizen):
+    citizen.language = "en"
+    await citizen.send("hello")
+    assert citizen.labels[0] == "Report a crime"
+    await citizen.send("1")
+    assert "What kind of crime" in citizen.text
+    await citizen.send("/cancel")
+    await citizen.send("/language")
+    await citizen.send("2")
+    assert "Language set to English" in citizen.text

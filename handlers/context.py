@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from handlers.areas import AreaIndex
 from handlers.questionnaire import Questionnaire, load_questionnaire
+from handlers.units import UnitTree
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
@@ -27,12 +28,27 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Triage:
+    unclaimed_alert: timedelta = timedelta(hours=24)  # remind officers of tips nobody took
+    review_alert: timedelta = timedelta(hours=72)  # and of tips claimed but not judged
+    purge_not_valuable_after: timedelta = timedelta(days=365)
+    invite_ttl: timedelta = timedelta(hours=24)
+    queue_page: int = 10
+
+
+@dataclass(frozen=True)
 class TipLineSettings:
     areas: AreaIndex
     questionnaire: Questionnaire = field(default_factory=load_questionnaire)
     limits: Limits = field(default_factory=Limits)
     default_language: str = "vi"
     emergency_number: str = "113"
+    units: UnitTree | None = None
+    triage: Triage = field(default_factory=Triage)
+
+    @property
+    def unit_tree(self) -> UnitTree:
+        return self.units or UnitTree([], self.areas)
 
 
 def utc_now() -> datetime:

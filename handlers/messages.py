@@ -65,6 +65,22 @@ class Choice:
     label: str
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a message goes when it is not an answer to the current chat (a tipster, an officer)."""
+
+    channel: str
+    chat_id: str
+
+
+@dataclass
+class OutgoingFile:
+    kind: str  # photo, video, voice, audio, document
+    data: bytes
+    filename: str | None = None
+    mime: str | None = None
+
+
 @dataclass
 class Reply:
     """A message to send back; choices become buttons, or a numbered list where there are none."""
@@ -74,6 +90,9 @@ class Reply:
     columns: int = 1
     location_button: str | None = None  # label of a "send my location" button, where the channel has one
     contact_button: str | None = None  # label of a "share my phone number" button, likewise
+    to: Route | None = None  # None: the chat that wrote
+    files: list[OutgoingFile] = field(default_factory=list)
+    commands_menu: str | None = None  # "officer" or "citizen": the command list this chat should now see
 
 
 def numbered_text(reply: Reply) -> str:

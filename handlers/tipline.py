@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from handlers import tipoff
+from handlers import followup, officers, tipoff, triage
 from handlers.areas import fold
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, translator
@@ -136,19 +136,32 @@ async def _route(turn: Turn) -> list[Reply]:
         if name == "/language":
             return await _language(turn, args)
         if name == "/help":
-            return [Reply(help_text(turn))] + (await tipoff.reprompt(turn) if in_tipoff else [])
+            officer = await officers.current_officer(turn)
+            extra = [Reply(officers.officer_help(turn))] if officer else []
+            return [Reply(help_text(turn))] + extra + (await tipoff.reprompt(turn) if in_tipoff else [])
         if name == "/status":
             return await show_status(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])
+        if name == "/enroll":
+            return await officers.enroll(turn, args)
+        if name in OFFICER_COMMANDS:
+            return await _as_officer(turn, OFFICER_COMMANDS[name], args, in_tipoff)
         if name in ("/start", "/report", "/baotin"):
             if in_tipoff:
                 return await tipoff.reprompt(turn, lead=_("You have an unfinished tip. Let us continue it, "
                                                           "or send /cancel to delete it."))
             return welcome(turn) if name == "/start" else await tipoff.start(turn)
         return await _not_understood(turn, in_tipoff)
+    if inbound.choice and inbound.choice.startswith("t:"):
+        action, args = _officer_button(inbound.choice)
+        return await _as_officer(turn, action, args, in_tipoff)
     if inbound.choice and inbound.choice.startswith("lang="):
         return await _language(turn, inbound.choice[5:])
     if in_tipoff:
         return await tipoff.answer(turn)
+    if inbound.choice is None and not inbound.files:
+        answered = await followup.pending_answer(turn)
+        if answered is not None:
+            return answered
     if inbound.choice == "menu:report":
         return await tipoff.start(turn)
     if inbound.choice == "menu:status":
@@ -158,6 +171,35 @@ async def _route(turn: Turn) -> list[Reply]:
     if inbound.text and tipoff.normalize_receipt_code(inbound.text) and inbound.text.strip().upper().startswith("TB"):
         return await show_status(turn, inbound.text)
     return await _not_understood(turn, in_tipoff)
+
+
+OFFICER_COMMANDS = {
+    "/queue": triage.show_queue, "/next": triage.claim_next, "/tip": triage.read_tip,
+    "/valuable": triage.judge_valuable, "/notvaluable": triage.judge_not_valuable, "/note": triage.add_note,
+    "/release": triage.release, "/transfer": triage.transfer, "/case": triage.link_case, "/ask": followup.ask,
+    "/whoami": triage.whoami,
+}
+_OFFICER_BUTTONS = {
+    "open": triage.read_tip, "queue": triage.show_queue, "valuable": triage.judge_valuable,
+    "notvaluable": triage.judge_not_valuable, "nv": triage.judge_not_valuable, "release": triage.release,
+}
+
+
+def _officer_button(payload: str):
+    """ "t:nv:K7QM2X:duplicate" → (judge_not_valuable, "K7QM2X duplicate"); unknown → (None, "")."""
+    parts = payload.split(":")
+    return _OFFICER_BUTTONS.get(parts[1] if len(parts) > 1 else ""), " ".join(parts[2:])
+
+
+async def _as_officer(turn: Turn, action, args: str, in_tipoff: bool) -> list[Reply]:
+    """Officer commands and buttons; anyone else, or a forged button, gets the neutral answer."""
+    officer = await officers.current_officer(turn)
+    if officer is None or action is None:
+        return await _not_understood(turn, in_tipoff)
+    try:
+        return await action(turn, officer, args)
+    except triage.Refusal as refusal:
+        return [Reply(str(refusal))]
 
 
 async def _not_understood(turn: Turn, in_tipoff: bool) -> list[Reply]:

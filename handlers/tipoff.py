@@ -186,7 +186,7 @@ def prompt(turn: Turn, draft: Draft, *, lead: str | None = None) -> Reply:
     return reply
 
 
-def _shown_answer(turn: Turn, step: Step, answer: dict | None) -> str:
+def shown_answer(turn: Turn, step: Step, answer: dict | None) -> str:
     _ = turn._
     if answer is None or answer.get("skipped"):
         return _("(skipped)")
@@ -217,7 +217,7 @@ def _review(turn: Turn, draft: Draft, *, lead: str | None) -> Reply:
     steps = [s for s in questionnaire.steps if s.kind != "review" and s.applies(draft.answers)]
     review = questionnaire.step(draft.step)
     lines = [review.prompt(turn.lang), ""]
-    lines += [f"• {s.label(turn.lang)}: {_shown_answer(turn, s, draft.answers.get(s.id))}" for s in steps]
+    lines += [f"• {s.label(turn.lang)}: {shown_answer(turn, s, draft.answers.get(s.id))}" for s in steps]
     text = "\n".join(lines)
     choices = [_button(review, f"edit={s.id}", _("Edit: {label}").format(label=s.label(turn.lang))) for s in steps]
     choices += [_button(review, "submit", _("Send the tip")), _button(review, "cancel", _("Cancel"))]
@@ -414,6 +414,9 @@ async def _answer_media(turn: Turn, draft: Draft, step: Step) -> dict | str | No
             if problem:
                 problems.append(problem)
         if problems:
+            # Files kept beside a refused one are stored, so they must be counted too: otherwise the
+            # count shown is wrong and max_files can be walked around one mixed album at a time.
+            _save_draft(turn, draft)
             return "\n".join(problems)
         return None
     value = _selected(turn, draft, step)
@@ -451,11 +454,18 @@ async def _keep_file(turn: Turn, draft: Draft, incoming: IncomingFile) -> str | 
         return too_big
     mime, filename = incoming.mime, incoming.filename
     if incoming.kind == "photo" or (mime or "").startswith("image/"):
+        unreadable = _("This image could not be read, so its hidden data (such as location) could not be removed. "
+                       "Please send it as a photo instead.")
         try:
             data, mime = strip_image_metadata(data)
         except UnsupportedImage:
-            return _("This image could not be read, so its hidden data (such as location) could not be removed. "
-                     "Please send it as a photo instead.")
+            return unreadable
+        except Exception as exc:  # noqa: BLE001
+            # Pillow raises some refusals past UnsupportedImage (DecompressionBombError: a tiny file claiming
+            # billions of pixels). A hostile image is refused like an unreadable one, not answered with
+            # "something went wrong, send it again".
+            log.warning("evidence image refused: %s", type(exc).__name__)
+            return unreadable
     await tip_store.save_attachment(session=turn.session, blobs=turn.services.blobs, data_key=draft.key,
                                     kind=incoming.kind, data=data, filename=filename, mime=mime)
     draft.pending["files"] = count + 1
@@ -534,11 +544,12 @@ async def _submit(turn: Turn, draft: Draft) -> Reply | str:
     urgency = next((s for s in questionnaire.steps if s.role == "urgency"), None)
     urgent = bool(urgency and answers.get(urgency.id, {}).get("choice") in urgency.urgent_choices)
     code = new_receipt_code()
+    area_code = answers[questionnaire.by_role("area").id]["code"]
     await tip_store.create_tip(
         session=turn.session, data_key=draft.key, channel=turn.inbound.channel,
-        category=answers[questionnaire.category_step.id]["choice"],
-        area_code=answers[questionnaire.by_role("area").id]["code"], urgent=urgent,
-        receipt_hash=services.keyring.receipt_hash(normalize_receipt_code(code)), fields=fields)
+        category=answers[questionnaire.category_step.id]["choice"], area_code=area_code, urgent=urgent,
+        receipt_hash=services.keyring.receipt_hash(normalize_receipt_code(code)), fields=fields,
+        unit_id=services.settings.unit_tree.route(area_code))
     await add_to_window(session=turn.session, chat_key=turn.conversation.chat_key, bucket="tips",
                         window_start=day_window(turn.now))
     conv = turn.conversation

@@ -67,6 +67,7 @@ class Tip(SQLModel, table=True):
 
     __tablename__ = "tip"
     id: str = Field(primary_key=True, max_length=32)
+    ref: str = Field(unique=True, max_length=16)  # what officers type: short, random, not the receipt
     channel: str = Field(max_length=16)
     category: str = Field(index=True, max_length=32)
     area_code: str = Field(index=True, max_length=32)
@@ -77,6 +78,14 @@ class Tip(SQLModel, table=True):
     receipt_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
+    claimed_by: int | None = Field(default=None, index=True)  # officer id
+    claimed_at: datetime | None = None
+    verdict_at: datetime | None = None
+    verdict_reason: str | None = Field(default=None, max_length=32)  # a code from the reasons list
+    case_ref: str | None = Field(default=None, index=True, max_length=64)  # the case (vụ) it helped clarify
+    subject_count: int = 0  # subjects (đối tượng) involved in that case
+    alerted_at: datetime | None = None  # when officers were last reminded that it waits
+    purged_at: datetime | None = None  # sealed content deleted under the retention rules; counts stay
 
 
 class TipField(SQLModel, table=True):
@@ -100,3 +109,57 @@ class Attachment(SQLModel, table=True):
     blob_name: str = Field(max_length=64)
     meta: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed: filename, mime
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Officer(SQLModel, table=True):
+    """An enrolled officer (cán bộ): known by chat pseudonym; reachable through a sealed route."""
+
+    __tablename__ = "officer"
+    id: int | None = Field(default=None, primary_key=True)
+    chat_key: str = Field(unique=True, max_length=64)
+    channel: str = Field(max_length=16)
+    unit_id: str = Field(index=True, max_length=32)
+    role: str = Field(max_length=16)  # officer, supervisor, admin
+    name: str = Field(max_length=100)  # how colleagues and the audit log name them
+    route_key_id: str = Field(max_length=32)  # data key that seals the reply route
+    route: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    enrolled_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class Invite(SQLModel, table=True):
+    """A one-time enrolment code, stored as a keyed hash, valid for a day."""
+
+    __tablename__ = "invite"
+    code_hash: str = Field(primary_key=True, max_length=64)
+    unit_id: str = Field(max_length=32)
+    role: str = Field(max_length=16)
+    name: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    officer_id: int | None = None
+
+
+class FollowUp(SQLModel, table=True):
+    """An officer's question waiting for a tipster; which tip it is about is sealed."""
+
+    __tablename__ = "follow_up"
+    id: str = Field(primary_key=True, max_length=32)  # also the owner of the data key sealing `sealed`
+    chat_key: str = Field(index=True, max_length=64)  # the tipster's pseudonym
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only, hash-chained: who viewed, decrypted, changed or exported what, and when."""
+
+    __tablename__ = "audit_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=64)  # "officer:12", "cli", "system"
+    action: str = Field(max_length=32)
+    tip_ref: str | None = Field(default=None, index=True, max_length=16)
+    detail: str = Field(default="", max_length=255)  # never tip content
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -19,6 +19,17 @@ def new_id() -> str:
     return secrets.token_hex(16)
 
 
+# Officer references: short enough to type, random so they say nothing about volume or order.
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+async def _new_ref(session: AsyncSession) -> str:
+    while True:
+        ref = "".join(secrets.choice(REF_ALPHABET) for _ in range(6))
+        if (await session.exec(select(Tip.id).where(Tip.ref == ref))).first() is None:
+            return ref
+
+
 async def save_attachment(*, session: AsyncSession, blobs: BlobStore, data_key: DataKey, kind: str,
                           data: bytes, filename: str | None, mime: str | None) -> Attachment:
     """Seal the bytes to a file and record it; the filename and type are sealed too."""
@@ -38,6 +49,19 @@ async def count_attachments(*, session: AsyncSession, owner_id: str) -> int:
     return int(result.one())
 
 
+async def open_attachments(*, session: AsyncSession, blobs: BlobStore,
+                           data_key: DataKey) -> list[tuple[str, bytes, str | None, str | None]]:
+    """A tip's evidence, decrypted: (kind, bytes, filename, mime) in the order it was sent."""
+    rows = (await session.exec(select(Attachment).where(Attachment.owner_id == data_key.owner_id)
+                               .order_by(Attachment.created_at))).all()
+    opened = []
+    for row in rows:
+        data = blobs.read(data_key=data_key, attachment_id=row.id, blob_name=row.blob_name)
+        mime, _sep, filename = data_key.open_text(f"attachment-meta:{row.id}", row.meta).partition("\n")
+        opened.append((row.kind, data, filename or None, mime or None))
+    return opened
+
+
 async def delete_attachments(*, session: AsyncSession, blobs: BlobStore, owner_id: str) -> int:
     """Remove the rows and the sealed files of a draft or tip."""
     rows = (await session.exec(select(Attachment).where(Attachment.owner_id == owner_id))).all()
@@ -48,10 +72,10 @@ async def delete_attachments(*, session: AsyncSession, blobs: BlobStore, owner_i
 
 
 async def create_tip(*, session: AsyncSession, data_key: DataKey, channel: str, category: str, area_code: str,
-                     urgent: bool, receipt_hash: str, fields: Mapping[str, str]) -> Tip:
+                     urgent: bool, receipt_hash: str, fields: Mapping[str, str], unit_id: str | None = None) -> Tip:
     """Store a submitted tip: clear triage columns, and each answer sealed under the tip's own key."""
-    tip = Tip(id=data_key.owner_id, channel=channel, category=category, area_code=area_code, urgent=urgent,
-              receipt_hash=receipt_hash,
+    tip = Tip(id=data_key.owner_id, ref=await _new_ref(session), channel=channel, category=category,
+              area_code=area_code, urgent=urgent, receipt_hash=receipt_hash, unit_id=unit_id,
               attachment_count=await count_attachments(session=session, owner_id=data_key.owner_id))
     session.add(tip)
     await session.flush()

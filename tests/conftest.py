@@ -11,6 +11,7 @@ import pytest
 
 from handlers.areas import Area, AreaIndex
 from handlers.context import Limits, Services, TipLineSettings
+from handlers.units import Unit, UnitTree
 from handlers.tipline import TipLine
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
@@ -31,6 +32,13 @@ TEST_AREAS = [
     Area("79.26800", "Phường Bến Thành Mới", "79"),
     Area("01", "Thành phố Hà Nội"),
     Area("01.00070", "Phường Hoàn Kiếm", "01"),
+]
+
+TEST_UNITS = [
+    Unit("ca-hcm", "Công an Thành phố Hồ Chí Minh", None, ("79",)),
+    Unit("ca-benthanh", "Công an phường Bến Thành", "ca-hcm", ("79.26734",)),
+    Unit("ca-saigon", "Công an phường Sài Gòn", "ca-hcm", ("79.26737",)),
+    Unit("ca-hn", "Công an Thành phố Hà Nội", None, ("01",)),
 ]
 
 
@@ -88,7 +96,8 @@ def limits() -> Limits:
 
 @pytest.fixture
 def services(db, keyring, tmp_path: Path, limits: Limits) -> Services:
-    settings = TipLineSettings(areas=AreaIndex(TEST_AREAS), limits=limits)
+    areas = AreaIndex(TEST_AREAS)
+    settings = TipLineSettings(areas=areas, limits=limits, units=UnitTree(TEST_UNITS, areas))
     return Services(db=db, keyring=keyring, blobs=BlobStore(tmp_path / "data" / "blobs"), settings=settings)
 
 

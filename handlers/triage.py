@@ -1,0 +1,351 @@
+"""Officer triage in the bot: queue, claim, read, judge, note, transfer, release, link to a case.
+
+```mermaid
+stateDiagram-v2
+    [*] --> new: citizen sends
+    new --> in_review: /next or claim
+    transferred --> in_review: claim
+    in_review --> needs_info: /ask
+    needs_info --> in_review: tipster answers
+    in_review --> new: /release
+    new --> transferred: /transfer
+    in_review --> transferred: /transfer
+    in_review --> valuable: /valuable
+    in_review --> not_valuable: /notvaluable
+    not_valuable --> [*]: purged after the retention period
+```
+Every read of a tip's sealed content, and every change, is written to the audit log first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+
+from handlers.context import VIETNAM
+from handlers.i18n import N_, number, translator
+from handlers.messages import Choice, OutgoingFile, Reply, Route
+from handlers.officers import ROLE_NAMES, actor, in_scope, officer_help, scope
+from handlers.tipoff import CONTACT_FIELD, REPLY_ROUTE_FIELD, shown_answer
+from handlers.turn import Turn
+from storage import keys as key_store
+from storage import tips as tip_store
+from storage import triage as triage_store
+from storage.audit import append_audit
+from storage.models import Officer, Tip
+from storage.officers import officer_route
+
+NOT_VALUABLE_REASONS = {
+    "insufficient": N_("Not enough information"),
+    "false": N_("Untrue"),
+    "duplicate": N_("Duplicate"),
+    "out_of_scope": N_("Outside our jurisdiction"),
+    "other": N_("Other"),
+}
+STATUS_NAMES = {
+    "new": N_("new"), "transferred": N_("transferred"), "in_review": N_("in review"),
+    "needs_info": N_("waiting for the tipster"), "valuable": N_("valuable"), "not_valuable": N_("not valuable"),
+}
+CASE_REF = re.compile(r"^[\w./-]{1,64}$")
+
+
+# --- shared checks -------------------------------------------------------------------------------
+
+class Refusal(Exception):
+    """A triage command that cannot be done; the message says why, nothing was changed."""
+
+
+async def _tip_in_scope(turn: Turn, officer: Officer, ref: str, *, lock: bool = True) -> Tip:
+    """The tip, if this officer may see it; otherwise the same answer as for a tip that does not exist."""
+    _ = turn._
+    ref = ref.strip().upper()
+    tip = await triage_store.tip_by_ref(session=turn.session, ref=ref, lock=lock) if ref else None
+    if tip is None or not in_scope(turn, officer, tip):
+        raise Refusal(_("There is no tip {ref} in your units.").format(ref=ref or "?"))
+    return tip
+
+
+def _check_open(turn: Turn, tip: Tip) -> None:
+    _ = turn._
+    if tip.purged_at is not None:
+        raise Refusal(_("Tip {ref} was purged under the retention rules.").format(ref=tip.ref))
+    if tip.status in triage_store.JUDGED:
+        raise Refusal(_("Tip {ref} was already judged {verdict}.").format(ref=tip.ref, verdict=_(STATUS_NAMES[tip.status])))
+
+
+async def _check_holder(turn: Turn, officer: Officer, tip: Tip) -> None:
+    """Only the officer who claimed a tip (or a supervisor) may act on it while it is in review."""
+    _ = turn._
+    if tip.claimed_by not in (None, officer.id) and officer.role == "officer" and tip.status in ("in_review", "needs_info"):
+        holder = await turn.session.get(Officer, tip.claimed_by)
+        raise Refusal(_("Tip {ref} is being reviewed by {name}.").format(ref=tip.ref, name=holder.name if holder else "?"))
+
+
+async def _audit(turn: Turn, officer: Officer, action: str, tip: Tip | None = None, detail: str = "") -> None:
+    await append_audit(session=turn.session, keyring=turn.services.keyring, actor=actor(officer), action=action,
+                       tip_ref=tip.ref if tip else None, detail=detail)
+
+
+def _age(turn: Turn, since: datetime) -> str:
+    _ = turn._
+    minutes = int((turn.now - since).total_seconds() // 60)
+    if minutes < 60:
+        return _("{n} min").format(n=number(max(minutes, 0), turn.lang))
+    if minutes < 48 * 60:
+        return _("{n} h").format(n=number(minutes // 60, turn.lang))
+    return _("{n} days").format(n=number(minutes // 1440, turn.lang))
+
+
+def _summary(turn: Turn, tip: Tip) -> str:
+    """One line from clear columns only: what a queue may show without decrypting anything."""
+    _ = turn._
+    category = turn.services.settings.questionnaire.category_step.option(tip.category)
+    urgent = "🔴 " if tip.urgent else ""
+    return _("{urgent}{ref} · {category} · {area} · {age} · {files} file(s) · {status}").format(
+        urgent=urgent, ref=tip.ref, category=category.label(turn.lang) if category else tip.category,
+        area=turn.services.settings.areas.display(tip.area_code), age=_age(turn, tip.created_at),
+        files=number(tip.attachment_count, turn.lang), status=_(STATUS_NAMES.get(tip.status, tip.status)))
+
+
+def _tip_buttons(turn: Turn, tip: Tip) -> list[Choice]:
+    _ = turn._
+    if tip.status in triage_store.JUDGED or tip.purged_at:
+        return []
+    return [Choice(f"t:valuable:{tip.ref}", _("✅ Valuable")), Choice(f"t:notvaluable:{tip.ref}", _("❌ Not valuable")),
+            Choice(f"t:release:{tip.ref}", _("↩️ Release"))]
+
+
+async def _tipster_route(turn: Turn, tip: Tip) -> tuple[Route, str] | None:
+    data_key = await key_store.load_data_key(session=turn.session, keyring=turn.services.keyring, owner_id=tip.id)
+    if data_key is None:
+        return None
+    fields = await tip_store.read_tip_fields(session=turn.session, data_key=data_key)
+    if REPLY_ROUTE_FIELD not in fields:
+        return None
+    route = json.loads(fields[REPLY_ROUTE_FIELD])
+    return Route(route["channel"], route["chat_id"]), route.get("language", "vi")
+
+
+async def notify_tipster(turn: Turn, tip: Tip, text: str) -> list[Reply]:
+    """A message to the tipster in their language, through the bot; the officer never sees who it is."""
+    found = await _tipster_route(turn, tip)
+    if found is None:
+        return []
+    route, lang = found
+    _ = translator(lang)
+    received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y")
+    return [Reply(_(text).format(date=received), to=route)]
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+async def show_queue(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/queue [page]: the unit's open tips, urgent first then oldest, from clear columns only."""
+    _ = turn._
+    size = turn.services.settings.triage.queue_page
+    page = int(args) if args.strip().isdigit() and int(args) > 0 else 1
+    tips, total = await triage_store.queue(session=turn.session, unit_ids=scope(turn, officer),
+                                           offset=(page - 1) * size, limit=size)
+    if total == 0:
+        return [Reply(_("No open tips in your units. 👍"))]
+    pages = (total + size - 1) // size
+    lines = [_("Open tips: {total} (page {page}/{pages})").format(
+        total=number(total, turn.lang), page=page, pages=pages), ""]
+    lines += [_summary(turn, tip) for tip in tips]
+    choices = [Choice(f"t:open:{tip.ref}", tip.ref) for tip in tips]
+    if page < pages:
+        choices.append(Choice(f"t:queue:{page + 1}", _("Next page ▶")))
+    return [Reply("\n".join(lines), choices=choices, columns=3)]
+
+
+async def claim_next(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/next: take the next waiting tip (atomic: two officers never get the same one) and read it."""
+    _ = turn._
+    tip = await triage_store.claim_next(session=turn.session, unit_ids=scope(turn, officer), officer_id=officer.id,
+                                        now=turn.now)
+    if tip is None:
+        return [Reply(_("No tip is waiting in your units."))]
+    await _audit(turn, officer, "claim", tip)
+    told = await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."))
+    return await _read(turn, officer, tip) + told
+
+
+async def read_tip(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/tip REF: the tip decrypted, with its evidence re-sent; the view is audited."""
+    tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "", lock=False)
+    replies: list[Reply] = []
+    if tip.status in triage_store.PENDING and tip.purged_at is None:
+        if await triage_store.claim(session=turn.session, tip=tip, officer_id=officer.id, now=turn.now):
+            await _audit(turn, officer, "claim", tip)
+            replies += await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."))
+    return await _read(turn, officer, tip) + replies
+
+
+async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
+    _ = turn._
+    header = _summary(turn, tip)
+    if tip.purged_at is not None:
+        return [Reply(header + "\n\n" + _("The content of this tip was purged under the retention rules."))]
+    services = turn.services
+    data_key = await key_store.load_data_key(session=turn.session, keyring=services.keyring, owner_id=tip.id)
+    fields = await tip_store.read_tip_fields(session=turn.session, data_key=data_key)
+    await _audit(turn, officer, "view", tip)
+    lines = [header, _("Received: {when} · unit: {unit}").format(
+        when=tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M"),
+        unit=services.settings.unit_tree.name(tip.unit_id)), ""]
+    for step in services.settings.questionnaire.steps:
+        if step.id in fields and step.kind not in ("review", "contact"):
+            lines.append(f"• {step.label(turn.lang)}: {shown_answer(turn, step, json.loads(fields[step.id]))}")
+    if CONTACT_FIELD in fields:
+        lines.append(_("• Tipster's phone (they chose to give it): {phone}").format(phone=fields[CONTACT_FIELD]))
+    else:
+        lines.append(_("• Tipster: anonymous"))
+    if REPLY_ROUTE_FIELD not in fields:
+        lines.append(_("• The tipster declined follow-up questions."))
+    for name in sorted((n for n in fields if ":" in n), key=lambda n: (int(n.split(":")[1]), n)):
+        kind, _n = name.split(":")
+        label = {"note": _("Note"), "question": _("Question"), "answer": _("Tipster's answer")}.get(kind, kind)
+        lines.append(f"• {label} {_n}: {fields[name]}")
+    if tip.case_ref:
+        lines.append(_("• Case {case}, {n} subject(s)").format(case=tip.case_ref, n=number(tip.subject_count, turn.lang)))
+    replies = [Reply("\n".join(lines), choices=_tip_buttons(turn, tip), columns=2)]
+    files = await _evidence(turn, tip, data_key)
+    if files:
+        replies.append(Reply(_("Evidence of {ref}:").format(ref=tip.ref), files=files))
+    return replies
+
+
+async def _evidence(turn: Turn, tip: Tip, data_key) -> list[OutgoingFile]:
+    opened = await tip_store.open_attachments(session=turn.session, blobs=turn.services.blobs, data_key=data_key)
+    return [OutgoingFile(kind, data, filename=filename, mime=mime) for kind, data, filename, mime in opened]
+
+
+async def judge_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/valuable REF [note]: the tip helped; the tipster is thanked."""
+    _ = turn._
+    ref, _sep, note = args.partition(" ")
+    tip = await _tip_in_scope(turn, officer, ref)
+    _check_open(turn, tip)
+    await _check_holder(turn, officer, tip)
+    if note.strip():
+        await _add_note(turn, tip, note.strip())
+    _set_verdict(turn, officer, tip, "valuable", None)
+    await _audit(turn, officer, "verdict", tip, "valuable")
+    told = await notify_tipster(turn, tip, N_("Your tip of {date} was judged valuable. Thank you for helping keep "
+                                               "our community safe!"))
+    return [Reply(_("Tip {ref} is judged valuable. Link it to a case with /case {ref} CASE SUBJECTS.").format(
+        ref=tip.ref))] + told
+
+
+async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/notvaluable REF REASON: reason from the list; the tipster is never told the reason."""
+    _ = turn._
+    ref, _sep, reason = args.partition(" ")
+    tip = await _tip_in_scope(turn, officer, ref)
+    _check_open(turn, tip)
+    await _check_holder(turn, officer, tip)
+    reason = reason.strip().lower()
+    if reason not in NOT_VALUABLE_REASONS:
+        return [Reply(_("Why is tip {ref} not valuable?").format(ref=tip.ref),
+                      choices=[Choice(f"t:nv:{tip.ref}:{code}", _(label)) for code, label in NOT_VALUABLE_REASONS.items()])]
+    _set_verdict(turn, officer, tip, "not_valuable", reason)
+    await _audit(turn, officer, "verdict", tip, f"not_valuable reason={reason}")
+    return [Reply(_("Tip {ref} is judged not valuable ({reason}).").format(ref=tip.ref, reason=_(NOT_VALUABLE_REASONS[reason])))]
+
+
+def _set_verdict(turn: Turn, officer: Officer, tip: Tip, status: str, reason: str | None) -> None:
+    tip.status, tip.verdict_reason, tip.verdict_at, tip.updated_at = status, reason, turn.now, turn.now
+    tip.claimed_by = tip.claimed_by or officer.id
+    turn.session.add(tip)
+
+
+async def _add_note(turn: Turn, tip: Tip, text: str) -> None:
+    data_key = await key_store.load_data_key(session=turn.session, keyring=turn.services.keyring, owner_id=tip.id)
+    await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="note", value=text[:2000])
+
+
+async def add_note(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/note REF TEXT: a sealed note on the tip, for colleagues."""
+    _ = turn._
+    ref, _sep, text = args.partition(" ")
+    tip = await _tip_in_scope(turn, officer, ref)
+    if tip.purged_at is not None:
+        raise Refusal(_("Tip {ref} was purged under the retention rules.").format(ref=tip.ref))
+    if not text.strip():
+        return [Reply(_("Write the note after the reference: /note {ref} TEXT").format(ref=tip.ref))]
+    await _add_note(turn, tip, text.strip())
+    await _audit(turn, officer, "note", tip)
+    return [Reply(_("Note added to {ref}.").format(ref=tip.ref))]
+
+
+async def release(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/release REF: give the tip back to the queue."""
+    _ = turn._
+    tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "")
+    _check_open(turn, tip)
+    await _check_holder(turn, officer, tip)
+    if tip.status not in ("in_review", "needs_info"):
+        return [Reply(_("Tip {ref} is not claimed.").format(ref=tip.ref))]
+    tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = "new", None, None, turn.now
+    turn.session.add(tip)
+    await _audit(turn, officer, "release", tip)
+    return [Reply(_("Tip {ref} is back in the queue.").format(ref=tip.ref))]
+
+
+async def transfer(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/transfer REF UNIT (supervisors and admins): send the tip to another unit's queue."""
+    _ = turn._
+    ref, _sep, unit_id = args.partition(" ")
+    tip = await _tip_in_scope(turn, officer, ref)
+    _check_open(turn, tip)
+    if officer.role == "officer":
+        raise Refusal(_("Only a supervisor can transfer a tip."))
+    units = turn.services.settings.unit_tree
+    unit = units.get(unit_id.strip())
+    if unit is None:
+        known = ", ".join(sorted(units.units))
+        return [Reply(_("Unknown unit «{unit}». Units: {known}").format(unit=unit_id.strip(), known=known))]
+    if unit.id == tip.unit_id:
+        return [Reply(_("Tip {ref} is already with {unit}.").format(ref=tip.ref, unit=unit.name))]
+    previous = tip.unit_id
+    tip.unit_id, tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = unit.id, "transferred", None, None, turn.now
+    turn.session.add(tip)
+    await _audit(turn, officer, "transfer", tip, f"from={previous} to={unit.id}")
+    return [Reply(_("Tip {ref} was transferred to {unit}.").format(ref=tip.ref, unit=unit.name))]
+
+
+async def link_case(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/case REF CASE SUBJECTS: a valuable tip helped clarify case CASE, with SUBJECTS people involved."""
+    _ = turn._
+    parts = args.split()
+    usage = _("Use: /case REF CASE SUBJECTS, for example /case K7QM2X 125/2026/HS 3")
+    if len(parts) != 3:
+        return [Reply(usage)]
+    tip = await _tip_in_scope(turn, officer, parts[0])
+    if tip.status != "valuable":
+        return [Reply(_("Only a tip judged valuable can be linked to a case."))]
+    if not CASE_REF.match(parts[1]) or not parts[2].isdigit() or int(parts[2]) > 10_000:
+        return [Reply(usage)]
+    tip.case_ref, tip.subject_count, tip.updated_at = parts[1], int(parts[2]), turn.now
+    turn.session.add(tip)
+    await _audit(turn, officer, "case", tip, f"case={parts[1]} subjects={parts[2]}")
+    return [Reply(_("Tip {ref} is linked to case {case} with {n} subject(s).").format(
+        ref=tip.ref, case=parts[1], n=number(int(parts[2]), turn.lang)))]
+
+
+async def whoami(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/whoami (or /help as an officer): name, role, unit and the commands."""
+    _ = turn._
+    return [Reply(_("{name}, {role} of {unit}.").format(
+        name=officer.name, role=_(ROLE_NAMES[officer.role]), unit=turn.services.settings.unit_tree.name(officer.unit_id))
+        + "\n\n" + officer_help(turn))]
+
+
+async def officer_route_of(turn: Turn, officer_id: int) -> tuple[Route, str] | None:
+    """Where to reach an enrolled officer, and in which language."""
+    officer = await turn.session.get(Officer, officer_id)
+    if officer is None or officer.revoked_at is not None:
+        return None
+    route = await officer_route(session=turn.session, keyring=turn.services.keyring, officer=officer)
+    return (Route(route["channel"], route["chat_id"]), route.get("language", "vi")) if route else None

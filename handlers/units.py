@@ -1,0 +1,49 @@
+"""Police units as a tree over the areas: a tip goes to the unit of its area, else up the tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from handlers.areas import AreaIndex
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: str
+    name: str
+    parent: str | None = None
+    areas: tuple[str, ...] = ()
+
+
+class UnitTree:
+    def __init__(self, units: list[Unit], areas: AreaIndex) -> None:
+        self.units = {u.id: u for u in units}
+        self._areas = areas
+        self._by_area = {code: u.id for u in units for code in u.areas}
+        self._root = next((u.id for u in units if u.parent is None), None)
+
+    def get(self, unit_id: str | None) -> Unit | None:
+        return self.units.get(unit_id or "")
+
+    def name(self, unit_id: str | None) -> str:
+        unit = self.get(unit_id)
+        return unit.name if unit else "—"
+
+    def route(self, area_code: str) -> str | None:
+        """The unit of the area; else of its parent area (a province); else the top unit."""
+        code: str | None = area_code
+        while code:
+            if code in self._by_area:
+                return self._by_area[code]
+            area = self._areas.get(code)
+            code = area.parent if area else None
+        return self._root
+
+    def subtree(self, unit_id: str) -> list[str]:
+        """The unit and every unit below it."""
+        found, frontier = [unit_id], [unit_id]
+        while frontier:
+            children = [u.id for u in self.units.values() if u.parent in frontier]
+            found += children
+            frontier = children
+        return found

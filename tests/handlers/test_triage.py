@@ -1,0 +1,118 @@
+"""Officer triage through the channel-neutral tip line: enrol, queue, claim, read, ask, judge, case."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from handlers.officers import create_invite_code
+from storage.audit import verify_audit
+from storage.models import AuditEntry, Tip
+from tests.handlers.test_tipoff import walk_to_review
+from tests.support.chat import ChatClient
+
+
+async def submit_tip(tipline, chat_id: str, *, category="Drugs") -> str:
+    citizen = ChatClient(tipline, chat_id=chat_id, language="en")
+    await walk_to_review(citizen, category=category, with_photo=True)
+    await citizen.click("Send the tip")
+    assert "Receipt code" in citizen.text
+    return citizen.text.split("Receipt code: ")[1].split()[0]
+
+
+async def enrol(services, tipline, chat_id: str, *, unit="ca-benthanh", role="officer", name="Đại úy Lan") -> ChatClient:
+    code = await create_invite_code(services, unit_id=unit, role=role, name=name)
+    officer = ChatClient(tipline, chat_id=chat_id, language="en")
+    await officer.send(f"/enroll {code}")
+    assert "You are enrolled" in officer.text
+    assert officer.last[0].commands_menu == "officer"
+    return officer
+
+
+async def test_whole_triage(services, tipline):
+    code = await submit_tip(tipline, "111")
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/queue")
+    assert "Open tips: 1" in officer.text and "Drugs" in officer.text
+    await officer.send("/next")
+    view, evidence, told = officer.last
+    assert "Người đàn ông áo đỏ" in view.text and "anonymous" in view.text
+    assert evidence.files and evidence.files[0].data[:2] == b"\xff\xd8"
+    assert told.to is not None and told.to.chat_id == "111" and "being reviewed" in told.text
+    ref = view.text.split(" · ")[0].split()[-1]
+    await officer.send(f"/ask {ref} Bạn có nhớ biển số xe không?")
+    sent, question = officer.last
+    assert "sent to the tipster" in sent.text and question.to.chat_id == "111"
+    tipster = ChatClient(tipline, chat_id="111", language="en")
+    await tipster.send("Biển số 59X1-123.45")
+    thanks, to_officer = tipster.last
+    assert "passed on" in thanks.text and to_officer.to.chat_id == "900"
+    await officer.send(f"/tip {ref}")
+    assert "Biển số 59X1-123.45" in officer.last[0].text
+    await officer.click("Valuable")
+    reply, told = officer.last
+    assert "judged valuable" in reply.text and told.to.chat_id == "111"
+    await officer.send(f"/case {ref} 125/2026/HS 3")
+    assert "linked to case 125/2026/HS" in officer.text
+    async with services.db.transaction() as session:
+        tip = (await session.exec(select(Tip))).one()
+        assert (tip.status, tip.case_ref, tip.subject_count) == ("valuable", "125/2026/HS", 3)
+        check = await verify_audit(session=session, keyring=services.keyring)
+        actions = [e.action for e in (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()]
+    assert check.ok and actions.count("view") == 2 and "verdict" in actions and "ask" in actions
+    await ChatClient(tipline, chat_id="222", language="en").send(f"/status {code}")
+
+
+@pytest.mark.parametrize("command", ["/queue", "/next", "/tip ABC123", "/valuable ABC123", "/notvaluable ABC123 false",
+                                     "/note ABC123 x", "/release ABC123", "/transfer ABC123 ca-hn", "/case ABC123 1 1",
+                                     "/ask ABC123 hi", "/whoami"])
+async def test_non_officers_learn_nothing(tipline, command):
+    stranger = ChatClient(tipline, chat_id="333", language="en")
+    await stranger.send("blah blah")
+    neutral = stranger.text
+    await stranger.send(command)
+    assert stranger.text == neutral
+
+
+async def test_forged_button_gets_the_neutral_answer(services, tipline):
+    await submit_tip(tipline, "111")
+    async with services.db.transaction() as session:
+        ref = (await session.exec(select(Tip.ref))).one()
+    stranger = ChatClient(tipline, chat_id="333", language="en")
+    await stranger.send("hello")
+    neutral = stranger.text
+    await stranger.deliver(choice=f"t:valuable:{ref}")
+    assert stranger.text == neutral
+    async with services.db.transaction() as session:
+        assert (await session.exec(select(Tip.status))).one() == "new"
+
+
+async def test_officer_outside_scope_sees_nothing(services, tipline):
+    await submit_tip(tipline, "111")
+    async with services.db.transaction() as session:
+        ref = (await session.exec(select(Tip.ref))).one()
+    other = await enrol(services, tipline, "901", unit="ca-saigon")
+    await other.send(f"/tip {ref}")
+    assert f"There is no tip {ref} in your units" in other.text
+    await other.send("/next")
+    assert "No tip is waiting" in other.text
+    boss = await enrol(services, tipline, "902", unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    await boss.send("/queue")
+    assert "Open tips: 1" in boss.text
+
+
+async def test_bad_triage_input_changes_nothing(services, tipline):
+    await submit_tip(tipline, "111")
+    async with services.db.transaction() as session:
+        ref = (await session.exec(select(Tip.ref))).one()
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/tip ZZZZZZ")
+    assert "There is no tip ZZZZZZ" in officer.text
+    await officer.send(f"/notvaluable {ref}")
+    assert "Why is tip" in officer.text
+    await officer.click("Duplicate")
+    assert "not valuable" in officer.text
+    await officer.send(f"/valuable {ref}")
+    assert "already judged" in officer.text
+    async with services.db.transaction() as session:
+        assert (await session.exec(select(Tip.status))).one() == "not_valuable"

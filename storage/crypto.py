@@ -44,7 +44,7 @@ def _unb64(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (ValueError, TypeError) as exc:
-        raise KeyringError(f"keyring: {what} is not valid base64") from exc
+        raise KeyringError(f"keyring {what} is not valid base64") from exc
 
 
 def _seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
@@ -138,10 +138,10 @@ class Keyring:
             doc = json.loads(raw)
             if doc.get("format") != KEYRING_FORMAT:
                 raise KeyringError(f"keyring {path} is not a {KEYRING_FORMAT} file")
-            keys = {kid: _unb64(entry["key"], f"key {kid}") for kid, entry in doc["keys"].items()}
+            keys = {kid: _unb64(entry["key"], f"{path}: key {kid}") for kid, entry in doc["keys"].items()}
             active = doc["active"]
-            pseudonym_pepper = _unb64(doc["pseudonym_pepper"], "pseudonym_pepper")
-            receipt_pepper = _unb64(doc["receipt_pepper"], "receipt_pepper")
+            pseudonym_pepper = _unb64(doc["pseudonym_pepper"], f"{path}: pseudonym_pepper")
+            receipt_pepper = _unb64(doc["receipt_pepper"], f"{path}: receipt_pepper")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(f"keyring {path} is malformed ({type(exc).__name__}: {exc})") from None
         if active not in keys:
@@ -234,3 +234,10 @@ class Keyring:
 
     def receipt_hash(self, normalized_code: str) -> str:
         return hmac.new(self._receipt_pepper, normalized_code.encode(), hashlib.sha256).hexdigest()
+
+    def invite_hash(self, normalized_code: str) -> str:
+        return hmac.new(self._receipt_pepper, b"invite:" + normalized_code.encode(), hashlib.sha256).hexdigest()
+
+    def audit_key(self) -> bytes:
+        """The key that chains the audit log; derived, so the keyring file keeps its format."""
+        return hmac.new(self._pseudonym_pepper, b"tinbao/v1|audit-chain", hashlib.sha256).digest()

@@ -144,7 +144,7 @@ class Keyring:
             receipt_pepper = _unb64(doc["receipt_pepper"], f"{path}: receipt_pepper")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(f"keyring {path} is malformed ({type(exc).__name__}: {exc})") from None
-        if active not in keys:
+        if not isinstance(active, str) or active not in keys:
             raise KeyringError(f"keyring {path}: active key {active!r} is not in the file")
         if any(len(k) != 32 for k in keys.values()) or len(pseudonym_pepper) < 32 or len(receipt_pepper) < 32:
             raise KeyringError(f"keyring {path}: a key has the wrong length")

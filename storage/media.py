@@ -34,6 +34,6 @@ def strip_image_metadata(data: bytes) -> tuple[bytes, str]:
             out = io.BytesIO()
             options = {"quality": 92} if target in ("JPEG", "WEBP") else {}
             clean.save(out, format=target, **options)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise UnsupportedImage(str(exc)) from exc
     return out.getvalue(), Image.MIME[target]

@@ -162,6 +162,103 @@ def cmd_keys_retire(args) -> int:
     return 0
 
 
+def _with_services(config, job):
+    """Run ``job(services)`` with the database and keyring open, as the bot would."""
+    from bot import runtime
+
+    async def main():
+        services = await runtime.open_services(config)
+        try:
+            return await job(services)
+        finally:
+            await services.db.dispose()
+    return asyncio.run(main())
+
+
+def cmd_officers_invite(args) -> int:
+    from handlers.officers import InviteError, create_invite_code
+    config = _config(args)
+    try:
+        code = _with_services(config, lambda s: create_invite_code(s, unit_id=args.unit, role=args.role, name=args.name))
+    except InviteError as exc:
+        raise ConfigError(str(exc)) from None
+    hours = config.triage.invite_ttl_hours
+    print(f"one-time code for {args.name} ({args.role}, {args.unit}), valid {hours} h:\n\n    {code}\n")
+    print("The officer sends /enroll followed by this code to the bot, from their own account.")
+    return 0
+
+
+def cmd_officers_list(args) -> int:
+    from storage.officers import list_officers
+    config = _config(args)
+
+    async def job(services):
+        async with services.db.transaction() as session:
+            return await list_officers(session=session)
+    units = config.tipline_settings().unit_tree
+    for officer in _with_services(config, job):
+        state = f"revoked {officer.revoked_at:%Y-%m-%d}" if officer.revoked_at else "active"
+        print(f"{officer.id}\t{officer.name}\t{officer.role}\t{officer.unit_id} ({units.name(officer.unit_id)})\t"
+              f"{officer.channel}\tenrolled {officer.enrolled_at:%Y-%m-%d}\t{state}")
+    return 0
+
+
+def cmd_officers_revoke(args) -> int:
+    from storage.audit import append_audit
+    from storage.models import utcnow
+    from storage.officers import revoke_officer
+    config = _config(args)
+
+    async def job(services):
+        async with services.db.transaction() as session:
+            officer = await revoke_officer(session=session, officer_id=args.officer_id, now=utcnow())
+            if officer is not None:
+                await append_audit(session=session, keyring=services.keyring, actor="cli", action="revoke",
+                                   detail=f"officer={officer.id}")
+            return officer
+    officer = _with_services(config, job)
+    if officer is None:
+        raise ConfigError(f"no active officer with id {args.officer_id} (see `tinbao officers list`)")
+    print(f"officer {officer.id} ({officer.name}) can no longer use officer commands")
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    from storage.audit import verify_audit
+    from storage.models import AuditEntry
+    from sqlalchemy import func
+    from sqlmodel import select
+    config = _config(args)
+
+    async def job(services):
+        async with services.db.transaction() as session:
+            total = (await session.exec(select(func.count()).select_from(AuditEntry))).one()
+            progress = Progress("verifying the audit log", total)
+            check = await verify_audit(session=session, keyring=services.keyring, progress=progress.advance)
+            progress.finish()
+            return check
+    check = _with_services(config, job)
+    if not check.ok:
+        print(f"audit log BROKEN at entry {check.broken_at}: {check.reason} ({check.entries} entries verified before it)")
+        return 1
+    print(f"audit log intact: {check.entries} entries")
+    return 0
+
+
+def cmd_purge(args) -> int:
+    from handlers.maintenance import purge_not_valuable
+    config = _config(args)
+    progress = Progress("purging tips judged not valuable", 0)
+
+    def advance(done: int, total: int) -> None:
+        progress.total = total
+        progress.advance(done - progress.done)
+    done = _with_services(config, lambda s: purge_not_valuable(s, progress=advance))
+    progress.finish()
+    print(f"{done} tips purged (sealed content, files and keys deleted; their counts stay for the figures)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinbao", description="A crime tip line for the police on Telegram and Zalo.")
     top.add_argument("--config", help="config file (default: $TINBAO_CONFIG or ./config.toml)")
@@ -184,6 +281,19 @@ def parser() -> argparse.ArgumentParser:
     retire.add_argument("key_id")
     retire.set_defaults(func=cmd_keys_retire)
     keys.add_parser("status", help="which keys wrap how many data keys").set_defaults(func=cmd_keys_status)
+    officers = sub.add_parser("officers", help="officers (cán bộ)").add_subparsers(dest="officers_command", required=True)
+    invite = officers.add_parser("invite", help="print a one-time enrolment code")
+    invite.add_argument("--unit", required=True, help="unit id from [[units]] in config.toml")
+    invite.add_argument("--role", default="officer", choices=["officer", "supervisor", "admin"])
+    invite.add_argument("--name", required=True, help="how the officer is named to colleagues and in the audit log")
+    invite.set_defaults(func=cmd_officers_invite)
+    officers.add_parser("list", help="enrolled officers").set_defaults(func=cmd_officers_list)
+    revoke = officers.add_parser("revoke", help="take an officer's access away at once")
+    revoke.add_argument("officer_id", type=int)
+    revoke.set_defaults(func=cmd_officers_revoke)
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check that no entry was changed or deleted").set_defaults(func=cmd_audit_verify)
+    sub.add_parser("purge", help="delete tips judged not valuable after the retention period").set_defaults(func=cmd_purge)
     return top
 
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from handlers.messages import Choice, Contact, IncomingFile, Inbound, Location, Reply, numbered_text
+from bot.delivery import Deliveries
+from handlers.messages import Choice, Contact, IncomingFile, Inbound, Location, Reply, Route, numbered_text
 from handlers.tipline import TipLine
 
 CHANNEL = "console"
@@ -16,6 +17,7 @@ HELP = """tinbao chat: type as a citizen would (try /start). Extra commands for 
   1, 2, …            pick a numbered choice
   /photo PATH        send a photo        /file PATH       send a document
   /location LAT LON  send a map pin      /contact PHONE   share your phone number
+  /as NAME           become another person (e.g. an officer after `tinbao officers invite`)
   /quit              leave (the conversation is kept; run tinbao chat again to go on)"""
 
 
@@ -58,6 +60,8 @@ def parse_line(line: str, *, chat_id: str, language: str | None, choices: list[C
 
 def render(reply: Reply) -> str:
     text = numbered_text(reply)
+    for file in reply.files:
+        text += f"\n[{file.kind}: {file.filename or 'unnamed'}, {len(file.data)} bytes]"
     if reply.location_button:
         text += "\n(/location LAT LON: " + reply.location_button + ")"
     if reply.contact_button:
@@ -67,22 +71,37 @@ def render(reply: Reply) -> str:
 
 async def chat(tipline: TipLine, *, chat_id: str = "console", language: str | None = None,
                stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
-    """Read lines until end of input or /quit, answering each like the bot would."""
+    """Read lines until end of input or /quit, answering each like the bot would.
+
+    One terminal can play several people (/as NAME); a message to another of them (a verdict to the
+    tipster, an answer to the officer) is printed with that person's name.
+    """
+    deliveries = Deliveries()
+    me = {"name": chat_id}
+    choices: dict[str, list[Choice]] = {}
+
+    async def show(to_chat: str, replies: list[Reply]) -> None:
+        for reply in replies:
+            prefix = "" if to_chat == me["name"] else f"[to {to_chat}] "
+            stdout.write("\n" + prefix + render(reply) + "\n\n")
+            if to_chat == me["name"]:
+                choices[to_chat] = reply.choices  # numbers always refer to the latest question
+    deliveries.register(CHANNEL, show)
     stdout.write(HELP + "\n\n")
-    choices: list[Choice] = []
     while True:
-        stdout.write("> ")
+        stdout.write(f"{me['name']}> ")
         stdout.flush()
         line = await asyncio.to_thread(stdin.readline)
         if not line or line.strip() == "/quit":
             break
         if not line.strip():
             continue
-        parsed = parse_line(line, chat_id=chat_id, language=language, choices=choices)
+        if line.startswith("/as "):
+            me["name"] = line[4:].strip() or me["name"]
+            continue
+        parsed = parse_line(line, chat_id=me["name"], language=language, choices=choices.get(me["name"], []))
         if isinstance(parsed, str):
             stdout.write(parsed + "\n")
             continue
-        for reply in await tipline.handle(parsed):
-            stdout.write("\n" + render(reply) + "\n\n")
-            choices = reply.choices  # numbers always refer to the latest question
+        await deliveries.send(await tipline.handle(parsed), origin=Route(CHANNEL, me["name"]))
         stdout.flush()

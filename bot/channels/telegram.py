@@ -16,7 +16,9 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import (
     BotCommand,
+    BotCommandScopeChat,
     BotCommandScopeDefault,
+    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -27,7 +29,8 @@ from aiogram.types import (
     Update,
 )
 
-from handlers.messages import Contact, IncomingFile, Inbound, Location, Reply, split_text
+from bot.delivery import Deliveries
+from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
 from handlers.tipline import TipLine
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,12 @@ CITIZEN_COMMANDS = {
     "en": [("report", "Report a crime"), ("status", "Check a tip with its code"),
            ("cancel", "Cancel the tip you are writing"), ("language", "Change language"), ("help", "Help")],
 }
+OFFICER_COMMANDS = [("queue", "Tin báo đang chờ của đơn vị"), ("next", "Nhận tin báo tiếp theo"),
+                    ("tip", "Xem tin báo: /tip MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
+                    ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("ask", "Hỏi người báo tin"),
+                    ("note", "Ghi chú"), ("case", "Gắn vụ án: /case MÃ VỤ SỐ_ĐỐI_TƯỢNG"), ("release", "Trả lại hàng chờ"),
+                    ("transfer", "Chuyển đơn vị"), ("whoami", "Thông tin cán bộ")]
+_DEFAULT_NAMES = {"photo": "photo.jpg", "video": "video.mp4", "voice": "voice.ogg", "audio": "audio", "document": "file"}
 
 
 def make_bot(token: str, api_base: str) -> Bot:
@@ -104,30 +113,53 @@ def _markup(reply: Reply):
 async def send_replies(bot: Bot, chat_id: int | str, replies: list[Reply]) -> None:
     """Send each reply, split at Telegram's 4,096 characters; the buttons go with the last part."""
     for reply in replies:
-        parts = split_text(reply.text, TEXT_LIMIT) or [" "]
+        parts = split_text(reply.text, TEXT_LIMIT) if reply.text else []
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
-            await _send(bot, chat_id, part, _markup(reply) if last else None)
+            await _send(bot.send_message, chat_id, part, reply_markup=_markup(reply) if last else None)
+        for file in reply.files:
+            await _send_file(bot, chat_id, file)
+        if reply.commands_menu:
+            await set_chat_commands(bot, chat_id, reply.commands_menu)
 
 
-async def _send(bot: Bot, chat_id, text: str, markup) -> None:
+async def _send_file(bot: Bot, chat_id, file: OutgoingFile) -> None:
+    upload = BufferedInputFile(file.data, filename=file.filename or _DEFAULT_NAMES.get(file.kind, "file"))
+    method = {"photo": bot.send_photo, "video": bot.send_video, "voice": bot.send_voice,
+              "audio": bot.send_audio}.get(file.kind, bot.send_document)
+    await _send(method, chat_id, upload)
+
+
+async def _send(method, chat_id, *args, **kwargs) -> None:
     try:
-        await bot.send_message(chat_id, text, reply_markup=markup)
+        await method(chat_id, *args, **kwargs)
     except TelegramRetryAfter as exc:
         # Telegram said how long to wait; one patient retry beats losing the answer.
         log.warning("telegram asked us to wait %s s before sending", exc.retry_after)
         await asyncio.sleep(exc.retry_after)
-        await bot.send_message(chat_id, text, reply_markup=markup)
+        await method(chat_id, *args, **kwargs)
     except TelegramForbiddenError:
-        log.info("a chat has blocked the bot; reply dropped")
+        log.info("a chat has blocked the bot; message dropped")
+
+
+async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:
+    """Officers get their commands in this chat only; citizens never see them in their menu."""
+    scope = BotCommandScopeChat(chat_id=chat_id)
+    if menu == "officer":
+        commands = CITIZEN_COMMANDS["vi"] + OFFICER_COMMANDS
+        await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in commands], scope=scope)
+    else:
+        await bot.delete_my_commands(scope=scope)
 
 
 class TelegramChannel:
     """The tip line on Telegram: one router for messages, one for button taps."""
 
-    def __init__(self, *, bot: Bot, tipline: TipLine) -> None:
+    def __init__(self, *, bot: Bot, tipline: TipLine, deliveries: Deliveries | None = None) -> None:
         self.bot = bot
         self.tipline = tipline
+        self.deliveries = deliveries or Deliveries()
+        self.deliveries.register(CHANNEL, self.send)
         self.dispatcher = Dispatcher()
         private = Router(name="private-chats")
         private.message.filter(F.chat.type == ChatType.PRIVATE)
@@ -139,7 +171,7 @@ class TelegramChannel:
     async def on_message(self, message: Message, event_update: Update) -> None:
         """A citizen wrote, sent a file, a location or a contact."""
         replies = await self.tipline.handle(to_inbound(message, self.bot, event_update.update_id))
-        await send_replies(self.bot, message.chat.id, replies)
+        await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
 
     async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
         """A citizen tapped a button: stop the spinner, mark the choice, answer."""
@@ -151,7 +183,10 @@ class TelegramChannel:
                           choice=query.data or "", language=query.from_user.language_code)
         replies = await self.tipline.handle(inbound)
         await self._show_chosen(message, query.data)
-        await send_replies(self.bot, message.chat.id, replies)
+        await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        await send_replies(self.bot, int(chat_id), replies)
 
     async def _show_chosen(self, message: Message, data: str | None) -> None:
         # Keep the chat readable: the question stays, its buttons go, the choice is written under it.

@@ -1,0 +1,83 @@
+"""Jobs that run on a timer or from the CLI: reminding officers of waiting tips, purging old ones."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+from handlers.context import Services
+from handlers.i18n import number, translator
+from handlers.messages import Reply, Route
+from storage import triage as triage_store
+from storage.audit import append_audit
+from storage.officers import officer_route, officers_of_units
+
+log = logging.getLogger(__name__)
+
+
+async def remind_officers(services: Services, *, now: datetime | None = None) -> list[Reply]:
+    """Tips left unclaimed, or in review, longer than the configured limits: one message per officer."""
+    now = now or services.clock()
+    triage = services.settings.triage
+    units = services.settings.unit_tree
+    replies: list[Reply] = []
+    async with services.db.transaction() as session:
+        stale = await triage_store.stale_tips(session=session, received_before=now - triage.unclaimed_alert,
+                                              claimed_before=now - triage.review_alert,
+                                              alerted_before=now - triage.unclaimed_alert)
+        by_unit: dict[str, list] = defaultdict(list)
+        for tip in stale:
+            by_unit[tip.unit_id or ""].append(tip)
+            tip.alerted_at = now
+            session.add(tip)
+        for unit_id, tips in by_unit.items():
+            # The unit's own officers and every supervisor above it hear of it.
+            watchers = [unit_id] + _ancestors(units, unit_id)
+            for officer in await officers_of_units(session=session, unit_ids=watchers):
+                if officer.unit_id != unit_id and officer.role == "officer":
+                    continue
+                route = await officer_route(session=session, keyring=services.keyring, officer=officer)
+                if route is None:
+                    continue
+                _ = translator(route.get("language", "vi"))
+                refs = ", ".join(t.ref for t in tips[:20]) + (" …" if len(tips) > 20 else "")
+                text = _("{n} tip(s) of {unit} have been waiting too long: {refs}. Send /queue to see them.").format(
+                    n=number(len(tips), route.get("language", "vi")), unit=units.name(unit_id), refs=refs)
+                replies.append(Reply(text, to=Route(route["channel"], route["chat_id"])))
+    return replies
+
+
+def _ancestors(units, unit_id: str) -> list[str]:
+    found, unit = [], units.get(unit_id)
+    while unit and unit.parent:
+        found.append(unit.parent)
+        unit = units.get(unit.parent)
+    return found
+
+
+async def purge_not_valuable(services: Services, *, now: datetime | None = None, batch: int = 200,
+                             progress: Callable[[int, int], None] | None = None) -> int:
+    """Tips judged not valuable longer ago than the retention period lose their sealed content and files."""
+    now = now or services.clock()
+    cutoff = now - services.settings.triage.purge_not_valuable_after
+    async with services.db.transaction() as session:
+        total = await triage_store.count_purgeable(session=session, judged_before=cutoff)
+    done = 0
+    while True:
+        async with services.db.transaction() as session:
+            tips = await triage_store.purgeable(session=session, judged_before=cutoff, limit=batch)
+            for tip in tips:
+                await triage_store.purge_tip(session=session, blobs=services.blobs, tip=tip, now=now)
+                await append_audit(session=session, keyring=services.keyring, actor="system", action="purge",
+                                   tip_ref=tip.ref, detail="retention: not valuable")
+        if not tips:
+            break
+        done += len(tips)
+        if progress:
+            progress(done, total)
+    if done:
+        await services.db.checkpoint()  # deleted pages must not linger in SQLite's WAL
+        log.info("purged %d tips judged not valuable", done)
+    return done

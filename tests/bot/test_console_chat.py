@@ -1,0 +1,77 @@
+"""`tinbao chat` as a newcomer runs it: a real process, a citizen's tip and an officer's whole triage
+in one terminal (/as switches person), no token, nothing but the config file and the keyring."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tinbao(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}
+    return subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.toml"), *args],
+                          input=stdin, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def test_citizen_and_officer_in_one_terminal(tmp_path):
+    shutil.copyfile(ROOT / "config.example.toml", tmp_path / "config.toml")
+    init = tinbao(tmp_path, "init")
+    assert init.returncode == 0, init.stderr
+    assert (tmp_path / "keyring.json").stat().st_mode & 0o777 == 0o600
+    invite = tinbao(tmp_path, "officers", "invite", "--unit", "ca-ben-thanh", "--name", "Đại úy Lan")
+    assert invite.returncode == 0, invite.stderr
+    code = re.search(r"CB-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}", invite.stdout).group(0)
+    script = "\n".join([
+        "/as citizen", "/start", "1",  # menu: report a crime
+        "1",  # drugs
+        "Có người bán ma túy ở quán cà phê đầu hẻm mỗi tối.",
+        "2",  # today
+        "ben thanh",
+        "Số 12 đường Lê Lợi",
+        "1",  # people: skip
+        "1",  # evidence: none
+        "1",  # anonymous, follow-up allowed
+        "9",  # review: send
+        "/as lan", f"/enroll {code}", "/next",
+        "/quit",
+    ]) + "\n"
+    chat = tinbao(tmp_path, "chat", "--language", "en", stdin=script)
+    assert chat.returncode == 0, chat.stderr
+    out = chat.stdout
+    assert "Receipt code: TB-" in out
+    assert "You are enrolled as officer of Công an phường Bến Thành" in out
+    assert "Có người bán ma túy ở quán cà phê đầu hẻm mỗi tối." in out.split("/enroll")[-1]
+    assert "[to citizen] " in out and "being reviewed" in out
+    ref = re.search(r"\n([2-9A-Z]{6}) · Drugs", out).group(1)
+    second = tinbao(tmp_path, "chat", "--language", "en", stdin="\n".join([
+        "/as lan", f"/ask {ref} Bạn có nhớ biển số xe không?",
+        "/as citizen", "Biển số 59X1-123.45",
+        "/as lan", f"/valuable {ref}", f"/case {ref} 125/2026/HS 2", "/quit"]) + "\n")
+    assert second.returncode == 0, second.stderr
+    out = second.stdout
+    assert "[to citizen] An officer has a question" in out
+    assert "[to lan] The tipster answered your question" in out
+    assert "[to citizen] Your tip of" in out and "judged valuable" in out
+    assert f"Tip {ref} is linked to case 125/2026/HS with 2 subject(s)." in out
+    verify = tinbao(tmp_path, "audit", "verify")
+    assert verify.returncode == 0 and "audit log intact" in verify.stdout
+
+
+def test_a_bad_config_key_is_one_clear_line(tmp_path):
+    (tmp_path / "config.toml").write_text('[limits]\ntips_per_day = "abc"\n', encoding="utf-8")
+    result = tinbao(tmp_path, "chat")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "limits.tips_per_day" in result.stderr
+
+
+def test_a_missing_keyring_is_one_clear_line(tmp_path):
+    shutil.copyfile(ROOT / "config.example.toml", tmp_path / "config.toml")
+    result = tinbao(tmp_path, "chat")
+    assert result.returncode == 2
+    assert "keyring" in result.stderr and "tinbao init" in result.stderr and result.stderr.strip().count("\n") == 0

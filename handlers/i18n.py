@@ -38,13 +38,12 @@ def number(value: int, lang: str) -> str:
     return format_decimal(value, locale="vi_VN" if lang == "vi" else "en_US")
 
 
-def pick_language(chosen: str | None, platform_hint: str | None) -> str:
-    """The chat's own choice, else English for an English-speaking client, else Vietnamese."""
+def pick_language(chosen: str | None, platform_hint: str | None, default: str = DEFAULT_LANGUAGE) -> str:
+    """The chat's own choice, else the client's language when we speak it, else the tip line's default."""
     if chosen in LANGUAGES:
         return chosen
-    if platform_hint and platform_hint.lower().startswith("en"):
-        return "en"
-    return DEFAULT_LANGUAGE
+    hint = (platform_hint or "").lower()[:2]
+    return hint if hint in LANGUAGES else default
 
 
 def N_(text: str) -> str:

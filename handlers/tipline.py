@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from handlers import followup, officers, tipoff, triage
 from handlers.areas import fold
 from handlers.context import Services
-from handlers.i18n import LANGUAGES, translator
+from handlers.i18n import LANGUAGES, pick_language, translator
 from handlers.limits import count_message
 from handlers.messages import CHANNEL_PREFIXES, Choice, Inbound, Reply
 from handlers.status import show_status
@@ -63,7 +63,9 @@ class TipLine:
             except Exception:
                 # Never the message itself in the log: only that something failed, and where.
                 log.exception("update could not be handled; the transaction was rolled back")
-                _ = translator(inbound.language or self.services.settings.default_language)
+                # The same rule as every other reply ("en-US" reads English); the chat's own /language
+                # choice is out of reach here, its transaction having been rolled back.
+                _ = translator(pick_language(None, inbound.language, self.services.settings.default_language))
                 return [Reply(_("Sorry, something went wrong on our side and your last message was not saved. "
                                 "Please send it again."))]
 

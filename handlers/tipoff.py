@@ -328,6 +328,8 @@ def _wrong_kind(turn: Turn, step: Step) -> str:
     _ = turn._
     inbound = turn.inbound
     if inbound.choice is not None:
+        if inbound.choice.startswith(f"{step.id}:"):
+            return _("Please pick one of the options.")
         return _("That button belongs to an earlier question.")
     if inbound.unsupported:
         return _("Sorry, this kind of message cannot be used here.")
@@ -442,7 +444,7 @@ async def _keep_file(turn: Turn, draft: Draft, incoming: IncomingFile) -> str | 
     if count >= limits.max_files:
         return _("You can send at most {n} files; this one was not kept.").format(n=number(limits.max_files, turn.lang))
     too_big = _("This file is too large (the limit is {mb} MB); it was not kept.").format(
-        mb=number(limits.max_file_bytes // (1024 * 1024), turn.lang))
+        mb=number(round(limits.max_file_bytes / (1024 * 1024), 1), turn.lang))
     if incoming.size is not None and incoming.size > limits.max_file_bytes:
         return too_big
     try:

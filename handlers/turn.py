@@ -24,7 +24,8 @@ class Turn:
 
     @property
     def lang(self) -> str:
-        return pick_language(self.conversation.language, self.inbound.language)
+        return pick_language(self.conversation.language, self.inbound.language,
+                             self.services.settings.default_language)
 
     @property
     def _(self) -> Callable[[str], str]:

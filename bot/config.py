@@ -17,7 +17,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       ValidationInfo, model_validator)
 
 from handlers.areas import Area, AreaIndex
-from handlers.context import Limits, TipLineSettings
+from handlers.context import Limits, TipLineSettings, Triage
+from handlers.units import Unit, UnitTree
 from handlers.questionnaire import QuestionnaireError, load_questionnaire
 
 DEFAULT_PATH = Path("config.toml")
@@ -26,13 +27,16 @@ DEFAULT_PATH = Path("config.toml")
 ENV_OVERRIDES = {
     "TINBAO_TELEGRAM_TOKEN": ("telegram", "token"),
     "TINBAO_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
+    "TINBAO_ZALO_BOT_TOKEN": ("zalo_bot", "token"),
+    "TINBAO_ZALO_BOT_WEBHOOK_SECRET": ("zalo_bot", "webhook_secret"),
     "TINBAO_KEYRING": ("bot", "keyring"),
     "TINBAO_DATABASE_URL": ("database", "url"),
     "TINBAO_DATA_DIR": ("bot", "data_dir"),
 }
 _ENV_PATHS = {"TINBAO_KEYRING", "TINBAO_DATA_DIR"}
 # Values never repeated in an error message: messages end up in logs, terminals and bug reports.
-_SECRET_KEYS = {"telegram.token", "telegram.webhook_secret", "database.url"}
+_SECRET_KEYS = {"telegram.token", "telegram.webhook_secret", "zalo_bot.token", "zalo_bot.webhook_secret",
+                "database.url"}
 _SECRET_RULE = "16–256 characters of A-Z a-z 0-9 _ -"
 
 
@@ -117,6 +121,30 @@ class TelegramSection(_Section):
         return self
 
 
+class ZaloBotSection(_Section):
+    """The Zalo Bot Platform: a bot made in the Zalo app through the «Zalo Bot Manager» account."""
+
+    # Zalo documents "12345689:abc-xyz"; only the digits and colon are checked strictly, the rest must
+    # merely be safe in the URL path it is put in.
+    token: Annotated[SecretStr, _shaped(r"[0-9]+:[^\s/?#%]+", "is not a Zalo Bot token (digits:letters, as Zalo "
+                                                             "Bot Manager sent it)")] = SecretStr("")
+    api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = \
+        "https://bot-api.zaloplatforms.com"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
+    webhook_secret: Annotated[SecretStr, _shaped(r"[A-Za-z0-9_-]{16,256}", f"must be {_SECRET_RULE}")] = SecretStr("")
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> ZaloBotSection:
+        if self.mode == "webhook" and not self.webhook_secret.get_secret_value():
+            # Zalo sends it in X-Bot-Api-Secret-Token; without it anyone could post events as any citizen.
+            raise _Invalid(("webhook_secret",), f"is required in webhook mode ({_SECRET_RULE})")
+        if self.mode == "webhook" and not self.webhook_url.startswith("https://"):
+            raise _Invalid(("webhook_url",), "webhook mode needs the public https:// address Zalo will call")
+        return self
+
+
 class LimitsSection(_Section):
     tips_per_day: WholeNumber = 5
     messages_per_minute: WholeNumber = 20
@@ -136,14 +164,37 @@ class AreaEntry(_Section):
     parent: str | None = None
 
 
+def parents_of(areas: list[AreaEntry]) -> dict[str, str | None]:
+    return {a.code: a.parent for a in areas}
+
+
+class UnitEntry(_Section):
+    """A police unit: province police at the top, commune/ward police below (two local levels since 2025)."""
+
+    id: Annotated[str, _shaped(r"[0-9A-Za-z._-]{1,32}", "must be 1–32 letters, digits, . _ -")]
+    name: Annotated[str, AfterValidator(_place_name)]
+    parent: str | None = None
+    areas: list[str] = Field(default_factory=list)
+
+
+class TriageSection(_Section):
+    unclaimed_alert_hours: WholeNumber = 24
+    review_alert_hours: WholeNumber = 72
+    purge_not_valuable_after_days: WholeNumber = 365
+    invite_ttl_hours: WholeNumber = 24
+
+
 class Config(_Section):
     # Sections default to {} rather than an instance so that their defaults, too, see the config folder.
     bot: BotSection = Field(default_factory=dict)  # type: ignore[arg-type]
     database: DatabaseSection = Field(default_factory=dict)  # type: ignore[arg-type]
     telegram: TelegramSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    zalo_bot: ZaloBotSection = Field(default_factory=dict)  # type: ignore[arg-type]
     limits: LimitsSection = Field(default_factory=dict)  # type: ignore[arg-type]
     questionnaire: QuestionnaireSection = Field(default_factory=dict)  # type: ignore[arg-type]
     areas: list[AreaEntry] = Field(default_factory=list)
+    units: list[UnitEntry] = Field(default_factory=list)
+    triage: TriageSection = Field(default_factory=dict)  # type: ignore[arg-type]
     _source: str = PrivateAttr("config.toml")  # the file's name, for errors found after loading
 
     @model_validator(mode="after")
@@ -166,6 +217,29 @@ class Config(_Section):
                 code = parents[code]
         return self
 
+    @model_validator(mode="after")
+    def _unit_tree(self) -> Config:
+        ids: dict[str, int] = {}
+        owner: dict[str, int] = {}
+        for i, unit in enumerate(self.units):
+            if ids.setdefault(unit.id, i) != i:
+                raise _Invalid(("units", i, "id"), f'"{unit.id}" is already used by units[{ids[unit.id]}]')
+            for code in unit.areas:
+                if code not in parents_of(self.areas):
+                    raise _Invalid(("units", i, "areas"), f'"{code}" is not the code of any [[areas]] entry')
+                if owner.setdefault(code, i) != i:  # a tip must have one unit, not two
+                    raise _Invalid(("units", i, "areas"), f'"{code}" already belongs to units[{owner[code]}]')
+        for i, unit in enumerate(self.units):
+            if unit.parent is not None and unit.parent not in ids:
+                raise _Invalid(("units", i, "parent"), f'"{unit.parent}" is not the id of any [[units]] entry')
+            seen, current = set(), unit
+            while current is not None and current.parent is not None:
+                if current.id in seen:
+                    raise _Invalid(("units", i, "parent"), f'the parents of "{unit.id}" form a loop')
+                seen.add(current.id)
+                current = self.units[ids[current.parent]]
+        return self
+
     def database_url(self) -> str:
         """The configured URL, else a SQLite file in the data directory (storage picks the async driver)."""
         return self.database.url or f"sqlite+aiosqlite:///{self.bot.data_dir.as_posix()}/tinbao.db"
@@ -179,9 +253,10 @@ class Config(_Section):
         except (OSError, LookupError, TypeError, ValueError, AttributeError) as exc:  # malformed past its checks
             raise ConfigError(f"{self._source}: questionnaire.path: {self.questionnaire.path} is malformed "
                               f"({type(exc).__name__}: {exc})") from None
-        limits = self.limits
+        limits, triage = self.limits, self.triage
+        areas = AreaIndex([Area(code=a.code, name=a.name, parent=a.parent) for a in self.areas])
         return TipLineSettings(
-            areas=AreaIndex([Area(code=a.code, name=a.name, parent=a.parent) for a in self.areas]),
+            areas=areas,
             questionnaire=questionnaire,
             limits=Limits(tips_per_day=limits.tips_per_day, messages_per_minute=limits.messages_per_minute,
                           status_checks_per_hour=limits.status_checks_per_hour,
@@ -189,6 +264,11 @@ class Config(_Section):
                           max_file_bytes=limits.max_file_mb * 1024 * 1024),
             default_language=self.bot.default_language,
             emergency_number=self.bot.emergency_number,
+            units=UnitTree([Unit(u.id, u.name, u.parent, tuple(u.areas)) for u in self.units], areas),
+            triage=Triage(unclaimed_alert=timedelta(hours=triage.unclaimed_alert_hours),
+                          review_alert=timedelta(hours=triage.review_alert_hours),
+                          purge_not_valuable_after=timedelta(days=triage.purge_not_valuable_after_days),
+                          invite_ttl=timedelta(hours=triage.invite_ttl_hours)),
         )
 
 
@@ -236,8 +316,9 @@ _PLAIN = {
     "string_type": 'must be text in quotes, e.g. "…"', "path_type": "must be a file or folder path in quotes",
     "model_type": "must be a table, e.g. [section]", "list_type": "must be a list of [[areas]] tables",
 }
-_KNOWN_KEYS = {name for model in (Config, BotSection, DatabaseSection, TelegramSection, LimitsSection,
-                                  QuestionnaireSection, AreaEntry) for name in model.model_fields}
+_KNOWN_KEYS = {name for model in (Config, BotSection, DatabaseSection, TelegramSection, ZaloBotSection,
+                                  LimitsSection, QuestionnaireSection, AreaEntry, UnitEntry, TriageSection)
+               for name in model.model_fields}
 
 
 def _describe(exc: ValidationError, from_env: Mapping[str, str]) -> str:

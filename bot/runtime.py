@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from bot.config import Config, ConfigError
+from bot.logs import RedactSecrets
 from handlers import tipoff
 from handlers.context import Services
 from storage.blobs import BlobStore
@@ -23,8 +26,8 @@ async def open_services(config: Config) -> Services:
     keyring = Keyring.load(config.bot.keyring)
     settings = config.tipline_settings()
     url = config.database_url()
+    config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
     await upgrade(url)
-    config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
                     settings=settings)
 
@@ -41,28 +44,103 @@ async def sweep_stale_drafts(services: Services, *, every: float = DRAFT_SWEEP_S
         await asyncio.sleep(every)
 
 
+def _redact_in_logs(*secrets: str) -> None:
+    """Add secrets to the redaction set up by `setup_logging` (the CLI registers Telegram's only)."""
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactSecrets):
+                found.secrets.extend(s for s in secrets if s and s not in found.secrets)
+
+
+def _by_webhook(section, key: str, forced: bool | None) -> bool:
+    """The section's mode, unless --webhook forces it; a forced webhook still needs its secret and URL."""
+    if not (forced if forced is not None else section.mode == "webhook"):
+        return False
+    if not section.webhook_secret.get_secret_value():
+        # Without it anyone who finds the URL could post forged messages in any citizen's name.
+        raise ConfigError(f"{key}.webhook_secret: required to serve by webhook (16–256 characters of "
+                          f"A-Z a-z 0-9 _ -)")
+    if not section.webhook_url.startswith("https://"):
+        raise ConfigError(f"{key}.webhook_url: serving by webhook needs the public https:// address")
+    return True
+
+
 async def run(config: Config, *, webhook: bool | None = None) -> None:
-    """Serve Telegram by long polling (default) or by webhook, until interrupted."""
+    """Serve every messenger that has a token, Telegram and Zalo at once if both have one, each by
+    long polling or by webhook as configured (``webhook=True``: every one by webhook), until interrupted."""
     from bot.channels.telegram import TelegramChannel, make_bot
+    from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
+    from bot.delivery import Deliveries
+    from bot.webhook import serve_webhooks
     from handlers.tipline import TipLine
 
-    token = config.telegram.token.get_secret_value()
-    if not token:
-        raise ConfigError("telegram.token: empty; set TINBAO_TELEGRAM_TOKEN (or try the bot with `tinbao chat`)")
+    telegram_token = config.telegram.token.get_secret_value()
+    zalo_token = config.zalo_bot.token.get_secret_value()
+    if not telegram_token and not zalo_token:
+        raise ConfigError("telegram.token and zalo_bot.token are both empty: set TINBAO_TELEGRAM_TOKEN and/or "
+                          "TINBAO_ZALO_BOT_TOKEN (or try the bot with `tinbao chat`)")
+    _redact_in_logs(zalo_token, config.zalo_bot.webhook_secret.get_secret_value())
+    telegram_hook = bool(telegram_token) and _by_webhook(config.telegram, "telegram", webhook)
+    zalo_hook = bool(zalo_token) and _by_webhook(config.zalo_bot, "zalo_bot", webhook)
     services = await open_services(config)
-    channel = TelegramChannel(bot=make_bot(token, config.telegram.api_base), tipline=TipLine(services))
-    sweeper = asyncio.create_task(sweep_stale_drafts(services))
-    use_webhook = config.telegram.mode == "webhook" if webhook is None else webhook
+    tipline = TipLine(services)  # one for both: a chat's key carries its channel ("tg:", "zl:")
+    deliveries = Deliveries()  # one for both: a verdict written on Telegram reaches a tipster on Zalo
+    telegram = zalo = None
+    jobs: list[Callable[[], Awaitable[None]]] = [functools.partial(sweep_stale_drafts, services)]
+    hooks: dict = {}
     try:
-        if use_webhook:
-            from bot.webhook import serve_webhook
-            await serve_webhook(channel, config.telegram)
-        else:
-            log.info("serving Telegram by long polling")
-            await channel.run_polling()
+        if telegram_token:
+            telegram = TelegramChannel(bot=make_bot(telegram_token, config.telegram.api_base), tipline=tipline,
+                                       deliveries=deliveries)
+            if telegram_hook:
+                hooks["telegram"] = (telegram, config.telegram)
+            else:
+                log.info("serving Telegram by long polling")
+                jobs.append(telegram.run_polling)
+        if zalo_token:
+            zalo = ZaloBotChannel(client=ZaloBotClient(zalo_token, api_base=config.zalo_bot.api_base),
+                                  tipline=tipline, deliveries=deliveries)
+            await _check_zalo_token(zalo.client)
+            if zalo_hook:
+                hooks["zalo"] = (zalo, config.zalo_bot)
+            else:
+                log.info("serving Zalo by long polling")
+                jobs.append(zalo.run_polling)
+        if hooks:
+            jobs.append(functools.partial(serve_webhooks, **hooks))
+        await _until_one_fails([job() for job in jobs])
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-        await channel.bot.session.close()
+        if zalo is not None:
+            await zalo.stop()
+            await zalo.drain(timeout=10)
+            await zalo.client.close()
+        if telegram is not None:
+            await telegram.bot.session.close()
         await services.db.dispose()
+
+
+async def _check_zalo_token(client) -> None:
+    """A token Zalo refuses stops the start with the key to fix; a network failure only warns
+    (polling backs off and tries again)."""
+    from bot.channels.zalo_bot import UNAUTHORIZED, ZaloBotError
+    try:
+        await client.get_me()
+    except ZaloBotError as exc:
+        if exc.error_code == UNAUTHORIZED:
+            raise ConfigError("zalo_bot.token: Zalo refused it (401 Unauthorized); check TINBAO_ZALO_BOT_TOKEN, "
+                              "or ask Zalo Bot Manager for a new token") from None
+        log.warning("could not check the Zalo token yet: %s", exc)
+
+
+async def _until_one_fails(jobs: list[Awaitable[None]]) -> None:
+    """Run the jobs side by side; the first one to fail stops the others and its error is raised."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)

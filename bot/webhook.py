@@ -1,41 +1,118 @@
-"""Telegram by webhook: an aiohttp server that accepts only calls carrying our secret token."""
+"""Telegram and Zalo by webhook: an aiohttp server that accepts only calls carrying the channel's secret."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+from typing import Any
 
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
 from bot.channels.telegram import TelegramChannel
+from bot.channels.zalo_bot import ZaloBotChannel, events_in
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
+ZALO_WEBHOOK_PATH = "/zalo/webhook"
+ZALO_SECRET_HEADER = "X-Bot-Api-Secret-Token"
 
 
-def webhook_app(channel: TelegramChannel, secret: str) -> web.Application:
-    """The web app; a call without the right X-Telegram-Bot-Api-Secret-Token header gets 401."""
-    app = web.Application()
+def add_telegram_route(app: web.Application, channel: TelegramChannel, secret: str) -> None:
+    """A call without the right X-Telegram-Bot-Api-Secret-Token header gets 401."""
+    if not secret:  # aiogram would then take any call: forged updates in any citizen's name
+        raise ValueError("a Telegram webhook needs its secret token")
     SimpleRequestHandler(dispatcher=channel.dispatcher, bot=channel.bot, secret_token=secret).register(
         app, path=WEBHOOK_PATH)
     setup_application(app, channel.dispatcher, bot=channel.bot)
+
+
+def webhook_app(channel: TelegramChannel, secret: str) -> web.Application:
+    """The web app for Telegram alone."""
+    app = web.Application()
+    add_telegram_route(app, channel, secret)
     return app
 
 
-async def serve_webhook(channel: TelegramChannel, telegram) -> None:
-    secret = telegram.webhook_secret.get_secret_value()
-    host, _, port = telegram.webhook_listen.rpartition(":")
-    runner = web.AppRunner(webhook_app(channel, secret), access_log=None)  # access logs would carry ids
-    await runner.setup()
-    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
-    url = telegram.webhook_url.rstrip("/")
-    if not url.endswith(WEBHOOK_PATH):
-        url += WEBHOOK_PATH
-    await channel.set_commands()
-    await channel.bot.set_webhook(url, secret_token=secret, allowed_updates=["message", "callback_query"])
-    log.info("serving Telegram by webhook on %s", telegram.webhook_listen)
+def add_zalo_route(app: web.Application, channel: ZaloBotChannel, secret: str) -> None:
+    """POST /zalo/webhook: a call without the right X-Bot-Api-Secret-Token header gets 401, and
+    nothing else happens (its body is not even read). A good call is answered 200 at once and the
+    event handled in its own task, so Zalo never waits for our database or its own sendMessage."""
+    if not secret:
+        raise ValueError("a Zalo webhook needs its secret token")
+    expected = secret.encode()
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(ZALO_SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):  # constant time: the secret is not guessed byte by byte
+            return web.Response(status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400)
+        for event in events_in(body):
+            channel.dispatch(event)
+        return web.json_response({"ok": True})
+
+    app.router.add_post(ZALO_WEBHOOK_PATH, receive)
+
+
+def zalo_webhook_app(channel: ZaloBotChannel, secret: str) -> web.Application:
+    """The web app for Zalo alone."""
+    app = web.Application()
+    add_zalo_route(app, channel, secret)
+    return app
+
+
+def _public_url(base: str, path: str) -> str:
+    url = base.rstrip("/")
+    return url if url.endswith(path) else url + path
+
+
+async def serve_webhooks(*, telegram: tuple[TelegramChannel, Any] | None = None,
+                         zalo: tuple[ZaloBotChannel, Any] | None = None) -> None:
+    """Serve each given (channel, config section) by webhook until cancelled.
+
+    Channels listening on the same host:port share one server; each keeps its own path and secret."""
+    apps: dict[str, web.Application] = {}
+    if telegram:
+        channel, section = telegram
+        add_telegram_route(apps.setdefault(section.webhook_listen, web.Application()), channel,
+                           section.webhook_secret.get_secret_value())
+    if zalo:
+        channel, section = zalo
+        add_zalo_route(apps.setdefault(section.webhook_listen, web.Application()), channel,
+                       section.webhook_secret.get_secret_value())
+    runners: list[web.AppRunner] = []
     try:
+        for listen, app in apps.items():
+            host, _, port = listen.rpartition(":")
+            runner = web.AppRunner(app, access_log=None)  # access logs would carry ids
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+        # Only now that we listen: Zalo calls the address to check it when it is set.
+        if telegram:
+            channel, section = telegram
+            await channel.set_commands()
+            await channel.bot.set_webhook(_public_url(section.webhook_url, WEBHOOK_PATH),
+                                          secret_token=section.webhook_secret.get_secret_value(),
+                                          allowed_updates=["message", "callback_query"])
+            log.info("serving Telegram by webhook on %s", section.webhook_listen)
+        if zalo:
+            channel, section = zalo
+            await channel.start_webhook(_public_url(section.webhook_url, ZALO_WEBHOOK_PATH),
+                                        section.webhook_secret.get_secret_value())
+            log.info("serving Zalo by webhook on %s", section.webhook_listen)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        if zalo:
+            await zalo[0].drain()  # answers already under way still reach the citizens
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def serve_webhook(channel: TelegramChannel, telegram) -> None:
+    """Telegram alone by webhook (kept for callers of the first version)."""
+    await serve_webhooks(telegram=(channel, telegram))

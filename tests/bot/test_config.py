@@ -230,3 +230,57 @@ def test_a_broken_questionnaire_names_questionnaire_path(tmp_path, questionnaire
         write(tmp_path, questionnaire, name="ours.toml")
     message = error_for(tmp_path, '[questionnaire]\npath = "ours.toml"\n' + AREAS)
     assert ": questionnaire.path: " in message and "ours.toml" in message
+
+
+# --- [zalo_bot] -------------------------------------------------------------------------------
+
+ZALO_TOKEN = "4125987412:zAlO-sEcReT_tOkEn-only-in-env"
+
+
+def test_zalo_bot_is_off_by_default_and_points_at_zalo(tmp_path):
+    for config in (load_config(EXAMPLE, environ={}), load_config(write(tmp_path, AREAS), environ={})):
+        zalo = config.zalo_bot
+        assert not zalo.token.get_secret_value() and not zalo.webhook_secret.get_secret_value()
+        assert zalo.api_base == "https://bot-api.zaloplatforms.com"
+        assert (zalo.mode, zalo.webhook_url, zalo.webhook_listen) == ("polling", "", "127.0.0.1:8080")
+
+
+def test_zalo_bot_secrets_come_from_the_environment(tmp_path):
+    body = ('[zalo_bot]\ntoken = "1:fromfile"\nmode = "webhook"\nwebhook_url = "https://tin.example.vn"\n'
+            'webhook_listen = "0.0.0.0:8443"\napi_base = "http://127.0.0.1:9000"\n' + AREAS)
+    environ = {"TINBAO_ZALO_BOT_TOKEN": ZALO_TOKEN, "TINBAO_ZALO_BOT_WEBHOOK_SECRET": "z" * 32}
+    config = load_config(write(tmp_path, body), environ=environ)
+    assert config.zalo_bot.token.get_secret_value() == ZALO_TOKEN
+    assert config.zalo_bot.webhook_secret.get_secret_value() == "z" * 32
+    assert (config.zalo_bot.mode, config.zalo_bot.webhook_listen) == ("webhook", "0.0.0.0:8443")
+    assert config.zalo_bot.api_base == "http://127.0.0.1:9000"
+    assert ZALO_TOKEN not in repr(config) and "z" * 32 not in repr(config)
+
+
+def test_zalo_bot_webhook_mode_needs_a_secret_and_a_public_https_url(tmp_path):
+    body = '[zalo_bot]\nmode = "webhook"\nwebhook_url = "https://tin.example.vn"\n' + AREAS
+    assert "zalo_bot.webhook_secret: is required in webhook mode" in error_for(tmp_path, body)
+    short = error_for(tmp_path, body.replace("[zalo_bot]\n", '[zalo_bot]\nwebhook_secret = "short"\n'))
+    assert "zalo_bot.webhook_secret: must be 16–256 characters" in short and "short" not in short.split(": ", 1)[1]
+    plain = '[zalo_bot]\nmode = "webhook"\nwebhook_secret = "' + "x" * 20 + '"\nwebhook_url = "http://10.0.0.2"\n'
+    assert "zalo_bot.webhook_url: webhook mode needs the public https://" in error_for(tmp_path, plain + AREAS)
+    wrong_mode = error_for(tmp_path, '[zalo_bot]\nmode = "push"\n' + AREAS)
+    assert "zalo_bot.mode: must be one of 'polling' or 'webhook'" in wrong_mode
+
+
+@pytest.mark.parametrize("token", ["no-colon-here", f"{ZALO_TOKEN}/x", f"{ZALO_TOKEN} ", ":abc"])
+def test_a_malformed_zalo_token_is_named_but_never_shown(tmp_path, token):
+    message = error_for(tmp_path, f'[zalo_bot]\ntoken = "{token}"\n' + AREAS)
+    assert "zalo_bot.token: is not a Zalo Bot token" in message
+    assert token.strip() not in message.split(": ", 1)[1]
+    from_env = error_for(tmp_path, AREAS, environ={"TINBAO_ZALO_BOT_TOKEN": token})
+    assert "zalo_bot.token (from $TINBAO_ZALO_BOT_TOKEN)" in from_env and token.strip() not in from_env.split(": ", 1)[1]
+
+
+def test_zalo_bot_keys_are_checked_like_the_others(tmp_path):
+    assert error_for(tmp_path, '[zalo_bot]\nwebhok_secret = "x"\n' + AREAS).endswith(
+        "zalo_bot.webhok_secret: unknown key (did you mean webhook_secret?)")
+    assert 'zalo_bot.webhook_listen: must be "host:port"' in error_for(
+        tmp_path, '[zalo_bot]\nwebhook_listen = "8080"\n' + AREAS)
+    assert "zalo_bot.api_base: must be an http(s):// address" in error_for(
+        tmp_path, '[zalo_bot]\napi_base = "bot-api.zaloplatforms.com"\n' + AREAS)

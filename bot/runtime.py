@@ -7,18 +7,21 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from bot.config import Config, ConfigError
 from bot.logs import RedactSecrets
-from handlers import tipoff
+from handlers import maintenance, tipoff
 from handlers.context import Services
+from handlers.messages import Route
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
-DRAFT_SWEEP_SECONDS = 600
+HOUSEKEEPING_SECONDS = 600
+PURGE_EVERY = timedelta(days=1)
 
 
 async def open_services(config: Config) -> Services:
@@ -32,15 +35,22 @@ async def open_services(config: Config) -> Services:
                     settings=settings)
 
 
-async def sweep_stale_drafts(services: Services, *, every: float = DRAFT_SWEEP_SECONDS) -> None:
-    """Half-written tips left alone longer than the configured time are wiped, files included."""
+async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKEEPING_SECONDS) -> None:
+    """On a timer: wipe stale drafts, remind officers of tips waiting too long, and once a day
+    purge tips judged not valuable past the retention period. A failed round is retried next time."""
+    last_purge = None
     while True:
         try:
             wiped = await tipoff.wipe_stale_drafts(services)
             if wiped:
                 log.info("wiped %d stale drafts", wiped)
+            await deliveries.send(await maintenance.remind_officers(services), origin=Route("system", "-"))
+            now = services.clock()
+            if last_purge is None or now - last_purge >= PURGE_EVERY:
+                await maintenance.purge_not_valuable(services, now=now)
+                last_purge = now
         except Exception:
-            log.exception("stale-draft sweep failed; retrying later")
+            log.exception("housekeeping round failed; retrying later")
         await asyncio.sleep(every)
 
 
@@ -86,7 +96,7 @@ async def run(config: Config, *, webhook: bool | None = None) -> None:
     tipline = TipLine(services)  # one for both: a chat's key carries its channel ("tg:", "zl:")
     deliveries = Deliveries()  # one for both: a verdict written on Telegram reaches a tipster on Zalo
     telegram = zalo = None
-    jobs: list[Callable[[], Awaitable[None]]] = [functools.partial(sweep_stale_drafts, services)]
+    jobs: list[Callable[[], Awaitable[None]]] = [functools.partial(housekeeping, services, deliveries)]
     hooks: dict = {}
     try:
         if telegram_token:

@@ -1,0 +1,50 @@
+"""The bot's timer: stale drafts wiped, officers reminded of waiting tips, old not-valuable tips purged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot.delivery import Deliveries
+from bot.runtime import housekeeping
+from storage.models import Conversation, Tip
+from tests.handlers.test_triage import enrol, submit_tip
+from tests.support.chat import ChatClient
+
+
+async def test_one_round_does_all_three(services, tipline):
+    await submit_tip(tipline, "111")  # will wait "too long"
+    second = await submit_tip(tipline, "112")
+    officer = await enrol(services, tipline, "900")
+    async with services.db.transaction() as session:
+        refs = [t.ref for t in (await session.exec(select(Tip).order_by(Tip.created_at))).all()]
+    await officer.send(f"/notvaluable {refs[1]} duplicate")
+    drafter = ChatClient(tipline, chat_id="333", language="en")
+    await drafter.send("/report")
+    real_now = services.clock()
+    services.clock = lambda: real_now + timedelta(days=400)  # past every limit: draft TTL, alerts, retention
+    sent: list[tuple[str, str]] = []
+
+    async def capture(chat_id, replies):
+        sent.extend((chat_id, r.text) for r in replies)
+    deliveries = Deliveries()
+    deliveries.register("console", capture)
+    job = asyncio.create_task(housekeeping(services, deliveries, every=3600))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        async with services.db.transaction() as session:
+            purged = (await session.exec(select(Tip).where(Tip.ref == refs[1]))).one().purged_at
+        if sent and purged:
+            break
+    job.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await job
+    assert [chat for chat, _ in sent] == ["900"] and refs[0] in sent[0][1] and "waiting too long" in sent[0][1]
+    assert purged is not None
+    async with services.db.transaction() as session:
+        drafts = (await session.exec(select(Conversation).where(Conversation.draft_id.is_not(None)))).all()
+    assert drafts == []
+    assert second  # the second tip was filed before it was judged and purged

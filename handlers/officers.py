@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import secrets
 
+from handlers.codes import INVITE
 from handlers.i18n import N_
 from handlers.limits import hour_window
 from handlers.messages import Reply
-from handlers.tipoff import RECEIPT_ALPHABET
 from handlers.turn import Turn
 from storage.audit import append_audit
 from storage.limits import add_to_window
@@ -17,22 +15,8 @@ from storage.officers import ROLES, active_officer, create_invite, redeem_invite
 
 ROLE_NAMES = {"officer": N_("officer"), "supervisor": N_("supervisor"), "admin": N_("admin")}
 ENROL_ATTEMPTS_PER_HOUR = 5
-INVITE_LENGTH = 15  # 75 random bits: a day is far too short to guess one
-
-
-def new_invite_code() -> str:
-    raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(INVITE_LENGTH))
-    return f"CB-{raw[:5]}-{raw[5:10]}-{raw[10:]}"
-
-
-def normalize_invite_code(text: str) -> str | None:
-    cleaned = re.sub(r"[^0-9A-Za-z]", "", text).upper()
-    if cleaned.startswith("CB") and len(cleaned) == INVITE_LENGTH + 2:
-        cleaned = cleaned[2:]
-    cleaned = cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
-    if len(cleaned) != INVITE_LENGTH or any(ch not in RECEIPT_ALPHABET for ch in cleaned):
-        return None
-    return cleaned
+new_invite_code = INVITE.new
+normalize_invite_code = INVITE.normalize
 
 
 def actor(officer: Officer) -> str:

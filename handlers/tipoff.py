@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import unicodedata
 from datetime import datetime
 
 from handlers.areas import fold
+from handlers.codes import RECEIPT
 from handlers.i18n import number
 from handlers.limits import day_window, tips_today
 from handlers.messages import Choice, IncomingFile, Reply
@@ -41,30 +41,14 @@ FLOW = "tipoff"
 DRAFT_FIELD = "draft"
 REPLY_ROUTE_FIELD = "reply_route"
 CONTACT_FIELD = "contact"
-# Crockford's base32: no I, L, O or U, so a code read aloud or copied by hand survives.
-RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-RECEIPT_LENGTH = 10  # 50 random bits
 PHONE = re.compile(r"^\+?[0-9][0-9 .\-]{7,16}[0-9]$")
 IDENTITY_MODES = ("anonymous", "no_followup", "phone")
 
 
 # --- receipt codes -------------------------------------------------------------------------------
 
-def new_receipt_code() -> str:
-    """A random code like TB-7K3MP-9QXFA, shown once to the citizen and stored only as a keyed hash."""
-    raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LENGTH))
-    return f"TB-{raw[:5]}-{raw[5:]}"
-
-
-def normalize_receipt_code(text: str) -> str | None:
-    """Accept the code as typed ("tb 7k3mp 9qxfa", O for 0, I or L for 1); None if it cannot be one."""
-    cleaned = re.sub(r"[^0-9A-Za-z]", "", text).upper()
-    if cleaned.startswith("TB") and len(cleaned) == RECEIPT_LENGTH + 2:
-        cleaned = cleaned[2:]
-    cleaned = cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
-    if len(cleaned) != RECEIPT_LENGTH or any(ch not in RECEIPT_ALPHABET for ch in cleaned):
-        return None
-    return cleaned
+new_receipt_code = RECEIPT.new
+normalize_receipt_code = RECEIPT.normalize
 
 
 # --- the sealed draft ----------------------------------------------------------------------------

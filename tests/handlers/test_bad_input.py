@@ -13,16 +13,15 @@ import unicodedata
 import zlib
 
 import pytest
-from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.context import Limits
-from handlers.messages import CHANNEL_PREFIXES, IncomingFile, Location, Reply
-from handlers.tipoff import DRAFT_FIELD, Draft
+from handlers.messages import IncomingFile, Location, Reply
 from storage.keys import load_data_key
-from storage.models import Attachment, Conversation, DataKeyRecord, Tip, TipField
+from storage.models import Tip
 from storage.tips import read_tip_fields
 from tests.support.images import jpeg_with_gps
+from tests.support.state import stored
 
 MAX_FILES = 2
 MAX_FILE_BYTES = 1024 * 1024  # 1 MB, so the refusal names a whole number of megabytes
@@ -44,28 +43,6 @@ def citizen(citizen):
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-def chat_key(services, client) -> str:
-    return services.keyring.pseudonym(CHANNEL_PREFIXES[client.channel], client.chat_id)
-
-
-async def stored(services, client) -> dict:
-    """Everything a message could have changed, with the draft opened."""
-    async with services.db.transaction() as session:
-        conv = (await session.exec(
-            select(Conversation).where(Conversation.chat_key == chat_key(services, client)))).one_or_none()
-        draft = None
-        if conv is not None and conv.draft is not None:
-            key = await load_data_key(session=session, keyring=services.keyring, owner_id=conv.draft_id)
-            opened = Draft(key, json.loads(key.open_text(DRAFT_FIELD, conv.draft)))
-            draft = {"step": opened.step, "answers": opened.answers, "pending": opened.pending}
-        counts = {model.__name__: (await session.exec(select(func.count()).select_from(model))).one()
-                  for model in (Tip, TipField, Attachment, DataKeyRecord)}
-    return {
-        "flow": conv and conv.flow, "draft_id": conv and conv.draft_id, "language": conv and conv.language,
-        "draft": draft, "counts": counts, "blobs": sorted(p.name for p in services.blobs.root.iterdir()),
-    }
-
 
 def document(data: bytes, *, kind: str = "document", mime: str | None = "application/pdf",
              size: int | None = -1, filename: str | None = "evidence.pdf") -> IncomingFile:

@@ -4,22 +4,18 @@ keys, a redelivered update changes nothing, and receipt codes are found however 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func
-from sqlmodel import select
 
 from handlers import tipoff
 from handlers.context import Limits
-from handlers.messages import CHANNEL_PREFIXES, IncomingFile
-from handlers.tipoff import DRAFT_FIELD, Draft, wipe_stale_drafts
-from storage.keys import load_data_key
-from storage.models import Attachment, Conversation, DataKeyRecord, Tip, TipField
+from handlers.messages import IncomingFile
+from handlers.tipoff import wipe_stale_drafts
 from tests.support.chat import ChatClient
 from tests.support.images import jpeg_with_gps
+from tests.support.state import stored
 
 TTL = timedelta(hours=24)
 
@@ -71,24 +67,6 @@ def other_citizen(tipline, chat_id: str) -> ChatClient:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-async def stored(services, client) -> dict:
-    """Everything a message could have changed, with the draft opened."""
-    chat_key = services.keyring.pseudonym(CHANNEL_PREFIXES[client.channel], client.chat_id)
-    async with services.db.transaction() as session:
-        conv = (await session.exec(select(Conversation).where(Conversation.chat_key == chat_key))).one_or_none()
-        draft = None
-        if conv is not None and conv.draft is not None:
-            key = await load_data_key(session=session, keyring=services.keyring, owner_id=conv.draft_id)
-            opened = Draft(key, json.loads(key.open_text(DRAFT_FIELD, conv.draft)))
-            draft = {"step": opened.step, "answers": opened.answers, "pending": opened.pending}
-        counts = {model.__name__: (await session.exec(select(func.count()).select_from(model))).one()
-                  for model in (Tip, TipField, Attachment, DataKeyRecord)}
-    return {
-        "flow": conv and conv.flow, "draft_id": conv and conv.draft_id, "language": conv and conv.language,
-        "draft": draft, "counts": counts, "blobs": sorted(p.name for p in services.blobs.root.iterdir()),
-    }
-
 
 async def reach_evidence_with_a_photo(citizen) -> None:
     await citizen.send("/report")

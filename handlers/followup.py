@@ -18,7 +18,7 @@ from handlers.turn import Turn
 from storage import keys as key_store
 from storage import triage as triage_store
 from storage.audit import append_audit
-from storage.followups import close_follow_up, oldest_follow_up, open_follow_up
+from storage.followups import close_follow_up, has_follow_up, oldest_follow_up, open_follow_up
 from storage.models import Officer, Tip
 
 MAX_QUESTION = 1000
@@ -58,6 +58,10 @@ async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
                    "Please answer with your next message here.").format(date=received, question=question)
     return [Reply(_("Your question on {ref} was sent to the tipster.").format(ref=tip.ref)),
             Reply(to_tipster, to=route)]
+
+
+async def question_waiting(turn: Turn) -> bool:
+    return await has_follow_up(session=turn.session, chat_key=turn.conversation.chat_key)
 
 
 async def pending_answer(turn: Turn) -> list[Reply] | None:

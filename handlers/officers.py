@@ -11,7 +11,7 @@ from handlers.turn import Turn
 from storage.audit import append_audit
 from storage.limits import add_to_window
 from storage.models import Officer, Tip
-from storage.officers import ROLES, active_officer, create_invite, redeem_invite
+from storage.officers import ROLES, active_officer, create_invite, officer_ever, redeem_invite
 
 ROLE_NAMES = {"officer": N_("officer"), "supervisor": N_("supervisor"), "admin": N_("admin")}
 ENROL_ATTEMPTS_PER_HOUR = 5
@@ -25,6 +25,11 @@ def actor(officer: Officer) -> str:
 
 async def current_officer(turn: Turn) -> Officer | None:
     return await active_officer(session=turn.session, chat_key=turn.conversation.chat_key)
+
+
+async def was_officer(turn: Turn) -> bool:
+    """A revoked officer: their chat should lose the officer command menu."""
+    return await officer_ever(session=turn.session, chat_key=turn.conversation.chat_key) is not None
 
 
 def scope(turn: Turn, officer: Officer) -> list[str]:

@@ -12,7 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from handlers import followup, officers, tipoff, triage
+from handlers import followup, movement_report, officers, stats, tipoff, triage
+from handlers import broadcasts, reminders
 from handlers.areas import fold
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, pick_language, translator
@@ -116,7 +117,7 @@ def _typed_menu_choice(turn: Turn) -> str | None:
     text = (turn.inbound.text or "").strip()
     if not text or not offered[0]:
         return None
-    if text.isdigit():
+    if text.isdecimal() and len(text) < 4:
         return offered[int(text) - 1] if 1 <= int(text) <= len(offered) else None
     labels = {c.id: c.label for c in _menu(turn) + _language_choices()}
     return next((i for i in offered if i in labels and fold(labels[i]) == fold(text)), None)
@@ -126,7 +127,8 @@ async def _route(turn: Turn) -> list[Reply]:
     _ = turn._
     inbound = turn.inbound
     in_tipoff = turn.conversation.flow == tipoff.FLOW
-    if not in_tipoff and inbound.choice is None and inbound.command is None:
+    if (not in_tipoff and inbound.choice is None and inbound.command is None
+            and not await followup.question_waiting(turn)):  # "2" may answer an officer's question
         inbound.choice = _typed_menu_choice(turn)
     command = inbound.command
     if command is not None:
@@ -139,14 +141,23 @@ async def _route(turn: Turn) -> list[Reply]:
             return await _language(turn, args)
         if name == "/help":
             officer = await officers.current_officer(turn)
-            extra = [Reply(officers.officer_help(turn))] if officer else []
-            return [Reply(help_text(turn))] + extra + (await tipoff.reprompt(turn) if in_tipoff else [])
+            extra = [Reply(officers.officer_help(turn) + "\n" + broadcasts.officer_help(turn))] if officer else []
+            citizen = [Reply(help_text(turn) + "\n" + reminders.citizen_help(turn))]
+            return citizen + extra + (await tipoff.reprompt(turn) if in_tipoff else [])
         if name == "/status":
             return await show_status(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])
         if name == "/enroll":
             return await officers.enroll(turn, args)
+        if name == "/remind":
+            return await reminders.remind(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])
+        if name in REMINDER_OFFICER_COMMANDS:
+            return await _as_officer(turn, REMINDER_OFFICER_COMMANDS[name], args, in_tipoff)
         if name in OFFICER_COMMANDS:
             return await _as_officer(turn, OFFICER_COMMANDS[name], args, in_tipoff)
+        if name == "/report" and args and await _is_supervisor(turn):
+            # "/report FROM TO" from a supervisor is the movement report; bare /report, and /report from
+            # anyone else, stays the citizen's tip-off, so no citizen ever learns the other meaning.
+            return await _as_officer(turn, movement_report.send_report, args, in_tipoff)
         if name in ("/start", "/report", "/baotin"):
             if in_tipoff:
                 return await tipoff.reprompt(turn, lead=_("You have an unfinished tip. Let us continue it, "
@@ -156,6 +167,10 @@ async def _route(turn: Turn) -> list[Reply]:
     if inbound.choice and inbound.choice.startswith("t:"):
         action, args = _officer_button(inbound.choice)
         return await _as_officer(turn, action, args, in_tipoff)
+    if inbound.choice and inbound.choice.startswith("b:"):  # an announcement's ✅ Send / ✖ Cancel
+        return await _as_officer(turn, broadcasts.on_button, inbound.choice[2:].replace(":", " ", 1), in_tipoff)
+    if inbound.choice and inbound.choice.startswith(reminders.BUTTON_PREFIX):  # 🔕 under a reminder, areas
+        return await reminders.on_button(turn, inbound.choice) + (await tipoff.reprompt(turn) if in_tipoff else [])
     if inbound.choice and inbound.choice.startswith("lang="):
         return await _language(turn, inbound.choice[5:])
     if in_tipoff:
@@ -179,7 +194,11 @@ OFFICER_COMMANDS = {
     "/queue": triage.show_queue, "/next": triage.claim_next, "/tip": triage.read_tip,
     "/valuable": triage.judge_valuable, "/notvaluable": triage.judge_not_valuable, "/note": triage.add_note,
     "/release": triage.release, "/transfer": triage.transfer, "/case": triage.link_case, "/ask": followup.ask,
-    "/whoami": triage.whoami,
+    "/whoami": triage.whoami, "/stats": stats.show_stats, "/baocao": movement_report.send_report,
+}
+# Festival reminders: any officer adds events for their areas and follows broadcasts; /announce is an admin's.
+REMINDER_OFFICER_COMMANDS = {
+    "/event": broadcasts.event_command, "/announce": broadcasts.announce, "/broadcasts": broadcasts.show_broadcasts,
 }
 _OFFICER_BUTTONS = {
     "open": triage.read_tip, "queue": triage.show_queue, "valuable": triage.judge_valuable,
@@ -193,11 +212,21 @@ def _officer_button(payload: str):
     return _OFFICER_BUTTONS.get(parts[1] if len(parts) > 1 else ""), " ".join(parts[2:])
 
 
+async def _is_supervisor(turn: Turn) -> bool:
+    officer = await officers.current_officer(turn)
+    return officer is not None and officer.role in ("supervisor", "admin")
+
+
 async def _as_officer(turn: Turn, action, args: str, in_tipoff: bool) -> list[Reply]:
     """Officer commands and buttons; anyone else, or a forged button, gets the neutral answer."""
     officer = await officers.current_officer(turn)
     if officer is None or action is None:
-        return await _not_understood(turn, in_tipoff)
+        if in_tipoff and turn.inbound.choice is not None:
+            return await tipoff.answer(turn)  # answered like any other old button: "t:" is not special
+        replies = await _not_understood(turn, in_tipoff)
+        if await officers.was_officer(turn):  # revoked: take the officer menu off their chat too
+            replies[-1].commands_menu = "citizen"
+        return replies
     try:
         return await action(turn, officer, args)
     except triage.Refusal as refusal:

@@ -292,7 +292,7 @@ def _typed(turn: Turn, choices: list[Choice]) -> str | None:
     text = (turn.inbound.text or "").strip()
     if not text:
         return None
-    if text.isdigit() and 1 <= int(text) <= len(choices):
+    if text.isdecimal() and len(text) < 4 and 1 <= int(text) <= len(choices):
         return choices[int(text) - 1].id.split(":", 1)[1]
     wanted = fold(text)
     for choice in choices:

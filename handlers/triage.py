@@ -25,7 +25,7 @@ from datetime import datetime
 
 from handlers.context import VIETNAM
 from handlers.i18n import N_, number, translator
-from handlers.messages import Choice, OutgoingFile, Reply, Route
+from handlers.messages import CHANNEL_PREFIXES, Choice, OutgoingFile, Reply, Route
 from handlers.officers import ROLE_NAMES, actor, in_scope, officer_help, scope
 from handlers.tipoff import CONTACT_FIELD, REPLY_ROUTE_FIELD, shown_answer
 from handlers.turn import Turn
@@ -33,6 +33,7 @@ from storage import keys as key_store
 from storage import tips as tip_store
 from storage import triage as triage_store
 from storage.audit import append_audit
+from storage.followups import close_follow_up, follow_ups_of
 from storage.models import Officer, Tip
 from storage.officers import officer_route
 
@@ -138,18 +139,38 @@ async def notify_tipster(turn: Turn, tip: Tip, text: str) -> list[Reply]:
     return [Reply(_(text).format(date=received), to=route)]
 
 
+async def close_contact(turn: Turn, tip: Tip) -> None:
+    """The tip is judged: forget how to reach its tipster, and withdraw any question still waiting."""
+    found = await _tipster_route(turn, tip)
+    if found is None:
+        return
+    route, _lang = found
+    keyring = turn.services.keyring
+    tipster_key = keyring.pseudonym(CHANNEL_PREFIXES[route.channel], route.chat_id)
+    for follow_up, content in await follow_ups_of(session=turn.session, keyring=keyring, chat_key=tipster_key):
+        if json.loads(content)["tip"] == tip.id:
+            await close_follow_up(session=turn.session, follow_up=follow_up)
+    await tip_store.delete_tip_field(session=turn.session, tip_id=tip.id, name=REPLY_ROUTE_FIELD)
+
+
 # --- commands ------------------------------------------------------------------------------------
 
 async def show_queue(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/queue [page]: the unit's open tips, urgent first then oldest, from clear columns only."""
     _ = turn._
     size = turn.services.settings.triage.queue_page
-    page = int(args) if args.strip().isdigit() and int(args) > 0 else 1
+    wanted = args.strip()
+    # isdecimal, not isdigit: int() refuses "²"; and a short number, so the offset fits the database's.
+    page = int(wanted) if wanted.isdecimal() and len(wanted) <= 6 and int(wanted) > 0 else 1
     tips, total = await triage_store.queue(session=turn.session, unit_ids=scope(turn, officer),
                                            offset=(page - 1) * size, limit=size)
     if total == 0:
         return [Reply(_("No open tips in your units. 👍"))]
     pages = (total + size - 1) // size
+    if page > pages:  # past the end (a typo, or an old "next page" button): the last page, not an empty one
+        page = pages
+        tips, total = await triage_store.queue(session=turn.session, unit_ids=scope(turn, officer),
+                                               offset=(page - 1) * size, limit=size)
     lines = [_("Open tips: {total} (page {page}/{pages})").format(
         total=number(total, turn.lang), page=page, pages=pages), ""]
     lines += [_summary(turn, tip) for tip in tips]
@@ -234,6 +255,7 @@ async def judge_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]
     await _audit(turn, officer, "verdict", tip, "valuable")
     told = await notify_tipster(turn, tip, N_("Your tip of {date} was judged valuable. Thank you for helping keep "
                                                "our community safe!"))
+    await close_contact(turn, tip)
     return [Reply(_("Tip {ref} is judged valuable. Link it to a case with /case {ref} CASE SUBJECTS.").format(
         ref=tip.ref))] + told
 
@@ -251,6 +273,7 @@ async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Re
                       choices=[Choice(f"t:nv:{tip.ref}:{code}", _(label)) for code, label in NOT_VALUABLE_REASONS.items()])]
     _set_verdict(turn, officer, tip, "not_valuable", reason)
     await _audit(turn, officer, "verdict", tip, f"not_valuable reason={reason}")
+    await close_contact(turn, tip)
     return [Reply(_("Tip {ref} is judged not valuable ({reason}).").format(ref=tip.ref, reason=_(NOT_VALUABLE_REASONS[reason])))]
 
 
@@ -325,7 +348,7 @@ async def link_case(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     tip = await _tip_in_scope(turn, officer, parts[0])
     if tip.status != "valuable":
         return [Reply(_("Only a tip judged valuable can be linked to a case."))]
-    if not CASE_REF.match(parts[1]) or not parts[2].isdigit() or int(parts[2]) > 10_000:
+    if not CASE_REF.match(parts[1]) or not parts[2].isdecimal() or len(parts[2]) > 5 or int(parts[2]) > 10_000:
         return [Reply(usage)]
     tip.case_ref, tip.subject_count, tip.updated_at = parts[1], int(parts[2]), turn.now
     turn.session.add(tip)

@@ -33,6 +33,7 @@ async def append_audit(*, session: AsyncSession, keyring: Keyring, actor: str, a
     if session.bind.dialect.name == "postgresql":
         # Two workers must not both chain onto the same previous entry.
         await session.exec(text(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})"))
+    # SQLite: every transaction begins IMMEDIATE (storage/db.py), which serialises appends too.
     last = (await session.exec(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))).first()
     prev_hash = last.hash if last else GENESIS
     entry = AuditEntry(at=utcnow().replace(microsecond=0), actor=actor, action=action, tip_ref=tip_ref,

@@ -39,6 +39,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    # We say BEGIN ourselves (below) instead of letting the driver start transactions lazily.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # Take the write lock when the transaction starts, not at its first write: another process on the
+    # same file (the CLI beside the bot) must not read a row we are about to change, e.g. the last
+    # audit entry a new one chains onto.
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -58,6 +68,7 @@ class Database:
         self.engine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         # SQLite has one writer per file; queueing here beats "database is locked" errors.
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -78,6 +89,8 @@ class Database:
         """After a purge, fold the WAL back into the file so deleted pages do not linger there."""
         if self.is_sqlite:
             async with self.engine.connect() as conn:
+                # A checkpoint cannot run inside a transaction.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     async def dispose(self) -> None:

@@ -32,3 +32,16 @@ async def oldest_follow_up(*, session: AsyncSession, keyring: Keyring, chat_key:
 async def close_follow_up(*, session: AsyncSession, follow_up: FollowUp) -> None:
     await key_store.delete_data_key(session=session, owner_id=follow_up.id)
     await session.delete(follow_up)
+
+
+async def has_follow_up(*, session: AsyncSession, chat_key: str) -> bool:
+    return (await session.exec(select(FollowUp.id).where(FollowUp.chat_key == chat_key).limit(1))).first() is not None
+
+
+async def follow_ups_of(*, session: AsyncSession, keyring: Keyring, chat_key: str) -> list[tuple[FollowUp, str]]:
+    rows = (await session.exec(select(FollowUp).where(FollowUp.chat_key == chat_key))).all()
+    opened = []
+    for row in rows:
+        data_key = await key_store.load_data_key(session=session, keyring=keyring, owner_id=row.id)
+        opened.append((row, data_key.open_text("follow-up", row.sealed)))
+    return opened

@@ -58,6 +58,11 @@ async def active_officer(*, session: AsyncSession, chat_key: str) -> Officer | N
                                                      Officer.revoked_at.is_(None)))).one_or_none()
 
 
+async def officer_ever(*, session: AsyncSession, chat_key: str) -> Officer | None:
+    """The officer row of this chat, revoked or not."""
+    return (await session.exec(select(Officer).where(Officer.chat_key == chat_key))).one_or_none()
+
+
 async def officer_route(*, session: AsyncSession, keyring: Keyring, officer: Officer) -> dict | None:
     data_key = await key_store.load_data_key(session=session, keyring=keyring, owner_id=officer.route_key_id)
     return json.loads(data_key.open_text("route", officer.route)) if data_key else None

@@ -97,3 +97,7 @@ async def read_tip_fields(*, session: AsyncSession, data_key: DataKey) -> dict[s
 async def set_status(*, session: AsyncSession, tip: Tip, status: str) -> None:
     tip.status, tip.updated_at = status, utcnow()
     session.add(tip)
+
+
+async def delete_tip_field(*, session: AsyncSession, tip_id: str, name: str) -> None:
+    await session.exec(delete(TipField).where(TipField.tip_id == tip_id, TipField.name == name))

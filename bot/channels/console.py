@@ -34,7 +34,7 @@ def parse_line(line: str, *, chat_id: str, language: str | None, choices: list[C
     """A typed line as an Inbound; a string is a problem to show instead."""
     inbound = Inbound(channel=CHANNEL, chat_id=chat_id, language=language)
     text = line.strip()
-    if text.isdigit() and 1 <= int(text) <= len(choices):
+    if text.isdecimal() and len(text) < 4 and 1 <= int(text) <= len(choices):
         inbound.choice = choices[int(text) - 1].id
         return inbound
     try:

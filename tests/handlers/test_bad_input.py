@@ -134,7 +134,7 @@ def bad_inputs(step: str) -> list[tuple[str, dict, str]]:
         ("/valuable", {"text": "/valuable TB-7K3MP-9QXFA"}, NOT_UNDERSTOOD),
         ("/claim@tinbao_bot", {"text": "/claim@tinbao_bot"}, NOT_UNDERSTOOD),
         ("/queue", {"text": "/queue"}, NOT_UNDERSTOOD),
-        ("officer button", {"choice": "t:valuable:K7QM2X"}, NOT_UNDERSTOOD),
+        ("officer button", {"choice": "t:valuable:K7QM2X"}, STALE),  # like any other old button: nothing marks "t:" as special
     ]
     if step != "review":
         cases.append(("submit before review", {"choice": "review:submit"}, STALE))

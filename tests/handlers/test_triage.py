@@ -7,7 +7,8 @@ from sqlmodel import select
 
 from handlers.officers import create_invite_code
 from storage.audit import verify_audit
-from storage.models import AuditEntry, Tip
+from storage.models import AuditEntry, FollowUp, Officer, Tip, TipField
+from storage.officers import revoke_officer
 from tests.handlers.test_tipoff import walk_to_review
 from tests.support.chat import ChatClient
 
@@ -116,3 +117,42 @@ async def test_bad_triage_input_changes_nothing(services, tipline):
     assert "already judged" in officer.text
     async with services.db.transaction() as session:
         assert (await session.exec(select(Tip.status))).one() == "not_valuable"
+
+
+async def test_a_number_answers_the_officers_question_not_the_menu(services, tipline):
+    await submit_tip(tipline, "111")
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    ref = officer.last[0].text.split(" · ")[0].split()[-1]
+    tipster = ChatClient(tipline, chat_id="111", language="en")
+    await tipster.send("/start")  # the last thing the tipster saw is the numbered menu
+    await officer.send(f"/ask {ref} How many people were there?")
+    await tipster.send("2")
+    assert "passed on" in tipster.last[0].text
+    await officer.send(f"/tip {ref}")
+    assert "Tipster's answer 1: 2" in officer.last[0].text
+
+
+async def test_a_verdict_forgets_the_tipsters_route_and_withdraws_questions(services, tipline):
+    await submit_tip(tipline, "111")
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    ref = officer.last[0].text.split(" · ")[0].split()[-1]
+    await officer.send(f"/ask {ref} Còn gì nữa không?")
+    await officer.send(f"/valuable {ref}")
+    async with services.db.transaction() as session:
+        names = set((await session.exec(select(TipField.name))).all())
+        waiting = (await session.exec(select(FollowUp))).all()
+    assert "reply_route" not in names and waiting == []
+    await officer.send(f"/case {ref} 12/2026 1")
+    assert "linked to case" in officer.text
+
+
+async def test_a_revoked_officer_loses_the_menu_and_the_commands(services, tipline):
+    officer = await enrol(services, tipline, "900")
+    async with services.db.transaction() as session:
+        officer_id = (await session.exec(select(Officer.id))).one()
+        await revoke_officer(session=session, officer_id=officer_id, now=services.clock())
+    await officer.send("/queue")
+    assert officer.last[-1].commands_menu == "citizen"
+    assert "did not understand" in officer.text

@@ -208,7 +208,7 @@ async def test_audit_verify_passes_an_intact_log_and_fails_a_tampered_one(bot, c
     capsys.readouterr()
     assert await tinbao(config_path, "audit", "verify") == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == f"audit log intact: {len(entries)} entries"
+    assert captured.out.strip() == f"audit log intact: {len(entries)} entries; head {entries[-1].hash[:16]}"
     assert f"verifying the audit log [{'#' * 30}] {len(entries)}/{len(entries)}" in captured.err
 
     target = next(e for e in entries if e.action == "verdict")

@@ -10,7 +10,7 @@ import json
 import unicodedata
 
 from handlers.context import VIETNAM
-from handlers.i18n import translator
+from handlers.i18n import N_, translator
 from handlers.messages import CHANNEL_PREFIXES, Reply
 from handlers.officers import actor
 from handlers.triage import _check_holder, _check_open, _tip_in_scope, _tipster_route, officer_route_of
@@ -52,10 +52,10 @@ async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     turn.session.add(tip)
     await append_audit(session=turn.session, keyring=services.keyring, actor=actor(officer), action="ask",
                        tip_ref=tip.ref)
-    t = translator(lang)
     received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y")
-    to_tipster = t("An officer has a question about your tip of {date}:\n\n«{question}»\n\n"
-                   "Please answer with your next message here.").format(date=received, question=question)
+    # In the tipster's language, not the officer's.
+    to_tipster = translator(lang)(N_("An officer has a question about your tip of {date}:\n\n«{question}»\n\n"
+                                     "Please answer with your next message here.")).format(date=received, question=question)
     return [Reply(_("Your question on {ref} was sent to the tipster.").format(ref=tip.ref)),
             Reply(to_tipster, to=route)]
 
@@ -95,8 +95,8 @@ async def pending_answer(turn: Turn) -> list[Reply] | None:
     found_officer = await officer_route_of(turn, waiting["officer"])
     if found_officer is not None:
         route, lang = found_officer
-        t = translator(lang)
-        replies.append(Reply(t("The tipster answered your question on {ref}. Send /tip {ref} to read it.").format(
+        text = translator(lang)(N_("The tipster answered your question on {ref}. Send /tip {ref} to read it."))
+        replies.append(Reply(text.format(
             ref=tip.ref), to=route))
     return replies
 

@@ -72,7 +72,8 @@ def officer_help(turn: Turn) -> str:
     return _("/queue: the open tips of your unit\n/next: take the next waiting tip\n/tip REF: read a tip and its "
              "evidence\n/valuable REF [note]\n/notvaluable REF REASON\n/note REF TEXT\n/ask REF QUESTION: ask the "
              "tipster through the bot\n/case REF CASE SUBJECTS: link a valuable tip to a case\n/release REF\n"
-             "/transfer REF UNIT (supervisors)")
+             "/transfer REF UNIT (supervisors)\n/stats [period], /baocao FROM TO: figures (supervisors)\n"
+             "/whoami: your name, role and unit")
 
 
 class InviteError(ValueError):

@@ -222,7 +222,7 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
         lines.append(_("• Tipster's phone (they chose to give it): {phone}").format(phone=fields[CONTACT_FIELD]))
     else:
         lines.append(_("• Tipster: anonymous"))
-    if REPLY_ROUTE_FIELD not in fields:
+    if REPLY_ROUTE_FIELD not in fields and tip.status not in triage_store.JUDGED:
         lines.append(_("• The tipster declined follow-up questions."))
     for name in sorted((n for n in fields if ":" in n), key=lambda n: (int(n.split(":")[1]), n)):
         kind, _n = name.split(":")
@@ -323,7 +323,7 @@ async def transfer(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     tip = await _tip_in_scope(turn, officer, ref)
     _check_open(turn, tip)
     if officer.role == "officer":
-        raise Refusal(_("Only a supervisor can transfer a tip."))
+        raise Refusal(_("Only a supervisor or an admin can transfer a tip."))
     units = turn.services.settings.unit_tree
     unit = units.get(unit_id.strip())
     if unit is None:

@@ -402,7 +402,7 @@ async def test_transfer_is_for_supervisors_only(world, filed):
     _code, ref = filed
     before = await world.snapshot(ref)
     refused = await world.say(OFFICER, f"/transfer {ref} ca-saigon")
-    assert refused.text(OFFICER) == "Only a supervisor can transfer a tip."
+    assert refused.text(OFFICER) == "Only a supervisor or an admin can transfer a tip."
     assert await world.snapshot(ref) == before
     await world.enrol(BOSS, unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
     unknown = await world.say(BOSS, f"/transfer {ref} ca-nowhere")

@@ -18,6 +18,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
 
 from handlers.areas import Area, AreaIndex
 from handlers.context import Limits, TipLineSettings, Triage
+from handlers.events import CalendarError, Offset, ReminderSettings, load_calendar, parse_clock
 from handlers.units import Unit, UnitTree
 from handlers.questionnaire import QuestionnaireError, load_questionnaire
 
@@ -29,6 +30,8 @@ ENV_OVERRIDES = {
     "TINBAO_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
     "TINBAO_ZALO_BOT_TOKEN": ("zalo_bot", "token"),
     "TINBAO_ZALO_BOT_WEBHOOK_SECRET": ("zalo_bot", "webhook_secret"),
+    "TINBAO_ZALO_OA_SECRET_KEY": ("zalo_oa", "secret_key"),
+    "TINBAO_ZALO_OA_APP_SECRET": ("zalo_oa", "app_secret"),
     "TINBAO_KEYRING": ("bot", "keyring"),
     "TINBAO_DATABASE_URL": ("database", "url"),
     "TINBAO_DATA_DIR": ("bot", "data_dir"),
@@ -36,7 +39,7 @@ ENV_OVERRIDES = {
 _ENV_PATHS = {"TINBAO_KEYRING", "TINBAO_DATA_DIR"}
 # Values never repeated in an error message: messages end up in logs, terminals and bug reports.
 _SECRET_KEYS = {"telegram.token", "telegram.webhook_secret", "zalo_bot.token", "zalo_bot.webhook_secret",
-                "database.url"}
+                "database.url", "zalo_oa.secret_key", "zalo_oa.app_secret"}
 _SECRET_RULE = "16–256 characters of A-Z a-z 0-9 _ -"
 
 
@@ -145,6 +148,51 @@ class ZaloBotSection(_Section):
         return self
 
 
+ZaloId = Annotated[str, _shaped(r"[0-9]{1,32}", "must be digits only, as Zalo shows it")]
+
+
+class ZaloOASection(_Section):
+    """A police unit's own Zalo Official Account, linked to an app on developers.zalo.me (see README)."""
+
+    app_id: ZaloId = ""
+    oa_id: ZaloId = ""
+    # The OA Secret Key of the app's link to the OA (webhook signatures), not the App Secret Key.
+    secret_key: Annotated[SecretStr, _shaped(r"\S{8,256}", "must be the OA Secret Key (no spaces)")] = SecretStr("")
+    # The App Secret Key (the secret_key header of OAuth calls).
+    app_secret: Annotated[SecretStr, _shaped(r"\S{8,256}", "must be the App Secret Key (no spaces)")] = SecretStr("")
+    redirect_uri: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = ""
+    api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://openapi.zalo.me"
+    oauth_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://oauth.zaloapp.com"
+    template_api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = \
+        "https://business.openapi.zalo.me"
+    webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
+    refresh_every_hours: Annotated[int, Field(strict=True, ge=1, le=24)] = 20
+    image_max_kb: WholeNumber = 1024
+    welcome_on_follow: bool = True
+    reminder_template_id: Annotated[str, _shaped(r"[0-9A-Za-z_-]{1,64}", "must be the template id Zalo approved")] = ""
+    reminder_template_param: Annotated[str, _shaped(r"[A-Za-z0-9_]{1,64}", "must be a template parameter name")] = \
+        "content"
+    reminders_in_paid_window: bool = False
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.app_id or self.oa_id)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ZaloOASection:
+        if not self.configured:
+            return self
+        for key in ("app_id", "oa_id"):
+            if not getattr(self, key):
+                raise _Invalid((key,), "is required once [zalo_oa] is used (app_id and oa_id, from developers.zalo.me)")
+        if not self.secret_key.get_secret_value():
+            # Without it, any event could be forged in any citizen's name.
+            raise _Invalid(("secret_key",), "is required: the OA Secret Key (set TINBAO_ZALO_OA_SECRET_KEY)")
+        if not self.app_secret.get_secret_value():
+            raise _Invalid(("app_secret",), "is required to refresh the OA's tokens (set TINBAO_ZALO_OA_APP_SECRET)")
+        return self
+
+
 class LimitsSection(_Section):
     tips_per_day: WholeNumber = 5
     messages_per_minute: WholeNumber = 20
@@ -184,17 +232,46 @@ class TriageSection(_Section):
     invite_ttl_hours: WholeNumber = 24
 
 
+def _offset(text: str) -> str:
+    try:
+        Offset.parse(text)
+    except CalendarError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+ClockTime = Annotated[str, _shaped(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", 'must be a time of day such as "21:00"')]
+
+
+class RemindersSection(_Section):
+    """Festival reminders: sending pace, quiet hours, the calendar of national days."""
+
+    enabled: bool = True
+    rate_per_second: WholeNumber = 25
+    quiet_start: ClockTime = "21:00"
+    quiet_end: ClockTime = "07:00"
+    tick_seconds: WholeNumber = 30
+    max_attempts: WholeNumber = 5
+    retry_seconds: WholeNumber = 30
+    unknown_after_minutes: WholeNumber = 10
+    default_offsets: list[Annotated[str, AfterValidator(_offset)]] = Field(
+        default_factory=lambda: ["7d 08:00", "1d 08:00", "0d 07:00"])
+    calendar: ConfigPath | None = None
+
+
 class Config(_Section):
     # Sections default to {} rather than an instance so that their defaults, too, see the config folder.
     bot: BotSection = Field(default_factory=dict)  # type: ignore[arg-type]
     database: DatabaseSection = Field(default_factory=dict)  # type: ignore[arg-type]
     telegram: TelegramSection = Field(default_factory=dict)  # type: ignore[arg-type]
     zalo_bot: ZaloBotSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    zalo_oa: ZaloOASection = Field(default_factory=dict)  # type: ignore[arg-type]
     limits: LimitsSection = Field(default_factory=dict)  # type: ignore[arg-type]
     questionnaire: QuestionnaireSection = Field(default_factory=dict)  # type: ignore[arg-type]
     areas: list[AreaEntry] = Field(default_factory=list)
     units: list[UnitEntry] = Field(default_factory=list)
     triage: TriageSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    reminders: RemindersSection = Field(default_factory=dict)  # type: ignore[arg-type]
     _source: str = PrivateAttr("config.toml")  # the file's name, for errors found after loading
 
     @model_validator(mode="after")
@@ -271,6 +348,28 @@ class Config(_Section):
                           invite_ttl=timedelta(hours=triage.invite_ttl_hours)),
         )
 
+    def reminder_settings(self) -> ReminderSettings:
+        """The reminder settings, with the calendar file read and its areas checked against [[areas]]."""
+        section = self.reminders
+        key = f"{self._source}: reminders.calendar"
+        try:
+            calendar = load_calendar(section.calendar)
+        except CalendarError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+        known = parents_of(self.areas)
+        for event in calendar:
+            if event.area is not None and event.area not in known:
+                raise ConfigError(f'{key}: event {event.id}: area "{event.area}" is not the code of any '
+                                  f'[[areas]] entry')
+        return ReminderSettings(
+            enabled=section.enabled, rate_per_second=float(section.rate_per_second),
+            quiet_start=parse_clock(section.quiet_start), quiet_end=parse_clock(section.quiet_end),
+            tick_seconds=float(section.tick_seconds), max_attempts=section.max_attempts,
+            retry_seconds=float(section.retry_seconds), unknown_after=timedelta(minutes=section.unknown_after_minutes),
+            default_offsets=tuple(Offset.parse(o) for o in section.default_offsets)
+            or ReminderSettings().default_offsets,
+            calendar=calendar)
+
 
 def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
     """Read config.toml (or $TINBAO_CONFIG), let TINBAO_* variables win, and check every key."""
@@ -316,8 +415,9 @@ _PLAIN = {
     "string_type": 'must be text in quotes, e.g. "…"', "path_type": "must be a file or folder path in quotes",
     "model_type": "must be a table, e.g. [section]", "list_type": "must be a list of [[areas]] tables",
 }
-_KNOWN_KEYS = {name for model in (Config, BotSection, DatabaseSection, TelegramSection, ZaloBotSection,
-                                  LimitsSection, QuestionnaireSection, AreaEntry, UnitEntry, TriageSection)
+_KNOWN_KEYS = {name for model in (Config, BotSection, DatabaseSection, TelegramSection, ZaloBotSection, ZaloOASection,
+                                  LimitsSection, QuestionnaireSection, AreaEntry, UnitEntry, TriageSection,
+                                  RemindersSection)
                for name in model.model_fields}
 
 

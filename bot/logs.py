@@ -44,6 +44,7 @@ def setup_logging(level: str = "INFO", *, secrets: list[str] | None = None, stre
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiogram.event", "aiogram.dispatcher", "aiohttp.access", "sqlalchemy.engine", "alembic"):
+    # aiosqlite logs SQL parameters at DEBUG: sealed bytes mostly, but announcements are plain text.
+    for noisy in ("aiogram.event", "aiogram.dispatcher", "aiohttp.access", "sqlalchemy.engine", "alembic", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return redactor

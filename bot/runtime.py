@@ -28,11 +28,14 @@ async def open_services(config: Config) -> Services:
     """Keyring first (a wrong one stops us before anything is written), then the schema."""
     keyring = Keyring.load(config.bot.keyring)
     settings = config.tipline_settings()
+    reminders = config.reminder_settings()  # a broken calendar file stops the start, like a broken questionnaire
     url = config.database_url()
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
     await upgrade(url)
-    return Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
-                    settings=settings)
+    services = Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
+                        settings=settings)
+    services.reminders = reminders  # what handlers.reminders.settings_of reads (quiet hours, offsets)
+    return services
 
 
 async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKEEPING_SECONDS) -> None:
@@ -86,16 +89,18 @@ async def run(config: Config, *, webhook: bool | None = None) -> None:
 
     telegram_token = config.telegram.token.get_secret_value()
     zalo_token = config.zalo_bot.token.get_secret_value()
-    if not telegram_token and not zalo_token:
+    oa_section = config.zalo_oa
+    if not telegram_token and not zalo_token and not oa_section.configured:
         raise ConfigError("telegram.token and zalo_bot.token are both empty: set TINBAO_TELEGRAM_TOKEN and/or "
-                          "TINBAO_ZALO_BOT_TOKEN (or try the bot with `tinbao chat`)")
-    _redact_in_logs(zalo_token, config.zalo_bot.webhook_secret.get_secret_value())
+                          "TINBAO_ZALO_BOT_TOKEN, or set up [zalo_oa] (or try the bot with `tinbao chat`)")
+    _redact_in_logs(zalo_token, config.zalo_bot.webhook_secret.get_secret_value(),
+                    oa_section.secret_key.get_secret_value(), oa_section.app_secret.get_secret_value())
     telegram_hook = bool(telegram_token) and _by_webhook(config.telegram, "telegram", webhook)
     zalo_hook = bool(zalo_token) and _by_webhook(config.zalo_bot, "zalo_bot", webhook)
     services = await open_services(config)
     tipline = TipLine(services)  # one for both: a chat's key carries its channel ("tg:", "zl:")
     deliveries = Deliveries()  # one for both: a verdict written on Telegram reaches a tipster on Zalo
-    telegram = zalo = None
+    telegram = zalo = zalo_oa = None
     jobs: list[Callable[[], Awaitable[None]]] = [functools.partial(housekeeping, services, deliveries)]
     hooks: dict = {}
     try:
@@ -116,14 +121,29 @@ async def run(config: Config, *, webhook: bool | None = None) -> None:
             else:
                 log.info("serving Zalo by long polling")
                 jobs.append(zalo.run_polling)
+        if oa_section.configured:
+            from bot.channels.zalo_oa import channel_from_config
+            # Webhook only (Zalo OA has no polling); events are checked by signature, not by a path secret.
+            zalo_oa = channel_from_config(oa_section, tipline=tipline, deliveries=deliveries)
+            hooks["zalo_oa"] = (zalo_oa, oa_section)
+            jobs.append(zalo_oa.maintain)  # leftover events, the token refresh about every 20 h, purges
         if hooks:
             jobs.append(functools.partial(serve_webhooks, **hooks))
+        if config.reminders.enabled:
+            from bot.reminders import reminder_senders, run_reminders
+            senders = reminder_senders(telegram=telegram, zalo=zalo)
+            if zalo_oa is not None:
+                senders["zalo_oa"] = zalo_oa.send_reminder  # its 7-day window: refused as "outside_window"
+            jobs.append(functools.partial(run_reminders, services, services.reminders, senders))
         await _until_one_fails([job() for job in jobs])
     finally:
         if zalo is not None:
             await zalo.stop()
             await zalo.drain(timeout=10)
             await zalo.client.close()
+        if zalo_oa is not None:
+            await zalo_oa.drain(timeout=10)
+            await zalo_oa.client.close()
         if telegram is not None:
             await telegram.bot.session.close()
         await services.db.dispose()

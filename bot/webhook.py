@@ -1,4 +1,5 @@
-"""Telegram and Zalo by webhook: an aiohttp server that accepts only calls carrying the channel's secret."""
+"""Telegram, Zalo and the Zalo OA by webhook: an aiohttp server that accepts only calls carrying the channel's
+secret (the OA: its signature)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from aiohttp import web
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo_bot import ZaloBotChannel, events_in
+from bot.channels.zalo_oa import SIGNATURE_HEADER as ZALO_OA_SIGNATURE_HEADER
+from bot.channels.zalo_oa import TIMESTAMP_HEADER as ZALO_OA_TIMESTAMP_HEADER
+from bot.channels.zalo_oa import ZaloOAChannel
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 ZALO_WEBHOOK_PATH = "/zalo/webhook"
 ZALO_SECRET_HEADER = "X-Bot-Api-Secret-Token"
+ZALO_OA_WEBHOOK_PATH = "/zalo-oa/webhook"
+ZALO_OA_MAX_BODY = 256 * 1024  # an event is a few hundred bytes; attachments come as URLs
 
 
 def add_telegram_route(app: web.Application, channel: TelegramChannel, secret: str) -> None:
@@ -65,13 +71,46 @@ def zalo_webhook_app(channel: ZaloBotChannel, secret: str) -> web.Application:
     return app
 
 
+def add_zalo_oa_route(app: web.Application, channel: ZaloOAChannel) -> None:
+    """POST /zalo-oa/webhook: X-ZEvent-Signature is checked over the raw bytes, with a ±5-minute window;
+    a bad or missing one gets 401 and nothing else happens. A good event is stored before Zalo gets its 200
+    (within Zalo's 2 seconds) and handled after. Zalo's unsigned ``{}`` check, when the URL is saved, gets 200."""
+
+    async def receive(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > ZALO_OA_MAX_BODY:
+            return web.Response(status=413)
+        try:
+            raw = await request.read()  # the raw bytes: the signature covers them, not re-serialised JSON
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413)
+        if len(raw) > ZALO_OA_MAX_BODY:
+            return web.Response(status=413)
+        status = await channel.receive(raw, request.headers.get(ZALO_OA_SIGNATURE_HEADER),
+                                       request.headers.get(ZALO_OA_TIMESTAMP_HEADER))
+        return web.json_response({"error": 0}) if status == 200 else web.Response(status=status)
+
+    async def probe(request: web.Request) -> web.Response:
+        return web.Response(status=200)  # a GET carries no event: nothing happens
+
+    app.router.add_post(ZALO_OA_WEBHOOK_PATH, receive)
+    app.router.add_get(ZALO_OA_WEBHOOK_PATH, probe)
+
+
+def zalo_oa_webhook_app(channel: ZaloOAChannel) -> web.Application:
+    """The web app for the Zalo OA alone."""
+    app = web.Application()
+    add_zalo_oa_route(app, channel)
+    return app
+
+
 def _public_url(base: str, path: str) -> str:
     url = base.rstrip("/")
     return url if url.endswith(path) else url + path
 
 
 async def serve_webhooks(*, telegram: tuple[TelegramChannel, Any] | None = None,
-                         zalo: tuple[ZaloBotChannel, Any] | None = None) -> None:
+                         zalo: tuple[ZaloBotChannel, Any] | None = None,
+                         zalo_oa: tuple[ZaloOAChannel, Any] | None = None) -> None:
     """Serve each given (channel, config section) by webhook until cancelled.
 
     Channels listening on the same host:port share one server; each keeps its own path and secret."""
@@ -84,6 +123,10 @@ async def serve_webhooks(*, telegram: tuple[TelegramChannel, Any] | None = None,
         channel, section = zalo
         add_zalo_route(apps.setdefault(section.webhook_listen, web.Application()), channel,
                        section.webhook_secret.get_secret_value())
+    if zalo_oa:
+        # The OA's webhook address is set by hand in the Zalo app's settings, not through the API.
+        channel, section = zalo_oa
+        add_zalo_oa_route(apps.setdefault(section.webhook_listen, web.Application()), channel)
     runners: list[web.AppRunner] = []
     try:
         for listen, app in apps.items():
@@ -105,10 +148,14 @@ async def serve_webhooks(*, telegram: tuple[TelegramChannel, Any] | None = None,
             await channel.start_webhook(_public_url(section.webhook_url, ZALO_WEBHOOK_PATH),
                                         section.webhook_secret.get_secret_value())
             log.info("serving Zalo by webhook on %s", section.webhook_listen)
+        if zalo_oa:
+            log.info("serving the Zalo OA by webhook on %s at %s", zalo_oa[1].webhook_listen, ZALO_OA_WEBHOOK_PATH)
         await asyncio.Event().wait()
     finally:
         if zalo:
             await zalo[0].drain()  # answers already under way still reach the citizens
+        if zalo_oa:
+            await zalo_oa[0].drain()
         for runner in runners:
             await runner.cleanup()
 

@@ -142,7 +142,7 @@ async def _route(turn: Turn) -> list[Reply]:
         if name == "/help":
             officer = await officers.current_officer(turn)
             extra = [Reply(officers.officer_help(turn) + "\n" + broadcasts.officer_help(turn))] if officer else []
-            citizen = [Reply(help_text(turn) + "\n" + reminders.citizen_help(turn))]
+            citizen = [Reply(help_text(turn) + "\n\n" + reminders.citizen_help(turn))]
             return citizen + extra + (await tipoff.reprompt(turn) if in_tipoff else [])
         if name == "/status":
             return await show_status(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])

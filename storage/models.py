@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -163,3 +163,156 @@ class AuditEntry(SQLModel, table=True):
     detail: str = Field(default="", max_length=255)  # never tip content
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+# --- Festival reminders ----------------------------------------------------------------------------
+# Events produce broadcasts (one per reminder of one occurrence, or an admin's announcement); a
+# broadcast produces one outbox row per subscriber. Who a subscriber is stays sealed, as for officers.
+
+
+class ReminderSubscriber(SQLModel, table=True):
+    """A citizen who opted in to reminders: known by chat pseudonym, reachable only through a sealed route."""
+
+    __tablename__ = "reminder_subscriber"
+    id: int | None = Field(default=None, primary_key=True)
+    chat_key: str = Field(unique=True, max_length=64)
+    channel: str = Field(max_length=16)
+    language: str = Field(default="vi", max_length=8)  # the chat's language when it last used /remind
+    active: bool = Field(default=True, index=True)
+    route_key_id: str | None = Field(default=None, max_length=32)  # data key sealing the route; shredded on opt-out
+    route: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    opted_in_at: datetime = Field(default_factory=utcnow)
+    opted_out_at: datetime | None = None
+    opt_out_reason: str | None = Field(default=None, max_length=16)  # citizen, blocked
+
+
+class ReminderSubscriberArea(SQLModel, table=True):
+    """An area (ward, commune or province) whose local events a subscriber wants to hear of."""
+
+    __tablename__ = "reminder_subscriber_area"
+    subscriber_id: int = Field(primary_key=True, foreign_key="reminder_subscriber.id", ondelete="CASCADE")
+    area_code: str = Field(primary_key=True, index=True, max_length=32)
+
+
+class ReminderEvent(SQLModel, table=True):
+    """A festival day: shipped national days, config ones, and local events added by officers."""
+
+    __tablename__ = "reminder_event"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=64)  # "shipped:<id>", "config:<id>", "local:<random>"
+    source: str = Field(max_length=16)  # shipped, config, local
+    title: str = Field(max_length=200)
+    title_en: str | None = Field(default=None, max_length=200)
+    description: str = Field(default="", max_length=1000)
+    description_en: str | None = Field(default=None, max_length=1000)
+    place: str = Field(default="", max_length=200)
+    dates: str = Field(max_length=255)  # "08-19" every year, "2026-07-15" once; comma-separated
+    start_time: str | None = Field(default=None, max_length=5)  # "19:30", Vietnam time
+    offsets: str = Field(max_length=255)  # "7d 08:00,1d 08:00,0d 07:00": days before, at Vietnam time
+    area_code: str | None = Field(default=None, index=True, max_length=32)  # None: every subscriber
+    unit_id: str | None = Field(default=None, max_length=32)
+    created_by: int | None = None  # officer id
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    cancelled_at: datetime | None = None
+
+
+class ReminderBroadcast(SQLModel, table=True):
+    """One message to many: an event's reminder for one occurrence, or an admin's one-off announcement."""
+
+    __tablename__ = "reminder_broadcast"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=96)  # "event:<id>:<date>:<offset>" makes each reminder once
+    kind: str = Field(max_length=16)  # reminder, announcement
+    event_id: int | None = Field(default=None, index=True)
+    occurs_on: date | None = None  # the occurrence's day, in Vietnam
+    reminder_offset: str | None = Field(default=None, max_length=16)  # "7d 08:00": which reminder of the occurrence
+    area_code: str | None = Field(default=None, max_length=32)  # None: every subscriber
+    text: str | None = Field(default=None, max_length=2000)  # an announcement, as the admin wrote it
+    status: str = Field(default="scheduled", index=True, max_length=16)  # draft, scheduled, queued, cancelled
+    send_at: datetime = Field(index=True)
+    expires_at: datetime | None = None  # what is still unsent then is skipped: the event has begun
+    created_by: int | None = None  # officer id
+    created_at: datetime = Field(default_factory=utcnow)
+    queued_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+
+class ReminderOutbox(SQLModel, table=True):
+    """One message of a broadcast to one subscriber: pending → sending → sent, failed, skipped or unknown."""
+
+    __tablename__ = "reminder_outbox"
+    __table_args__ = (UniqueConstraint("broadcast_id", "subscriber_id"),
+                      Index("ix_reminder_outbox_due", "status", "not_before"))
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(foreign_key="reminder_broadcast.id", ondelete="CASCADE")
+    subscriber_id: int = Field(index=True, foreign_key="reminder_subscriber.id", ondelete="CASCADE")
+    status: str = Field(default="pending", max_length=16)
+    reason: str | None = Field(default=None, max_length=32)  # why failed or skipped: blocked, outside_window, …
+    attempts: int = 0
+    not_before: datetime  # quiet hours, backoff and 429 waits push it later
+    claimed_by: str | None = Field(default=None, max_length=32)  # the dispatcher sending it
+    claimed_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ReminderPace(SQLModel, table=True):
+    """The one rate limit shared by every dispatcher in every process: the next free sending slot."""
+
+    __tablename__ = "reminder_pace"
+    name: str = Field(primary_key=True, max_length=16)
+    next_at: datetime
+
+
+# --- Zalo Official Account (bot/channels/zalo_oa.py) ------------------------------------------------
+# A unit's own OA: its OAuth token pair, the webhook events kept until handled, each citizen's last
+# interaction (the 7-day window) and what each oa.query.hide button stands for. Everything that could
+# name a citizen or open the OA is sealed; none of these rows holds a Zalo user id in clear.
+
+
+class ZaloOaToken(SQLModel, table=True):
+    """The OA's access and refresh tokens, sealed together and replaced whole at every refresh."""
+
+    __tablename__ = "zalo_oa_token"
+    oa_id: str = Field(primary_key=True, max_length=32)
+    key_id: str = Field(max_length=32)  # the data key sealing `sealed`
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # {"access_token", "refresh_token"}
+    version: int = 1  # +1 at every new pair: a worker holding an older one knows it was replaced
+    access_expires_at: datetime
+    refreshed_at: datetime = Field(default_factory=utcnow)
+    # ok; failed (Zalo refused the refresh token); unknown (it may have been spent: never sent again)
+    refresh_state: str = Field(default="ok", max_length=16)
+    failed_at: datetime | None = None
+    failure: str | None = Field(default=None, max_length=64)  # Zalo's error code and name, never a token
+
+
+class ZaloOaEvent(SQLModel, table=True):
+    """A webhook event, stored sealed before it is handled; its dedup key makes a redelivery a no-op."""
+
+    __tablename__ = "zalo_oa_event"
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(unique=True, max_length=64)  # sha256 of the msg_id, or of the whole event without one
+    event_name: str = Field(max_length=48)
+    key_id: str | None = Field(default=None, max_length=32)  # data key sealing `payload`; shredded once handled
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    claimed_by: str | None = Field(default=None, max_length=32)  # the worker handling it
+    claimed_at: datetime | None = None
+    processed_at: datetime | None = Field(default=None, index=True)
+
+
+class ZaloOaInteraction(SQLModel, table=True):
+    """When a citizen last interacted with the OA (the 7-day window): a key unlike the conversation's, time sealed."""
+
+    __tablename__ = "zalo_oa_interaction"
+    seen_key: str = Field(primary_key=True, max_length=64)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ZaloOaButton(SQLModel, table=True):
+    """What the payload of an oa.query.hide button stands for: sealed, and bound to the chat it was sent to."""
+
+    __tablename__ = "zalo_oa_button"
+    token: str = Field(primary_key=True, max_length=16)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)

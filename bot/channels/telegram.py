@@ -13,7 +13,9 @@ from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.exceptions import (ClientDecodeError, TelegramAPIError, TelegramBadRequest, TelegramForbiddenError,
+                                TelegramNetworkError, TelegramRetryAfter, TelegramServerError,
+                                TelegramUnauthorizedError)
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -30,6 +32,7 @@ from aiogram.types import (
 )
 
 from bot.delivery import Deliveries
+from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
 from handlers.tipline import TipLine
 
@@ -40,15 +43,19 @@ TEXT_LIMIT = 4096
 # What citizens see in the command menu; officer commands are set per chat, never here.
 CITIZEN_COMMANDS = {
     "vi": [("report", "Gửi tin báo tố giác tội phạm"), ("status", "Tra cứu tin báo bằng mã"),
-           ("cancel", "Hủy tin báo đang viết"), ("language", "Đổi ngôn ngữ"), ("help", "Hướng dẫn")],
+           ("cancel", "Hủy tin báo đang viết"), ("remind", "Nhắc ngày hội"), ("language", "Đổi ngôn ngữ"),
+           ("help", "Hướng dẫn")],
     "en": [("report", "Report a crime"), ("status", "Check a tip with its code"),
-           ("cancel", "Cancel the tip you are writing"), ("language", "Change language"), ("help", "Help")],
+           ("cancel", "Cancel the tip you are writing"), ("remind", "Festival reminders"),
+           ("language", "Change language"), ("help", "Help")],
 }
 OFFICER_COMMANDS = [("queue", "Tin báo đang chờ của đơn vị"), ("next", "Nhận tin báo tiếp theo"),
                     ("tip", "Xem tin báo: /tip MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
                     ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("ask", "Hỏi người báo tin"),
                     ("note", "Ghi chú"), ("case", "Gắn vụ án: /case MÃ VỤ SỐ_ĐỐI_TƯỢNG"), ("release", "Trả lại hàng chờ"),
-                    ("transfer", "Chuyển đơn vị"), ("whoami", "Thông tin cán bộ")]
+                    ("transfer", "Chuyển đơn vị"), ("whoami", "Thông tin cán bộ"),
+                    ("event", "Sự kiện ngày hội: /event add"), ("broadcasts", "Tiến độ nhắc và thông báo"),
+                    ("announce", "Thông báo (quản trị): /announce KHU_VỰC | NỘI_DUNG")]
 _DEFAULT_NAMES = {"photo": "photo.jpg", "video": "video.mp4", "voice": "voice.ogg", "audio": "audio", "document": "file"}
 
 
@@ -140,6 +147,39 @@ async def _send(method, chat_id, *args, **kwargs) -> None:
         await method(chat_id, *args, **kwargs)
     except TelegramForbiddenError:
         log.info("a chat has blocked the bot; message dropped")
+
+
+class ReminderSender:
+    """Reminders through this bot: one message with its stop button, and what Telegram answered as an
+    outcome (the dispatcher decides about waiting, retrying and unsubscribing)."""
+
+    def __init__(self, bot: Bot, *, timeout: int = 15) -> None:
+        self.bot, self.timeout = bot, timeout
+        self._markups: dict[int, tuple[Reply, object]] = {}
+
+    def _markup_of(self, reply: Reply):
+        # Thousands of chats get the same reply object: its buttons are built once, not per message.
+        cached = self._markups.get(id(reply))
+        if cached is None or cached[0] is not reply:
+            if len(self._markups) > 64:
+                self._markups.clear()
+            cached = self._markups[id(reply)] = (reply, _markup(reply))
+        return cached[1]
+
+    async def __call__(self, chat_id: str, reply: Reply) -> Outcome:
+        try:
+            # Reminders are kept under the 4,096-character cap, so one message: never half a reminder.
+            await self.bot.send_message(int(chat_id), reply.text[:TEXT_LIMIT], reply_markup=self._markup_of(reply),
+                                        request_timeout=self.timeout)
+        except TelegramRetryAfter as exc:
+            return Outcome.wait(exc.retry_after)
+        except TelegramForbiddenError:
+            return BLOCKED  # blocked the bot, or deleted the account
+        except (TelegramServerError, TelegramNetworkError, ClientDecodeError, TelegramUnauthorizedError):
+            return TRANSIENT  # 5xx, timeouts, a proxy's HTML page; a token being replaced
+        except TelegramAPIError:
+            return REJECTED  # 400 "chat not found" and the like: trying again would not help
+        return SENT
 
 
 async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:

@@ -661,3 +661,32 @@ async def test_run_forced_to_webhook_without_a_secret_refuses_to_start(tmp_path,
     config = _config(tmp_path, f'[zalo_bot]\ntoken = "{fake.token}"\napi_base = "{fake.base_url}"\n')
     with pytest.raises(ConfigError, match="zalo_bot.webhook_secret"):
         await runtime.run(config, webhook=True)
+
+
+# --- an officer's verdict reaches the tipster on Zalo -------------------------------------------
+
+async def test_an_officers_verdict_reaches_the_tipster_on_zalo(fake, citizen, zalo, services, tipline):
+    from handlers.officers import create_invite_code
+    from tests.support.chat import ChatClient
+    await to_evidence(citizen)
+    assert "TB-" in await finish_tip(citizen)
+    code = await create_invite_code(services, unit_id="ca-benthanh", role="officer", name="Đại úy Lan")
+    officer = ChatClient(tipline, chat_id="900", language="en")  # the officer works from another channel
+    await officer.send(f"/enroll {code}")
+    before = len(fake.texts_to(CHAT))
+    await officer.send("/next")
+    await zalo.deliveries.send(officer.last, origin=Route("console", "900"))
+    ref = officer.last[0].text.split(" · ")[0].split()[-1]
+    await officer.send(f"/valuable {ref}")
+    await zalo.deliveries.send(officer.last, origin=Route("console", "900"))
+    told = fake.texts_to(CHAT)[before:]
+    assert told == [vi("Your tip of {date} is now being reviewed by an officer.").format(date=_today()),
+                    vi("Your tip of {date} was judged valuable. Thank you for helping keep our community safe!"
+                       ).format(date=_today())]
+
+
+def _today() -> str:
+    from datetime import datetime
+
+    from handlers.context import VIETNAM
+    return datetime.now(VIETNAM).strftime("%d/%m/%Y")

@@ -268,6 +268,91 @@ def cmd_purge(args) -> int:
     return 0
 
 
+def cmd_reminders_status(args) -> int:
+    """Recent and coming broadcasts with their counts; a bar each for those still going out."""
+    from datetime import timedelta
+
+    from handlers.reminders import when_text
+    from storage import outbox
+    from storage import reminders as store
+    config = _config(args)
+
+    async def job(services):
+        async with services.db.transaction() as session:
+            items = await store.recent_broadcasts(session=session, area_codes=None, include_everyone=True,
+                                                  since=services.clock() - timedelta(days=args.days), limit=args.limit)
+            counts = await store.broadcast_counts(session=session, broadcast_ids=[b.id for b in items])
+            totals = await outbox.count_by_status(session=session)
+        return items, counts, totals
+    items, counts, totals = _with_services(config, job)
+    areas = config.tipline_settings().areas
+    for broadcast in items:
+        n = counts[broadcast.id]
+        where = areas.display(broadcast.area_code) if broadcast.area_code else "everyone"
+        skipped = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(n.items()) if k.startswith("skipped:"))
+        pending = n.get("pending", 0) + n.get("sending", 0)
+        print(f"#{broadcast.id}\t{broadcast.kind}\t{where}\t{when_text(broadcast.send_at)}\t{broadcast.status}\t"
+              f"sent {n.get('sent', 0)}, failed {n.get('failed', 0)}, pending {pending}, "
+              f"unknown {n.get('unknown', 0)}" + (f", skipped: {skipped}" if skipped else ""))
+        if broadcast.status == "queued" and (n.get("pending") or n.get("sending")):
+            progress = Progress(f"  #{broadcast.id} going out", sum(v for k, v in n.items() if ":" not in k))
+            progress.advance(sum(v for k, v in n.items() if ":" not in k and k not in ("pending", "sending")))
+            progress.finish()
+    if not items:
+        print(f"no reminders or announcements in the last {args.days} days")
+    if totals.get("unknown"):
+        print(f"{totals['unknown']} message(s) have an unknown outcome (a worker stopped while sending them); "
+              "they are not sent again")
+    return 0
+
+
+def cmd_reminders_calendar(args) -> int:
+    """The coming events (national days and local ones) and when their reminders go out, Vietnam time."""
+    from handlers.events import next_occurrences, parse_offsets, upcoming_reminders
+    from handlers.reminders import day_text, when_text
+    from storage import reminders as store
+    config = _config(args)
+    settings = config.reminder_settings()
+
+    async def job(services):
+        from bot.reminders import sync_calendar
+        await sync_calendar(services, settings)  # what `tinbao run` would do first, so the file's edits show
+        async with services.db.transaction() as session:
+            return await store.active_events(session=session), services.clock()
+    events, now = _with_services(config, job)
+    areas = config.tipline_settings().areas
+    rows = []
+    for event in events:
+        occurrences = next_occurrences(event.dates, start_time=event.start_time, now=now)
+        if occurrences:
+            times = upcoming_reminders(dates=event.dates, start_time=event.start_time,
+                                       offsets=parse_offsets(event.offsets), now=now, limit=5)
+            rows.append((occurrences[0].day, event, times))
+    for day, event, times in sorted(rows, key=lambda r: (r[0], r[1].id)):
+        where = areas.display(event.area_code) if event.area_code else "everyone"
+        print(f"#{event.id}\t{day_text(day)}{' ' + event.start_time if event.start_time else ''}\t{event.source}\t"
+              f"{where}\t{event.title}\treminders: {', '.join(when_text(t) for t in times) or '-'}")
+    return 0
+
+
+def cmd_zalo_oa_connect(args) -> int:
+    """The first grant of the unit's Zalo OA: permission URL (PKCE), the pasted code, the pair stored sealed."""
+    from bot.channels.zalo_oa import ConnectError, connect
+    config = _config(args)
+    try:
+        _with_services(config, lambda services: connect(config.zalo_oa, services, ask=input, say=print))
+    except ConnectError as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
+def cmd_zalo_oa_status(args) -> int:
+    from bot.channels.zalo_oa import status
+    config = _config(args)
+    print(_with_services(config, lambda services: status(config.zalo_oa, services)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinbao", description="A crime tip line for the police on Telegram and Zalo.")
     top.add_argument("--config", help="config file (default: $TINBAO_CONFIG or ./config.toml)")
@@ -303,6 +388,20 @@ def parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="check that no entry was changed or deleted").set_defaults(func=cmd_audit_verify)
     sub.add_parser("purge", help="delete tips judged not valuable after the retention period").set_defaults(func=cmd_purge)
+    reminders = sub.add_parser("reminders", help="festival reminders").add_subparsers(dest="reminders_command",
+                                                                                      required=True)
+    status = reminders.add_parser("status", help="broadcasts: sent, failed, pending, unknown, skipped")
+    status.add_argument("--days", type=int, default=30)
+    status.add_argument("--limit", type=int, default=20)
+    status.set_defaults(func=cmd_reminders_status)
+    reminders.add_parser("calendar", help="coming events and when their reminders go out").set_defaults(
+        func=cmd_reminders_calendar)
+    zalo_oa = sub.add_parser("zalo-oa", help="the unit's Zalo Official Account").add_subparsers(
+        dest="zalo_oa_command", required=True)
+    zalo_oa.add_parser("connect", help="grant tinbao access to the OA (an OA admin agrees in a browser)").set_defaults(
+        func=cmd_zalo_oa_connect)
+    zalo_oa.add_parser("status", help="the stored token pair: version, expiry, last refresh failure").set_defaults(
+        func=cmd_zalo_oa_status)
     return top
 
 

@@ -72,6 +72,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bot.channels.downloads import DownloadFailed, download_capped
+
 from bot.delivery import Deliveries
 from handlers.i18n import translator
 from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
@@ -204,32 +206,11 @@ class ZaloBotClient:
         return await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
 
     async def download(self, url: str, *, max_bytes: int) -> bytes:
-        """A citizen's image or voice note; at most ``max_bytes + 1`` bytes are read.
-
-        Returning one byte over the cap (rather than failing) lets the handlers say "too large"."""
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ZaloBotError(None, "file URL is not http(s)", method="download")
-        session = await self._http()
-        failure: str | None = None
-        chunks: list[bytes] = []
+        """A citizen's file from Zalo's URL; at most ``max_bytes + 1`` bytes, so the handlers can say "too large"."""
         try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=max(self.timeout, 60))) as response:
-                if response.status != 200:
-                    failure = f"HTTP {response.status}"
-                else:
-                    size = 0
-                    async for chunk in response.content.iter_chunked(64 * 1024):
-                        chunks.append(chunk)
-                        size += len(chunk)
-                        if size > max_bytes:
-                            break
-        except TimeoutError:
-            failure = "no answer in time"
-        except aiohttp.ClientError as exc:
-            failure = f"network error ({type(exc).__name__})"
-        if failure is not None:
-            raise ZaloBotError(None, failure, method="download")
-        return b"".join(chunks)[:max_bytes + 1]
+            return await download_capped(await self._http(), url, max_bytes=max_bytes, timeout=self.timeout)
+        except DownloadFailed as exc:
+            raise ZaloBotError(None, str(exc), method="download") from None
 
 
 # --- events → Inbound ---------------------------------------------------------------------------

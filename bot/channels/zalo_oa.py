@@ -119,6 +119,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 from sqlalchemy import text as sql
 
+from bot.channels.downloads import DownloadFailed, download_capped
 from bot.delivery import Deliveries
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.i18n import translator
@@ -384,29 +385,10 @@ class ZaloOAClient:
 
     async def download(self, url: str, *, max_bytes: int) -> bytes:
         """A citizen's file from Zalo's URL; at most ``max_bytes + 1`` bytes, so the handlers can say "too large"."""
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ZaloOAError(None, "file URL is not http(s)", method="download")
-        session = await self._http()
-        failure: str | None = None
-        chunks: list[bytes] = []
         try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=max(self.timeout, 60))) as response:
-                if response.status != 200:
-                    failure = f"HTTP {response.status}"
-                else:
-                    size = 0
-                    async for chunk in response.content.iter_chunked(64 * 1024):
-                        chunks.append(chunk)
-                        size += len(chunk)
-                        if size > max_bytes:
-                            break
-        except TimeoutError:
-            failure = "no answer in time"
-        except aiohttp.ClientError as exc:
-            failure = f"network error ({type(exc).__name__})"
-        if failure is not None:
-            raise ZaloOAError(None, failure, method="download")
-        return b"".join(chunks)[:max_bytes + 1]
+            return await download_capped(await self._http(), url, max_bytes=max_bytes, timeout=self.timeout)
+        except DownloadFailed as exc:
+            raise ZaloOAError(None, str(exc), method="download") from None
 
     # --- OAuth v4 ---
 

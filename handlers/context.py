@@ -37,6 +37,12 @@ class Triage:
 
 
 @dataclass(frozen=True)
+class Stats:
+    # A count of fewer tips than this is shown as "<3", so a small commune's figures single out nobody.
+    min_cell: int = 3
+
+
+@dataclass(frozen=True)
 class TipLineSettings:
     areas: AreaIndex
     questionnaire: Questionnaire = field(default_factory=load_questionnaire)
@@ -45,6 +51,7 @@ class TipLineSettings:
     emergency_number: str = "113"
     units: UnitTree | None = None
     triage: Triage = field(default_factory=Triage)
+    stats: Stats = field(default_factory=Stats)
 
     @property
     def unit_tree(self) -> UnitTree:

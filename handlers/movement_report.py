@@ -1,0 +1,444 @@
+"""/report FROM TO: the movement's report of a period, as a paragraph, a table, CSV and XLSX.
+
+The same figures serve /stats, /report and `tinbao report`: this module turns the counts from
+storage/stats.py into what people read, with small counts hidden.
+
+How small counts are hidden (K is `[stats] min_cell`, 3 by default):
+
+- any count from 1 to K-1 (tips, cases or subjects) is shown as "<K"; zero is shown as 0, since a
+  zero singles out nobody;
+- totals are computed from the exact counts, so a province's total stays right when some of its
+  communes are hidden, and a total is itself hidden only when it is below K;
+- a hidden count could otherwise be worked out by subtraction (received = valuable + not valuable +
+  pending; the rows of a table add up to its total). So no row or column is left with exactly one
+  hidden cell: the smallest other non-zero cell of that line is hidden too, shown as "≥K" (it is
+  not below K, or it would be hidden already); this repeats until every line is safe;
+- the valuable share is shown only where both of its counts are shown; the median only when at
+  least K tips were judged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from babel.numbers import format_decimal
+
+from handlers.context import VIETNAM, Services, TipLineSettings
+from handlers.i18n import N_, number, translator
+from handlers.messages import OutgoingFile, Reply
+from handlers.officers import actor, scope
+from handlers.triage import Refusal
+from handlers.turn import Turn
+from storage import stats as stats_store
+from storage.audit import append_audit
+from storage.models import Officer
+from storage.stats import PeriodFigures, Tally
+
+TIP_KINDS = ("received", "valuable", "not_valuable", "pending")
+COUNT_KINDS = TIP_KINDS + ("cases", "subjects")
+COLUMNS = ("received", "valuable", "share", "not_valuable", "pending", "cases", "subjects")
+COLUMN_NAMES = {
+    "received": N_("Received"), "valuable": N_("Valuable"), "share": N_("Valuable share (%)"),
+    "not_valuable": N_("Not valuable"), "pending": N_("Pending"), "cases": N_("Cases clarified"),
+    "subjects": N_("Subjects"),
+}
+GROUP_NAMES = {"total": N_("Total"), "category": N_("Category"), "area": N_("Area")}
+CSV_MIME = "text/csv"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DATE_FORMAT = "%d/%m/%Y"
+
+
+# --- periods -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Period:
+    """Whole Vietnam calendar days, both ends included."""
+
+    first: date
+    last: date
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[first 00:00, day after last 00:00) in Vietnam time, as UTC instants (00:00 there is 17:00 UTC)."""
+        start = datetime.combine(self.first, time(), VIETNAM).astimezone(timezone.utc)
+        end = datetime.combine(self.last + timedelta(days=1), time(), VIETNAM).astimezone(timezone.utc)
+        return start, end
+
+    def label(self) -> str:
+        return f"{self.first.strftime(DATE_FORMAT)}–{self.last.strftime(DATE_FORMAT)}"
+
+
+def parse_date(text: str) -> date | None:
+    """dd/mm/yyyy (also d/m/yyyy, or with dots) → a date; anything else → None."""
+    parts = text.replace(".", "/").split("/")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[2]) != 4:
+        return None
+    try:
+        return date(int(parts[2]), int(parts[1]), int(parts[0]))
+    except ValueError:
+        return None
+
+
+def parse_range(words: list[str]) -> tuple[Period | None, list[str]]:
+    """The leading "dd/mm/yyyy-dd/mm/yyyy", "… - …" or "dd/mm/yyyy dd/mm/yyyy" of ``words``, and what follows."""
+    words = [w.replace("–", "-").replace("—", "-") for w in words]
+    if words and words[0].count("-") == 1:
+        ends, rest = words[0].split("-"), words[1:]
+    elif len(words) >= 3 and words[1] == "-":
+        ends, rest = [words[0], words[2]], words[3:]
+    else:
+        ends, rest = words[:2], words[2:]
+    dates = [parse_date(end) for end in ends]
+    if len(dates) != 2 or None in dates or dates[0] > dates[1]:
+        return None, words
+    return Period(dates[0], dates[1]), rest
+
+
+# --- hiding small counts -------------------------------------------------------------------------
+
+Key = tuple[str, str, str]  # (table, row, kind): ("area", "79.26734", "valuable"); the total row is ("total", "", …)
+
+
+def hidden_cells(figures: PeriodFigures, k: int) -> dict[Key, str]:
+    """Which cells to hide and how they read: "<K" for small counts, "≥K" for their complements."""
+    values: dict[Key, int] = {}
+    lines: list[list[Key]] = []
+    total_keys = {kind: ("total", "", kind) for kind in COUNT_KINDS}
+    for kind in COUNT_KINDS:
+        values[total_keys[kind]] = getattr(figures.total, kind)
+    lines.append([total_keys[kind] for kind in TIP_KINDS])
+    for table, rows in (("category", figures.by_category), ("area", figures.by_area)):
+        for row, tally in rows.items():
+            for kind in COUNT_KINDS:
+                values[(table, row, kind)] = getattr(tally, kind)
+            lines.append([(table, row, kind) for kind in TIP_KINDS])  # received = valuable + not + pending
+        for kind in COUNT_KINDS:  # the rows add up to the total (cases nearly: a case may span rows)
+            lines.append([(table, row, kind) for row in rows] + [total_keys[kind]])
+    weeks = {week.isoformat(): tally for week, tally in figures.by_week.items()}
+    for row, tally in weeks.items():
+        for kind in TIP_KINDS[1:]:
+            values[("week", row, kind)] = getattr(tally, kind)
+    for kind in TIP_KINDS[1:]:
+        lines.append([("week", row, kind) for row in weeks] + [total_keys[kind]])
+
+    hidden = {key: f"<{k}" for key, value in values.items() if 0 < value < k}
+    changed = bool(hidden)
+    while changed:
+        changed = False
+        for line in lines:
+            if sum(key in hidden for key in line) != 1:
+                continue
+            others = [key for key in line if key not in hidden and values[key] > 0]
+            if others:
+                # The smallest, and a row rather than a total on a tie: the headline figures stay visible.
+                pick = min(others, key=lambda key: (values[key], key[0] == "total"))
+                hidden[pick] = f"≥{k}"
+                changed = True
+    return hidden
+
+
+# --- what people read ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    value: int | float | None  # the exact figure, or None when it is hidden or does not apply
+    text: str  # what a person reads: "53.679", "<3", "≥3", "29,1%", "—"
+
+
+@dataclass(frozen=True)
+class Row:
+    group: str  # total, category, area
+    key: str  # the category id or area code ("" for the total)
+    label: str
+    cells: dict[str, Cell]
+
+
+def percent(value: float, lang: str) -> str:
+    return format_decimal(value, format="#,##0.0", locale="vi_VN" if lang == "vi" else "en_US") + "%"
+
+
+def duration(value: timedelta, lang: str) -> str:
+    """2 days 5 h / 3 h 20 min / 12 min, in the reader's language."""
+    _ = translator(lang)
+    minutes = int(value.total_seconds() // 60)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return _("{days} days {hours} h").format(days=number(days, lang), hours=hours)
+    if hours:
+        return _("{hours} h {minutes} min").format(hours=hours, minutes=mins)
+    return _("{minutes} min").format(minutes=mins)
+
+
+@dataclass
+class Figures:
+    """The counts of one scope and period, ready to read: labels, hidden cells, rows."""
+
+    figures: PeriodFigures
+    settings: TipLineSettings
+    unit_id: str
+    period: Period
+    lang: str
+    hidden: dict[Key, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hidden = hidden_cells(self.figures, self.k)
+
+    @property
+    def k(self) -> int:
+        return self.settings.stats.min_cell
+
+    @property
+    def _(self) -> Callable[[str], str]:
+        return translator(self.lang)
+
+    @property
+    def unit_name(self) -> str:
+        return self.settings.unit_tree.name(self.unit_id)
+
+    def cell(self, table: str, row: str, kind: str, tally: Tally) -> Cell:
+        if kind == "share":
+            shown = all((table, row, k) not in self.hidden for k in ("received", "valuable"))
+            if not shown or not tally.received:
+                return Cell(None, "—")
+            share = round(100 * tally.valuable / tally.received, 1)
+            return Cell(share, percent(share, self.lang))
+        mark = self.hidden.get((table, row, kind))
+        value = getattr(tally, kind)
+        return Cell(None, mark) if mark else Cell(value, number(value, self.lang))
+
+    def week_cell(self, week: date, kind: str) -> Cell:
+        return self.cell("week", week.isoformat(), kind, self.figures.by_week.get(week, Tally()))
+
+    def category_label(self, category: str) -> str:
+        option = self.settings.questionnaire.category_step.option(category)
+        return option.label(self.lang) if option else category
+
+    def area_label(self, code: str) -> str:
+        area = self.settings.areas.get(code)
+        return area.name if area else code
+
+    def _row(self, table: str, key: str, label: str, tally: Tally) -> Row:
+        return Row(table, key, label, {kind: self.cell(table, key, kind, tally) for kind in COLUMNS})
+
+    def total_row(self) -> Row:
+        return self._row("total", "", self.unit_name, self.figures.total)
+
+    def category_rows(self) -> list[Row]:
+        """In the questionnaire's order, so every report lists the categories alike."""
+        order = {o.id: i for i, o in enumerate(self.settings.questionnaire.category_step.choices)}
+        keys = sorted(self.figures.by_category, key=lambda c: (order.get(c, len(order)), c))
+        return [self._row("category", c, self.category_label(c), self.figures.by_category[c]) for c in keys]
+
+    def area_rows(self) -> list[Row]:
+        """Most tips first; hidden rows last and by name, since an order by their size would tell it."""
+        rows = [self._row("area", code, self.area_label(code), tally) for code, tally in self.figures.by_area.items()]
+        return sorted(rows, key=lambda r: (r.cells["received"].value is None, -(r.cells["received"].value or 0),
+                                           r.label))
+
+    def rows(self) -> list[Row]:
+        return [self.total_row()] + self.category_rows() + self.area_rows()
+
+    def median_text(self) -> str | None:
+        median = self.figures.median_to_verdict
+        if median is None or self.figures.judged < self.k:
+            return None
+        return duration(median, self.lang)
+
+    def has_hidden(self) -> bool:
+        return bool(self.hidden)
+
+    def hidden_note(self) -> str:
+        return self._("<{k}: fewer than {k}, hidden so that no tipster can be singled out; ≥{k}: hidden as well, "
+                      "so that the first cannot be worked out from the totals.").format(k=self.k)
+
+
+# --- the movement report -------------------------------------------------------------------------
+
+def paragraph(f: Figures) -> str:
+    """The report's summary sentence, as provincial police write it."""
+    _ = f._
+    total = f.total_row().cells
+    text = _("From {start} to {end}, {unit} received {received} crime tips, of which {valuable} were valuable, "
+             "helping to clarify {cases} cases involving {subjects} subjects.").format(
+        start=f.period.first.strftime(DATE_FORMAT), end=f.period.last.strftime(DATE_FORMAT), unit=f.unit_name,
+        received=total["received"].text, valuable=total["valuable"].text, cases=total["cases"].text,
+        subjects=total["subjects"].text)
+    text += " " + _("{not_valuable} tips were not valuable and {pending} are still being handled.").format(
+        not_valuable=total["not_valuable"].text, pending=total["pending"].text)
+    if (median := f.median_text()) is not None:
+        text += " " + _("Half of the verdicts were given within {median} of receipt.").format(median=median)
+    return text
+
+
+def row_line(f: Figures, row: Row) -> str:
+    """One row for a chat, where columns cannot line up: every figure named."""
+    c = {kind: cell.text for kind, cell in row.cells.items()}
+    return f._("{label}: {received} received · {valuable} valuable ({share}) · {not_valuable} not valuable · "
+               "{pending} pending · {cases} cases · {subjects} subjects").format(label=row.label, **c)
+
+
+def chat_table(f: Figures, *, area_limit: int | None = None) -> str:
+    """The table for a chat: by category, then by area (the first ``area_limit`` areas)."""
+    _ = f._
+    lines = [_("By category:")] + ["• " + row_line(f, r) for r in f.category_rows()]
+    areas = f.area_rows()
+    lines += ["", _("By area:")] + ["• " + row_line(f, r) for r in areas[:area_limit]]
+    if area_limit is not None and len(areas) > area_limit:
+        lines.append(_("… and {n} more areas: /report gives them all.").format(n=number(len(areas) - area_limit, f.lang)))
+    if not f.figures.by_category:
+        lines = [_("No tips were received in this period.")]
+    if f.has_hidden():
+        lines += ["", f.hidden_note()]
+    return "\n".join(lines)
+
+
+def table_records(f: Figures) -> list[list[str | int | float]]:
+    """Header and rows as written to CSV and XLSX: exact figures as numbers, hidden ones as their mark."""
+    _ = f._
+    header: list[str | int | float] = [_("Group"), _("Item")] + [_(COLUMN_NAMES[c]) for c in COLUMNS]
+    records = [header]
+    for row in f.rows():
+        records.append([_(GROUP_NAMES[row.group]), row.label] +
+                       [cell.value if cell.value is not None else cell.text for cell in row.cells.values()])
+    return records
+
+
+def aligned_table(f: Figures) -> str:
+    """The table with columns lined up, for a terminal (`tinbao report --format text`)."""
+    records = [table_records(f)[0]]
+    for row in f.rows():
+        records.append([f._(GROUP_NAMES[row.group]), row.label] + [cell.text for cell in row.cells.values()])
+    widths = [max(len(str(r[i])) for r in records) for i in range(len(records[0]))]
+    lines = []
+    for index, record in enumerate(records):
+        cells = [str(v).ljust(w) if i < 2 else str(v).rjust(w) for i, (v, w) in enumerate(zip(record, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_csv(f: Figures) -> bytes:
+    """UTF-8 with a BOM, so that Excel shows the Vietnamese names right; decimals with a dot."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for record in table_records(f):
+        writer.writerow(record)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def to_xlsx(f: Figures) -> bytes:
+    """A workbook: the figures as a table of numbers, and a summary sheet with the paragraph."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    _ = f._
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = _("Figures")[:31]
+    for record in table_records(f):
+        sheet.append(record)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "C2"
+    sheet.column_dimensions["A"].width = 12
+    sheet.column_dimensions["B"].width = 36
+    for letter in "CDEFGHI":
+        sheet.column_dimensions[letter].width = 14
+    summary = workbook.create_sheet(_("Summary")[:31])
+    summary.column_dimensions["A"].width = 100
+    for line in [paragraph(f), "", _("Unit: {unit}").format(unit=f.unit_name),
+                 _("Period: {period}").format(period=f.period.label())] + ([f.hidden_note()] if f.has_hidden() else []):
+        summary.append([line])
+        summary.cell(row=summary.max_row, column=1).alignment = Alignment(wrap_text=True, vertical="top")
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def file_name(f: Figures, extension: str) -> str:
+    return f"tinbao-{f.unit_id}-{f.period.first:%Y%m%d}-{f.period.last:%Y%m%d}.{extension}"
+
+
+def report_files(f: Figures) -> list[OutgoingFile]:
+    return [OutgoingFile("document", to_csv(f), filename=file_name(f, "csv"), mime=CSV_MIME),
+            OutgoingFile("document", to_xlsx(f), filename=file_name(f, "xlsx"), mime=XLSX_MIME)]
+
+
+# --- who may see which figures -------------------------------------------------------------------
+
+def figures_unit(turn: Turn, officer: Officer, unit_id: str | None) -> str:
+    """The unit asked for (default: the supervisor's own), if it is within their scope."""
+    _ = turn._
+    if officer.role == "officer":
+        raise Refusal(_("Figures are for supervisors and admins. Your unit's supervisor can send them to you."))
+    wanted = unit_id or officer.unit_id
+    if wanted not in scope(turn, officer):
+        # The same answer for a unit that does not exist: nothing is learnt about units outside the scope.
+        raise Refusal(_("There is no unit {unit} in your units.").format(unit=wanted))
+    return wanted
+
+
+async def load_figures(turn: Turn, officer: Officer, unit_id: str, period: Period, action: str) -> Figures:
+    """Counts of the unit and every unit below it; who asked for which figures goes into the audit log."""
+    start, end = period.bounds()
+    units = turn.services.settings.unit_tree.subtree(unit_id)
+    counted = await stats_store.period_figures(session=turn.session, unit_ids=units, start=start, end=end)
+    await append_audit(session=turn.session, keyring=turn.services.keyring, actor=actor(officer), action=action,
+                       detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()}")
+    return Figures(counted, turn.services.settings, unit_id, period, turn.lang)
+
+
+async def send_report(turn: Turn, officer: Officer, args: str) -> list[Reply]:
+    """/report FROM TO [UNIT] (or /baocao): the paragraph and the table, then the same as CSV and XLSX."""
+    _ = turn._
+    period, rest = parse_range(args.split())
+    if period is None or len(rest) > 1:
+        return [Reply(_("Use: /report FROM TO [UNIT], for example /report 01/01/2026 30/06/2026"))]
+    unit_id = figures_unit(turn, officer, rest[0] if rest else None)
+    f = await load_figures(turn, officer, unit_id, period, "report")
+    text = paragraph(f) + "\n\n" + chat_table(f)
+    return [Reply(text), Reply(_("The same figures as CSV and Excel files:"), files=report_files(f))]
+
+
+# --- the same from the command line --------------------------------------------------------------
+
+class ReportError(ValueError):
+    """A `tinbao report` that cannot be made (unknown unit, bad dates); one line for the operator."""
+
+
+async def cli_report(services: Services, *, unit_id: str, period: Period, lang: str = "vi",
+                     progress: Callable[[int, int], None] | None = None,
+                     large: int = 100_000, on_large: Callable[[int], None] | None = None) -> Figures:
+    """`tinbao report`: the same figures as /report, for any unit; audited as the CLI's."""
+    units = services.settings.unit_tree
+    if units.get(unit_id) is None:
+        raise ReportError(f"unknown unit {unit_id!r}; configured units: {', '.join(sorted(units.units)) or 'none'}")
+    start, end = period.bounds()
+    scope_ids = units.subtree(unit_id)
+    async with services.db.transaction() as session:
+        tips = await stats_store.count_tips(session=session, unit_ids=scope_ids, start=start, end=end)
+        if tips >= large and on_large is not None:
+            on_large(tips)  # the CLI shows a progress bar only when the job is long enough to need one
+        counted = await stats_store.period_figures(session=session, unit_ids=scope_ids, start=start, end=end,
+                                                   progress=progress if tips >= large else None)
+        await append_audit(session=session, keyring=services.keyring, actor="cli", action="report",
+                           detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()}")
+    return Figures(counted, services.settings, unit_id, period, lang)
+
+
+def report_text(f: Figures) -> str:
+    """`--format text`: the paragraph, the aligned table and, if any cell is hidden, what the marks mean."""
+    parts = [paragraph(f), "", aligned_table(f)]
+    if f.has_hidden():
+        parts += ["", f.hidden_note()]
+    return "\n".join(parts) + "\n"
+
+
+def rendered(f: Figures, fmt: str) -> bytes:
+    return {"text": lambda: report_text(f).encode("utf-8"), "csv": lambda: to_csv(f), "xlsx": lambda: to_xlsx(f)}[fmt]()

@@ -268,6 +268,42 @@ def cmd_purge(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """The movement report of a unit and a period, as text, CSV or XLSX: the same figures as /report."""
+    from handlers.movement_report import Period, ReportError, cli_report, file_name, parse_date, rendered
+    from storage.stats import STEPS
+    config = _config(args)
+    first, last = parse_date(args.date_from), parse_date(args.date_to)
+    if first is None or last is None:
+        raise ConfigError("--from and --to take dates as dd/mm/yyyy, e.g. --from 01/01/2026 --to 30/06/2026")
+    if first > last:
+        raise ConfigError(f"--from {args.date_from} is after --to {args.date_to}")
+    bar: list[Progress] = []
+
+    def start_bar(tips: int) -> None:  # only for a period long enough to make the operator wait
+        bar.append(Progress(f"counting {tips:,} tips", STEPS))
+        bar[0].advance(0)
+
+    def advance(done: int, total: int) -> None:
+        bar[0].advance(done - bar[0].done)
+    try:
+        figures = _with_services(config, lambda s: cli_report(s, unit_id=args.unit, period=Period(first, last),
+                                                              lang=args.language, progress=advance,
+                                                              on_large=start_bar))
+    except ReportError as exc:
+        raise ConfigError(str(exc)) from None
+    if bar:
+        bar[0].finish()
+    data = rendered(figures, args.format)
+    output = args.output or (file_name(figures, "xlsx") if args.format == "xlsx" else None)
+    if output is None:
+        print(data.decode("utf-8-sig"), end="")  # text and CSV to the terminal or a pipe
+    else:
+        Path(output).write_bytes(data)
+        print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
 def cmd_reminders_status(args) -> int:
     """Recent and coming broadcasts with their counts; a bar each for those still going out."""
     from datetime import timedelta
@@ -388,6 +424,14 @@ def parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="check that no entry was changed or deleted").set_defaults(func=cmd_audit_verify)
     sub.add_parser("purge", help="delete tips judged not valuable after the retention period").set_defaults(func=cmd_purge)
+    report = sub.add_parser("report", help="the movement report of a unit: the same figures as /report")
+    report.add_argument("--from", dest="date_from", required=True, metavar="DD/MM/YYYY", help="first day (Vietnam time)")
+    report.add_argument("--to", dest="date_to", required=True, metavar="DD/MM/YYYY", help="last day, included")
+    report.add_argument("--unit", required=True, help="unit id from [[units]]; the units below it are counted too")
+    report.add_argument("--format", choices=["text", "csv", "xlsx"], default="text")
+    report.add_argument("--output", help="file to write (default: text and csv to stdout, xlsx to tinbao-UNIT-….xlsx)")
+    report.add_argument("--language", choices=["vi", "en"], default="vi")
+    report.set_defaults(func=cmd_report)
     reminders = sub.add_parser("reminders", help="festival reminders").add_subparsers(dest="reminders_command",
                                                                                       required=True)
     status = reminders.add_parser("status", help="broadcasts: sent, failed, pending, unknown, skipped")

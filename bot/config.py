@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       ValidationInfo, model_validator)
 
 from handlers.areas import Area, AreaIndex
-from handlers.context import Limits, TipLineSettings, Triage
+from handlers.context import Limits, Stats, TipLineSettings, Triage
 from handlers.events import CalendarError, Offset, ReminderSettings, load_calendar, parse_clock
 from handlers.units import Unit, UnitTree
 from handlers.questionnaire import QuestionnaireError, load_questionnaire
@@ -232,6 +232,12 @@ class TriageSection(_Section):
     invite_ttl_hours: WholeNumber = 24
 
 
+class StatsSection(_Section):
+    """Figures for supervisors (/stats, /report, `tinbao report`)."""
+
+    min_cell: WholeNumber = 3  # counts below this are shown as "<3"; 1 shows every count
+
+
 def _offset(text: str) -> str:
     try:
         Offset.parse(text)
@@ -272,6 +278,7 @@ class Config(_Section):
     units: list[UnitEntry] = Field(default_factory=list)
     triage: TriageSection = Field(default_factory=dict)  # type: ignore[arg-type]
     reminders: RemindersSection = Field(default_factory=dict)  # type: ignore[arg-type]
+    stats: StatsSection = Field(default_factory=dict)  # type: ignore[arg-type]
     _source: str = PrivateAttr("config.toml")  # the file's name, for errors found after loading
 
     @model_validator(mode="after")
@@ -346,6 +353,7 @@ class Config(_Section):
                           review_alert=timedelta(hours=triage.review_alert_hours),
                           purge_not_valuable_after=timedelta(days=triage.purge_not_valuable_after_days),
                           invite_ttl=timedelta(hours=triage.invite_ttl_hours)),
+            stats=Stats(min_cell=self.stats.min_cell),
         )
 
     def reminder_settings(self) -> ReminderSettings:
@@ -417,7 +425,7 @@ _PLAIN = {
 }
 _KNOWN_KEYS = {name for model in (Config, BotSection, DatabaseSection, TelegramSection, ZaloBotSection, ZaloOASection,
                                   LimitsSection, QuestionnaireSection, AreaEntry, UnitEntry, TriageSection,
-                                  RemindersSection)
+                                  RemindersSection, StatsSection)
                for name in model.model_fields}
 
 

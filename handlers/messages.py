@@ -92,7 +92,7 @@ class Reply:
     contact_button: str | None = None  # label of a "share my phone number" button, likewise
     to: Route | None = None  # None: the chat that wrote
     files: list[OutgoingFile] = field(default_factory=list)
-    commands_menu: str | None = None  # "officer" or "citizen": the command list this chat should now see
+    commands_menu: str | None = None  # "officer", "supervisor" or "citizen": the command list this chat should now see
 
 
 def numbered_text(reply: Reply) -> str:

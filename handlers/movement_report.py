@@ -99,6 +99,8 @@ def parse_range(words: list[str]) -> tuple[Period | None, list[str]]:
 
 # --- hiding small counts -------------------------------------------------------------------------
 
+# Among equal candidates for a complementary hiding, the first of these is hidden first.
+_KEEP = ("pending", "not_valuable", "subjects", "cases", "valuable", "received")
 Key = tuple[str, str, str]  # (table, row, kind): ("area", "79.26734", "valuable"); the total row is ("total", "", …)
 
 
@@ -110,12 +112,13 @@ def hidden_cells(figures: PeriodFigures, k: int) -> dict[Key, str]:
     for kind in COUNT_KINDS:
         values[total_keys[kind]] = getattr(figures.total, kind)
     lines.append([total_keys[kind] for kind in TIP_KINDS])
+    row_kinds = COUNT_KINDS if figures.case_rows else TIP_KINDS
     for table, rows in (("category", figures.by_category), ("area", figures.by_area)):
         for row, tally in rows.items():
-            for kind in COUNT_KINDS:
+            for kind in row_kinds:
                 values[(table, row, kind)] = getattr(tally, kind)
             lines.append([(table, row, kind) for kind in TIP_KINDS])  # received = valuable + not + pending
-        for kind in COUNT_KINDS:  # the rows add up to the total (cases nearly: a case may span rows)
+        for kind in row_kinds:  # the rows add up to the total (cases nearly: a case may span rows)
             lines.append([(table, row, kind) for row in rows] + [total_keys[kind]])
     weeks = {week.isoformat(): tally for week, tally in figures.by_week.items()}
     for row, tally in weeks.items():
@@ -133,8 +136,9 @@ def hidden_cells(figures: PeriodFigures, k: int) -> dict[Key, str]:
                 continue
             others = [key for key in line if key not in hidden and values[key] > 0]
             if others:
-                # The smallest, and a row rather than a total on a tie: the headline figures stay visible.
-                pick = min(others, key=lambda key: (values[key], key[0] == "total"))
+                # The smallest (least is lost); on a tie a row before a total, and pending before the
+                # headline figures, so that "received" and "valuable" stay visible wherever they can.
+                pick = min(others, key=lambda key: (values[key], key[0] == "total", _KEEP.index(key[2])))
                 hidden[pick] = f"≥{k}"
                 changed = True
     return hidden
@@ -276,6 +280,9 @@ def paragraph(f: Figures) -> str:
 def row_line(f: Figures, row: Row) -> str:
     """One row for a chat, where columns cannot line up: every figure named."""
     c = {kind: cell.text for kind, cell in row.cells.items()}
+    if not f.figures.case_rows:
+        return f._("{label}: {received} received · {valuable} valuable ({share}) · {not_valuable} not valuable · "
+                   "{pending} pending").format(label=row.label, **c)
     return f._("{label}: {received} received · {valuable} valuable ({share}) · {not_valuable} not valuable · "
                "{pending} pending · {cases} cases · {subjects} subjects").format(label=row.label, **c)
 
@@ -384,11 +391,13 @@ def figures_unit(turn: Turn, officer: Officer, unit_id: str | None) -> str:
     return wanted
 
 
-async def load_figures(turn: Turn, officer: Officer, unit_id: str, period: Period, action: str) -> Figures:
+async def load_figures(turn: Turn, officer: Officer, unit_id: str, period: Period, action: str, *,
+                       case_rows: bool = True) -> Figures:
     """Counts of the unit and every unit below it; who asked for which figures goes into the audit log."""
     start, end = period.bounds()
     units = turn.services.settings.unit_tree.subtree(unit_id)
-    counted = await stats_store.period_figures(session=turn.session, unit_ids=units, start=start, end=end)
+    counted = await stats_store.period_figures(session=turn.session, unit_ids=units, start=start, end=end,
+                                               case_rows=case_rows)
     await append_audit(session=turn.session, keyring=turn.services.keyring, actor=actor(officer), action=action,
                        detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()}")
     return Figures(counted, turn.services.settings, unit_id, period, turn.lang)
@@ -412,9 +421,13 @@ class ReportError(ValueError):
     """A `tinbao report` that cannot be made (unknown unit, bad dates); one line for the operator."""
 
 
+# From this many tips a report takes long enough (seconds on SQLite) for `tinbao report` to show progress.
+PROGRESS_FROM = 100_000
+
+
 async def cli_report(services: Services, *, unit_id: str, period: Period, lang: str = "vi",
                      progress: Callable[[int, int], None] | None = None,
-                     large: int = 100_000, on_large: Callable[[int], None] | None = None) -> Figures:
+                     on_large: Callable[[int], None] | None = None) -> Figures:
     """`tinbao report`: the same figures as /report, for any unit; audited as the CLI's."""
     units = services.settings.unit_tree
     if units.get(unit_id) is None:
@@ -423,10 +436,11 @@ async def cli_report(services: Services, *, unit_id: str, period: Period, lang: 
     scope_ids = units.subtree(unit_id)
     async with services.db.transaction() as session:
         tips = await stats_store.count_tips(session=session, unit_ids=scope_ids, start=start, end=end)
-        if tips >= large and on_large is not None:
+        long_job = tips >= PROGRESS_FROM
+        if long_job and on_large is not None:
             on_large(tips)  # the CLI shows a progress bar only when the job is long enough to need one
         counted = await stats_store.period_figures(session=session, unit_ids=scope_ids, start=start, end=end,
-                                                   progress=progress if tips >= large else None)
+                                                   progress=progress if long_job else None)
         await append_audit(session=session, keyring=services.keyring, actor="cli", action="report",
                            detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()}")
     return Figures(counted, services.settings, unit_id, period, lang)

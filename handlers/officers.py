@@ -64,7 +64,9 @@ async def enroll(turn: Turn, args: str) -> list[Reply]:
     unit = turn.services.settings.unit_tree.name(officer.unit_id)
     text = _("Welcome, {name}. You are enrolled as {role} of {unit}.").format(
         name=officer.name, role=_(ROLE_NAMES[officer.role]), unit=unit) + "\n\n" + officer_help(turn)
-    return [Reply(text, commands_menu="officer")]
+    # Supervisors' and admins' menus also offer the figures; a plain officer would only be refused them.
+    menu = "supervisor" if officer.role in ("supervisor", "admin") else "officer"
+    return [Reply(text, commands_menu=menu)]
 
 
 def officer_help(turn: Turn) -> str:

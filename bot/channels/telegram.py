@@ -56,6 +56,8 @@ OFFICER_COMMANDS = [("queue", "Tin báo đang chờ của đơn vị"), ("next",
                     ("transfer", "Chuyển đơn vị"), ("whoami", "Thông tin cán bộ"),
                     ("event", "Sự kiện ngày hội: /event add"), ("broadcasts", "Tiến độ nhắc và thông báo"),
                     ("announce", "Thông báo (quản trị): /announce KHU_VỰC | NỘI_DUNG")]
+SUPERVISOR_COMMANDS = [("stats", "Số liệu: /stats tuần|tháng|quý|năm"),
+                       ("baocao", "Báo cáo phong trào: /baocao TỪ_NGÀY ĐẾN_NGÀY")]
 _DEFAULT_NAMES = {"photo": "photo.jpg", "video": "video.mp4", "voice": "voice.ogg", "audio": "audio", "document": "file"}
 
 
@@ -185,8 +187,8 @@ class ReminderSender:
 async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:
     """Officers get their commands in this chat only; citizens never see them in their menu."""
     scope = BotCommandScopeChat(chat_id=chat_id)
-    if menu == "officer":
-        commands = CITIZEN_COMMANDS["vi"] + OFFICER_COMMANDS
+    if menu in ("officer", "supervisor"):
+        commands = CITIZEN_COMMANDS["vi"] + OFFICER_COMMANDS + (SUPERVISOR_COMMANDS if menu == "supervisor" else [])
         await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in commands], scope=scope)
     else:
         await bot.delete_my_commands(scope=scope)

@@ -128,7 +128,7 @@ async def test_invite_prints_a_one_time_code_that_enrols(bot, config_path, capsy
     officer = ChatClient(bot, chat_id="900", language="en")
     await officer.send(f"/enroll {code}")
     assert "Welcome, Thiếu tá Minh. You are enrolled as supervisor of Công an phường Bến Thành." in officer.text
-    assert officer.last[0].commands_menu == "officer"
+    assert officer.last[0].commands_menu == "supervisor"  # the figures are in their menu
     await officer.send("/whoami")
     assert officer.text.startswith("Thiếu tá Minh, supervisor of Công an phường Bến Thành.")
     someone = ChatClient(bot, chat_id="901", language="en")

@@ -212,6 +212,7 @@ async def test_enrolment_gives_this_chat_alone_the_officer_menu(world, fake):
     assert "Welcome, Đại úy Lan. You are enrolled as officer of Công an phường Bến Thành" in sent.text(OFFICER)
     officer_menu = {c["command"] for c in fake.commands[("chat", OFFICER, "")]}
     assert {"queue", "next", "tip", "valuable", "notvaluable", "ask", "case"} <= officer_menu
+    assert not {"stats", "baocao"} & officer_menu  # the figures are in supervisors' menus only
     defaults = {key: {c["command"] for c in commands} for key, commands in fake.commands.items()
                 if key[0] == "default"}
     assert defaults and all("report" in names for names in defaults.values())  # the citizen menu is there

@@ -26,7 +26,7 @@ async def enrol(services, tipline, chat_id: str, *, unit="ca-benthanh", role="of
     officer = ChatClient(tipline, chat_id=chat_id, language="en")
     await officer.send(f"/enroll {code}")
     assert "You are enrolled" in officer.text
-    assert officer.last[0].commands_menu == "officer"
+    assert officer.last[0].commands_menu == ("officer" if role == "officer" else "supervisor")
     return officer
 
 

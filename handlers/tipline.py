@@ -1,8 +1,9 @@
 """The entry point for every update: deduplicate, take the chat's turn, apply limits, route.
 
-Commands are routed in this order: what works anywhere (/cancel, /language, /help, /status),
-then starting a tip (/start, /report), then the answer to the current question, then the
-neutral "I did not understand", which is also what any unknown command gets.
+A /command goes by the two tables at the end of this module: OFFICER_COMMANDS (the neutral
+answer for anyone who is not an officer) and COMMANDS (everyone's). Then buttons, then the answer
+to the tip-off's current question, then the neutral "I did not understand", which is also what
+any unknown command gets.
 """
 
 from __future__ import annotations
@@ -130,40 +131,8 @@ async def _route(turn: Turn) -> list[Reply]:
     if (not in_tipoff and inbound.choice is None and inbound.command is None
             and not await followup.question_waiting(turn)):  # "2" may answer an officer's question
         inbound.choice = _typed_menu_choice(turn)
-    command = inbound.command
-    if command is not None:
-        name, args = command
-        if name == "/cancel":
-            if await tipoff.wipe_draft(turn):
-                return [Reply(_("Your tip was cancelled and deleted. Send /report to start again."))]
-            return [Reply(_("There is nothing to cancel."))]
-        if name == "/language":
-            return await _language(turn, args)
-        if name == "/help":
-            officer = await officers.current_officer(turn)
-            extra = [Reply(officers.officer_help(turn) + "\n" + broadcasts.officer_help(turn))] if officer else []
-            citizen = [Reply(help_text(turn) + "\n\n" + reminders.citizen_help(turn))]
-            return citizen + extra + (await tipoff.reprompt(turn) if in_tipoff else [])
-        if name == "/status":
-            return await show_status(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])
-        if name == "/enroll":
-            return await officers.enroll(turn, args)
-        if name == "/remind":
-            return await reminders.remind(turn, args) + (await tipoff.reprompt(turn) if in_tipoff else [])
-        if name in REMINDER_OFFICER_COMMANDS:
-            return await _as_officer(turn, REMINDER_OFFICER_COMMANDS[name], args, in_tipoff)
-        if name in OFFICER_COMMANDS:
-            return await _as_officer(turn, OFFICER_COMMANDS[name], args, in_tipoff)
-        if name == "/report" and args and await _is_supervisor(turn):
-            # "/report FROM TO" from a supervisor is the movement report; bare /report, and /report from
-            # anyone else, stays the citizen's tip-off, so no citizen ever learns the other meaning.
-            return await _as_officer(turn, movement_report.send_report, args, in_tipoff)
-        if name in ("/start", "/report", "/baotin"):
-            if in_tipoff:
-                return await tipoff.reprompt(turn, lead=_("You have an unfinished tip. Let us continue it, "
-                                                          "or send /cancel to delete it."))
-            return welcome(turn) if name == "/start" else await tipoff.start(turn)
-        return await _not_understood(turn, in_tipoff)
+    if inbound.command is not None:
+        return await _command(turn, *inbound.command, in_tipoff=in_tipoff)
     if inbound.choice and inbound.choice.startswith("t:"):
         action, args = _officer_button(inbound.choice)
         return await _as_officer(turn, action, args, in_tipoff)
@@ -190,16 +159,56 @@ async def _route(turn: Turn) -> list[Reply]:
     return await _not_understood(turn, in_tipoff)
 
 
-OFFICER_COMMANDS = {
-    "/queue": triage.show_queue, "/next": triage.claim_next, "/tip": triage.read_tip,
-    "/valuable": triage.judge_valuable, "/notvaluable": triage.judge_not_valuable, "/note": triage.add_note,
-    "/release": triage.release, "/transfer": triage.transfer, "/case": triage.link_case, "/ask": followup.ask,
-    "/whoami": triage.whoami, "/stats": stats.show_stats, "/baocao": movement_report.send_report,
-}
-# Festival reminders: any officer adds events for their areas and follows broadcasts; /announce is an admin's.
-REMINDER_OFFICER_COMMANDS = {
-    "/event": broadcasts.event_command, "/announce": broadcasts.announce, "/broadcasts": broadcasts.show_broadcasts,
-}
+async def _command(turn: Turn, name: str, args: str, *, in_tipoff: bool) -> list[Reply]:
+    """A /command: an officer's (the neutral answer for anyone else), everyone's, or not understood."""
+    if name in OFFICER_COMMANDS:
+        return await _as_officer(turn, OFFICER_COMMANDS[name], args, in_tipoff)
+    if name not in COMMANDS:
+        return await _not_understood(turn, in_tipoff)
+    action, then_resume = COMMANDS[name]
+    replies = await action(turn, args)
+    if then_resume and in_tipoff:  # answered on the side: the tip-off's question comes again
+        replies += await tipoff.reprompt(turn)
+    return replies
+
+
+async def _cancel(turn: Turn, _args: str) -> list[Reply]:
+    _ = turn._
+    if await tipoff.wipe_draft(turn):
+        return [Reply(_("Your tip was cancelled and deleted. Send /report to start again."))]
+    return [Reply(_("There is nothing to cancel."))]
+
+
+async def _help(turn: Turn, _args: str) -> list[Reply]:
+    officer = await officers.current_officer(turn)
+    extra = [Reply(officers.officer_help(turn) + "\n" + broadcasts.officer_help(turn))] if officer else []
+    return [Reply(help_text(turn) + "\n\n" + reminders.citizen_help(turn))] + extra
+
+
+async def _unfinished(turn: Turn) -> list[Reply] | None:
+    """In the middle of a tip, /start and /report lead back to it rather than starting again."""
+    if turn.conversation.flow != tipoff.FLOW:
+        return None
+    return await tipoff.reprompt(turn, lead=turn._("You have an unfinished tip. Let us continue it, "
+                                                   "or send /cancel to delete it."))
+
+
+async def _start(turn: Turn, _args: str) -> list[Reply]:
+    return await _unfinished(turn) or welcome(turn)
+
+
+async def _new_tip(turn: Turn, _args: str) -> list[Reply]:
+    return await _unfinished(turn) or await tipoff.start(turn)
+
+
+async def _report(turn: Turn, args: str) -> list[Reply]:
+    if args and await _is_supervisor(turn):
+        # "/report FROM TO" from a supervisor is the movement report; bare /report, and /report from
+        # anyone else, stays the citizen's tip-off, so no citizen ever learns the other meaning.
+        return await _as_officer(turn, movement_report.send_report, args, turn.conversation.flow == tipoff.FLOW)
+    return await _new_tip(turn, args)
+
+
 _OFFICER_BUTTONS = {
     "open": triage.read_tip, "queue": triage.show_queue, "valuable": triage.judge_valuable,
     "notvaluable": triage.judge_not_valuable, "nv": triage.judge_not_valuable, "release": triage.release,
@@ -282,3 +291,32 @@ async def _language(turn: Turn, args: str) -> list[Reply]:
 
 def _language_choices() -> list[Choice]:
     return [Choice("lang=vi", "Tiếng Việt"), Choice("lang=en", "English")]
+
+
+# Everyone's commands: what each does, and whether the tip-off's current question is asked again
+# after it (commands answered on the side, in the middle of a tip). Anything not here and not an
+# officer's command gets the neutral "I did not understand".
+COMMANDS = {
+    "/cancel": (_cancel, False),
+    "/language": (_language, False),  # it resumes the tip-off itself, after saying it is done
+    "/help": (_help, True),
+    "/status": (show_status, True),
+    "/remind": (reminders.remind, True),
+    "/enroll": (officers.enroll, False),
+    "/start": (_start, False),
+    "/report": (_report, False),
+    "/baotin": (_new_tip, False),
+}
+# Officers' commands, each taking (turn, officer, args). Anyone who is not an enrolled officer gets
+# the same neutral answer as for an unknown command, so nobody learns that these exist.
+OFFICER_COMMANDS = {
+    # triage
+    "/queue": triage.show_queue, "/next": triage.claim_next, "/tip": triage.read_tip,
+    "/valuable": triage.judge_valuable, "/notvaluable": triage.judge_not_valuable, "/note": triage.add_note,
+    "/release": triage.release, "/transfer": triage.transfer, "/case": triage.link_case, "/ask": followup.ask,
+    "/whoami": triage.whoami,
+    # figures (supervisors and admins; plain officers are told so)
+    "/stats": stats.show_stats, "/baocao": movement_report.send_report,
+    # festival reminders: any officer adds events for their areas and follows broadcasts; /announce is an admin's
+    "/event": broadcasts.event_command, "/announce": broadcasts.announce, "/broadcasts": broadcasts.show_broadcasts,
+}

@@ -18,7 +18,6 @@ from sqlmodel import select
 from bot.channels.telegram import TelegramChannel, make_bot
 from bot.cli import main
 from bot.config import ENV_OVERRIDES
-from bot.delivery import Deliveries
 from handlers import movement_report
 from handlers.charts import HEIGHT, WIDTH
 from handlers.officers import create_invite_code
@@ -27,31 +26,11 @@ from storage.crypto import Keyring
 from storage.models import AuditEntry
 from tests.fakes.telegram_api import FakeTelegram
 from tests.storage.test_stats import january_tips, load
+from tests.support.deliveries import Handled
 
 BOSS = 5550701  # supervisor of ca-hcm
 CITIZEN = 5550702
 NOW = datetime(2026, 2, 10, 3, tzinfo=timezone.utc)
-
-
-class Handled(Deliveries):
-    """Counts updates whose replies have all been sent, so a test waits for the whole answer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count, self._changed = 0, asyncio.Event()
-
-    async def send(self, replies, *, origin) -> None:
-        try:
-            await super().send(replies, origin=origin)
-        finally:
-            self.count += 1
-            self._changed.set()
-
-    async def wait_for(self, count: int) -> None:
-        async with asyncio.timeout(20):  # a chart takes a moment on a slow machine
-            while self.count < count:
-                self._changed.clear()
-                await self._changed.wait()
 
 
 @pytest.fixture
@@ -67,7 +46,7 @@ async def telegram(services):
     async def say(chat: int, text: str) -> list[dict]:
         start, count = len(fake.sent), handled.count
         fake.send_text(chat, text, language_code="en")
-        await handled.wait_for(count + 1)
+        await handled.wait_for(count + 1, timeout=20)  # a chart takes a moment on a slow machine
         return [m for m in fake.sent[start:] if m["chat_id"] == chat]
     say.fake = fake
     try:

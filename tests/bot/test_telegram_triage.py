@@ -16,7 +16,6 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.channels.telegram import TelegramChannel, make_bot
-from bot.delivery import Deliveries
 from handlers.maintenance import purge_not_valuable
 from handlers.officers import create_invite_code
 from handlers.tipline import OFFICER_COMMANDS, TipLine
@@ -26,6 +25,7 @@ from storage.keys import load_data_key
 from storage.models import AuditEntry, Officer, Tip, TipField, utcnow
 from storage.tips import open_attachments
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.deliveries import Handled
 from tests.support.images import jpeg_with_gps
 
 CITIZEN = 5550101  # files the tip
@@ -40,28 +40,6 @@ DESCRIPTION = "Có người bán ma túy ở quán cà phê đầu hẻm."
 PEOPLE = "Hai thanh niên đi xe Exciter"
 BEN_THANH = "Phường Bến Thành, Thành phố Hồ Chí Minh"
 OFFICER_COMMAND_NAMES = {name.lstrip("/") for name in OFFICER_COMMANDS}
-
-
-class Handled(Deliveries):
-    """Counts updates whose replies have all been sent (to every chat), so a test can wait for that."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-        self._changed = asyncio.Event()
-
-    async def send(self, replies, *, origin) -> None:
-        try:
-            await super().send(replies, origin=origin)
-        finally:
-            self.count += 1
-            self._changed.set()
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self.count < count:
-                self._changed.clear()
-                await self._changed.wait()
 
 
 class Sent(list):

@@ -255,7 +255,7 @@ async def _audit_head(services) -> str:
 
 
 def cmd_purge(args) -> int:
-    from handlers.maintenance import purge_not_valuable
+    from handlers.maintenance import STRAY_FILE_GRACE, purge_not_valuable, sweep_stray_files
     config = _config(args)
     progress = Progress("purging tips judged not valuable", 0)
 
@@ -265,6 +265,9 @@ def cmd_purge(args) -> int:
     done = _with_services(config, lambda s: purge_not_valuable(s, progress=advance))
     progress.finish()
     print(f"{done} tips purged (sealed content, files and keys deleted; their counts stay for the figures)")
+    swept = _with_services(config, sweep_stray_files)
+    print(f"{swept} evidence files deleted that no tip pointed to (left over for more than "
+          f"{STRAY_FILE_GRACE.total_seconds() // 60:.0f} minutes)")
     return 0
 
 

@@ -40,7 +40,8 @@ async def open_services(config: Config) -> Services:
 
 async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKEEPING_SECONDS) -> None:
     """On a timer: wipe stale drafts, remind officers of tips waiting too long, and once a day
-    purge tips judged not valuable past the retention period. A failed round is retried next time."""
+    purge tips judged not valuable past the retention period and delete evidence files no tip points
+    to. A failed round is retried next time."""
     last_purge = None
     while True:
         try:
@@ -51,6 +52,7 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
             now = services.clock()
             if last_purge is None or now - last_purge >= PURGE_EVERY:
                 await maintenance.purge_not_valuable(services, now=now)
+                await maintenance.sweep_stray_files(services, now=now)
                 last_purge = now
         except Exception:
             log.exception("housekeeping round failed; retrying later")

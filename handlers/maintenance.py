@@ -1,11 +1,12 @@
-"""Jobs that run on a timer or from the CLI: reminding officers of waiting tips, purging old ones."""
+"""Jobs that run on a timer or from the CLI: reminding officers of waiting tips, purging old ones,
+sweeping evidence files that no tip points to."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from handlers.context import Services
 from handlers.i18n import number, translator
@@ -13,6 +14,7 @@ from handlers.messages import Reply, Route
 from storage import triage as triage_store
 from storage.audit import append_audit
 from storage.officers import officer_route, officers_of_units
+from storage.tips import blob_names_in_use
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +83,31 @@ async def purge_not_valuable(services: Services, *, now: datetime | None = None,
         await services.db.checkpoint()  # deleted pages must not linger in SQLite's WAL
         log.info("purged %d tips judged not valuable", done)
     return done
+
+
+# A file is written before its row is committed; younger files may still be waiting for their commit.
+STRAY_FILE_GRACE = timedelta(hours=1)
+
+
+async def sweep_stray_files(services: Services, *, now: datetime | None = None, batch: int = 500) -> int:
+    """Delete sealed evidence files that no attachment row points to, and half-written ones.
+
+    A file is written, sealed, before the transaction that records it commits; when that
+    transaction rolls back (a crash, a lost connection) the file stays behind with nothing
+    pointing to it. It cannot be opened without its key, which was rolled back too, but
+    "nothing leaked" also means nothing left lying around.
+    """
+    now = now or services.clock()
+    stale = list(services.blobs.files_older_than(STRAY_FILE_GRACE.total_seconds(), now=now.timestamp()))
+    swept = 0
+    for start in range(0, len(stale), batch):
+        names = stale[start:start + batch]
+        async with services.db.transaction() as session:
+            in_use = await blob_names_in_use(session=session, names=names)
+        for name in names:
+            if name not in in_use:
+                services.blobs.delete_file(name)
+                swept += 1
+    if swept:
+        log.info("deleted %d evidence files that no tip pointed to", swept)
+    return swept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from storage.crypto import DataKey
@@ -44,3 +45,15 @@ class BlobStore:
 
     def delete(self, blob_name: str) -> None:
         self._path(blob_name).unlink(missing_ok=True)
+
+    def files_older_than(self, seconds_ago: float, *, now: float) -> Iterator[str]:
+        """Names of files last written before ``now - seconds_ago`` (half-written ``.tmp`` ones too)."""
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < now - seconds_ago:
+                    yield entry.name
+
+    def delete_file(self, file_name: str) -> None:
+        """Remove a file found by ``files_older_than``, a sealed blob or a leftover ``.tmp``."""
+        tmp = file_name.startswith(".") and file_name.endswith(".tmp") and file_name[1:-4].isalnum()
+        (self.root / file_name if tmp else self._path(file_name)).unlink(missing_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import delete, func
 from sqlmodel import select
@@ -69,6 +69,12 @@ async def delete_attachments(*, session: AsyncSession, blobs: BlobStore, owner_i
         blobs.delete(row.blob_name)
     await session.exec(delete(Attachment).where(Attachment.owner_id == owner_id))
     return len(rows)
+
+
+async def blob_names_in_use(*, session: AsyncSession, names: Sequence[str]) -> set[str]:
+    """Which of these file names an attachment row (of a draft or a tip) still points to."""
+    rows = await session.exec(select(Attachment.blob_name).where(Attachment.blob_name.in_(list(names))))
+    return set(rows.all())
 
 
 async def create_tip(*, session: AsyncSession, data_key: DataKey, channel: str, category: str, area_code: str,

@@ -235,6 +235,7 @@ async def test_purge_shows_progress_and_purges(bot, config_path, capsys):
     assert await tinbao(config_path, "purge") == 0
     captured = capsys.readouterr()
     assert "1 tips purged" in captured.out
+    assert "0 evidence files deleted that no tip pointed to (left over for more than 60 minutes)" in captured.out
     assert f"purging tips judged not valuable [{'#' * 30}] 1/1" in captured.err
     async with bot.services.db.transaction() as session:
         tips = {t.ref: t for t in (await session.exec(select(Tip))).all()}

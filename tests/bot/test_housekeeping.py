@@ -1,4 +1,5 @@
-"""The bot's timer: stale drafts wiped, officers reminded of waiting tips, old not-valuable tips purged."""
+"""The bot's timer: stale drafts wiped, officers reminded of waiting tips, old not-valuable tips purged,
+evidence files that nothing points to swept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.handlers.test_triage import enrol, submit_tip
 from tests.support.chat import ChatClient
 
 
-async def test_one_round_does_all_three(services, tipline):
+async def test_one_round_does_it_all(services, tipline):
     await submit_tip(tipline, "111")  # will wait "too long"
     second = await submit_tip(tipline, "112")
     officer = await enrol(services, tipline, "900")
@@ -32,18 +33,21 @@ async def test_one_round_does_all_three(services, tipline):
         sent.extend((chat_id, r.text) for r in replies)
     deliveries = Deliveries()
     deliveries.register("console", capture)
+    stray = services.blobs.root / ("5e" * 16)  # a sealed file whose transaction rolled back
+    stray.write_bytes(b"sealed bytes nobody can open")
     job = asyncio.create_task(housekeeping(services, deliveries, every=3600))
     for _ in range(100):
         await asyncio.sleep(0.05)
         async with services.db.transaction() as session:
             purged = (await session.exec(select(Tip).where(Tip.ref == refs[1]))).one().purged_at
-        if sent and purged:
+        if sent and purged and not stray.exists():
             break
     job.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await job
     assert [chat for chat, _ in sent] == ["900"] and refs[0] in sent[0][1] and "waiting too long" in sent[0][1]
     assert purged is not None
+    assert not stray.exists()  # swept with the daily purge
     async with services.db.transaction() as session:
         drafts = (await session.exec(select(Conversation).where(Conversation.draft_id.is_not(None)))).all()
     assert drafts == []

@@ -1,5 +1,6 @@
 """Timer and CLI jobs: officers reminded of waiting tips, tips judged not valuable purged after the
-retention period, and an audit log that notices an entry changed or deleted behind its back."""
+retention period, evidence files nothing points to swept, and an audit log that notices an entry
+changed or deleted behind its back."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, func, update
 from sqlmodel import select
 
-from handlers.maintenance import purge_not_valuable, remind_officers
+from handlers.maintenance import purge_not_valuable, remind_officers, sweep_stray_files
 from handlers.messages import Route
 from storage.audit import GENESIS, append_audit, verify_audit
 from storage.db import Database
 from storage.models import Attachment, AuditEntry, DataKeyRecord, Tip, TipField, utcnow
+from storage.tips import open_attachments
 from tests.handlers.test_triage import enrol, submit_tip
+from tests.support.images import jpeg_with_gps
 
 
 async def _tip(services, ref: str) -> Tip:
@@ -294,3 +298,46 @@ async def test_appends_from_two_processes_keep_one_chain(database_url, db, keyri
     async with db.transaction() as session:
         check = await verify_audit(session=session, keyring=keyring)
     assert (check.ok, check.entries) == (True, 120), check
+
+
+# --- files nothing points to -------------------------------------------------------------------
+
+class _RolledBack(Exception):
+    pass
+
+
+async def test_sweep_deletes_evidence_files_left_by_a_rolled_back_transaction(services):
+    from storage.keys import create_data_key
+    from storage.tips import new_id, save_attachment
+
+    photo = jpeg_with_gps()
+    with pytest.raises(_RolledBack):  # e.g. the connection drops after the file is written
+        async with services.db.transaction() as session:
+            key = await create_data_key(session=session, keyring=services.keyring, owner_id=new_id())
+            await save_attachment(session=session, blobs=services.blobs, data_key=key, kind="photo", data=photo,
+                                  filename="a.jpg", mime="image/jpeg")
+            raise _RolledBack
+    async with services.db.transaction() as session:
+        key = await create_data_key(session=session, keyring=services.keyring, owner_id=new_id())
+        kept = await save_attachment(session=session, blobs=services.blobs, data_key=key, kind="photo", data=photo,
+                                     filename="b.jpg", mime="image/jpeg")
+    half_written = services.blobs.root / ".0123abcd.tmp"  # a crash in the middle of a write
+    half_written.write_bytes(b"partial")
+    [stray] = {p.name for p in services.blobs.root.iterdir()} - {kept.blob_name, half_written.name}
+    async with services.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 1  # the first was rolled back
+
+    now = utcnow()
+    # Within the grace period a file may still be waiting for its commit: nothing is touched.
+    assert await sweep_stray_files(services, now=now) == 0
+    assert len(list(services.blobs.root.iterdir())) == 3
+    hours_ago = (now - timedelta(hours=2)).timestamp()
+    for path in services.blobs.root.iterdir():
+        os.utime(path, (hours_ago, hours_ago))
+    assert await sweep_stray_files(services, now=now) == 2
+    assert [p.name for p in services.blobs.root.iterdir()] == [kept.blob_name]
+    async with services.db.transaction() as session:
+        [opened] = await open_attachments(session=session, blobs=services.blobs, data_key=key)
+    assert opened[0] == "photo" and opened[2] == "b.jpg"  # the tip's own evidence is untouched
+    assert await sweep_stray_files(services, now=now) == 0
+    assert stray not in {p.name for p in services.blobs.root.iterdir()}

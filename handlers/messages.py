@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 # The prefix that namespaces a channel's chat ids before they are turned into pseudonyms.
 CHANNEL_PREFIXES = {"telegram": "tg", "zalo": "zl", "zalo_oa": "zoa", "console": "cli"}
+# Channels that cannot carry a file we send: the Zalo Bot API takes photos by public URL only, and
+# nothing of ours is ever put at a public address.
+CHANNELS_WITHOUT_FILES = {"zalo"}
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,17 @@ from sqlmodel import select
 from handlers.areas import Area, AreaIndex
 from handlers.charts import HEIGHT, WIDTH, render_chart
 from handlers.context import Stats, TipLineSettings
-from handlers.movement_report import (COUNT_KINDS, TIP_KINDS, Figures, Period, hidden_cells, parse_range, to_csv,
-                                      to_xlsx)
+from handlers.movement_report import (
+    COUNT_KINDS,
+    TIP_KINDS,
+    Figures,
+    Period,
+    hidden_cells,
+    parse_range,
+    to_csv,
+    to_xlsx,
+)
+from handlers.officers import create_invite_code
 from handlers.stats import parse_stats_args
 from handlers.units import Unit, UnitTree
 from storage.models import AuditEntry
@@ -295,3 +304,17 @@ def test_report_files_stand_alone(services):
                                                                                                   values_only=True)]
 
 
+
+
+async def test_on_zalo_the_figures_come_as_text_and_say_where_the_files_are(services, tipline):
+    """The Zalo Bot API cannot take our files: no chart, no CSV, and no caption promising them."""
+    services.clock = lambda: NOW
+    await load(services.db, january_tips())
+    code = await create_invite_code(services, unit_id="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    boss = ChatClient(tipline, chat_id="5550703", channel="zalo", language="en")
+    await boss.send(f"/enroll {code}")
+    replies = await boss.send("/stats 01/01/2026-31/01/2026")
+    assert "Received: 10 tips" in replies[0].text and all(not r.files for r in replies)
+    replies = await boss.send("/report 01/01/2026 31/01/2026")
+    assert "received 10 crime tips" in replies[0].text and all(not r.files for r in replies)
+    assert "cannot receive files" in replies[-1].text and "tinbao report" in replies[-1].text

@@ -354,6 +354,7 @@ class Config(_Section):
                           purge_not_valuable_after=timedelta(days=triage.purge_not_valuable_after_days),
                           invite_ttl=timedelta(hours=triage.invite_ttl_hours)),
             stats=Stats(min_cell=self.stats.min_cell),
+            reminders=self.reminder_settings(),  # a broken calendar file stops the start, like a questionnaire
         )
 
     def reminder_settings(self) -> ReminderSettings:

@@ -28,13 +28,11 @@ async def open_services(config: Config) -> Services:
     """Keyring first (a wrong one stops us before anything is written), then the schema."""
     keyring = Keyring.load(config.bot.keyring)
     settings = config.tipline_settings()
-    reminders = config.reminder_settings()  # a broken calendar file stops the start, like a broken questionnaire
     url = config.database_url()
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
     await upgrade(url)
     services = Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
                         settings=settings)
-    services.reminders = reminders  # what handlers.reminders.settings_of reads (quiet hours, offsets)
     return services
 
 
@@ -136,7 +134,7 @@ async def run(config: Config, *, webhook: bool | None = None) -> None:
             senders = reminder_senders(telegram=telegram, zalo=zalo)
             if zalo_oa is not None:
                 senders["zalo_oa"] = zalo_oa.send_reminder  # its 7-day window: refused as "outside_window"
-            jobs.append(functools.partial(run_reminders, services, services.reminders, senders))
+            jobs.append(functools.partial(run_reminders, services, services.settings.reminders, senders))
         await _until_one_fails([job() for job in jobs])
     finally:
         if zalo is not None:

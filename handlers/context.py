@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from handlers.areas import AreaIndex
@@ -13,6 +14,9 @@ from handlers.units import UnitTree
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
+
+if TYPE_CHECKING:  # handlers.events needs VIETNAM from here
+    from handlers.events import ReminderSettings
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -52,6 +56,7 @@ class TipLineSettings:
     units: UnitTree | None = None
     triage: Triage = field(default_factory=Triage)
     stats: Stats = field(default_factory=Stats)
+    reminders: ReminderSettings | None = None  # [reminders]; None: the shipped defaults (see reminders.settings_of)
 
     @property
     def unit_tree(self) -> UnitTree:

@@ -30,11 +30,8 @@ AREA_RESULTS = 6
 
 
 def settings_of(services: Services) -> ReminderSettings:
-    """The configured [reminders] settings; the runtime hands them to Services as ``reminders``.
-
-    (TipLineSettings in handlers/context.py would be their natural home; until it has a field for
-    them, the defaults apply wherever the runtime did not set them, e.g. in handler tests.)"""
-    return getattr(services, "reminders", None) or ReminderSettings()
+    """The configured [reminders] settings (quiet hours, offsets), else the shipped defaults."""
+    return services.settings.reminders or ReminderSettings()
 
 
 def areas_within(areas: AreaIndex, code: str) -> list[str]:

@@ -99,7 +99,7 @@ async def test_the_cli_shows_the_calendar_and_the_broadcasts(deployment, capsys)
         async with services.db.transaction() as session:
             await store.create_broadcast(session=session, key="announce:cli", kind="announcement", send_at=now,
                                          now=now, area_code=None, text="Xin chào")
-        await tick(services, services.reminders)
+        await tick(services, services.settings.reminders)
     finally:
         await services.db.dispose()
     now = services.clock()

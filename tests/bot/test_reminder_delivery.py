@@ -10,6 +10,7 @@ neither repeats nor silently loses a message, which is decided in the database, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import datetime, time as clock_time, timezone
@@ -268,7 +269,7 @@ async def test_nothing_goes_out_in_the_quiet_hours_it_waits_for_the_morning(serv
 async def test_the_stop_button_under_a_reminder_ends_them(services, fake):
     services.clock = Clock(DAYTIME)
     config = settings()
-    services.reminders = config
+    services.settings = dataclasses.replace(services.settings, reminders=config)
     citizen = Running(fake, services)
     await citizen.start()
     try:
@@ -413,7 +414,7 @@ async def test_no_chat_id_in_the_database_and_no_chat_id_or_text_in_the_logs(ser
     setup_logging("INFO", secrets=[fake.token], stream=log_stream)
     services.clock = Clock(DAYTIME, running=True)
     config = settings()
-    services.reminders = config
+    services.settings = dataclasses.replace(services.settings, reminders=config)
     citizen = Running(fake, services)
     await citizen.start()
     try:

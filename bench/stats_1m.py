@@ -1,13 +1,14 @@
 """How long /stats takes over 1,000,000 tips on PostgreSQL (goal: under 1 s). Not a test: run it by hand.
 
     psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE tinbao_bench'
-    .venv/bin/python bench/stats_1m.py --url postgresql://postgres@127.0.0.1:5432/tinbao_bench [--write]
+    .venv/bin/python bench/stats_1m.py --url postgresql://postgres@127.0.0.1:5432/tinbao_bench [--runs N] [--write]
 
 It migrates the database, fills the tip table with a synthetic province in one INSERT … SELECT
 FROM generate_series (about a minute; skipped when the same data is already there, --reload forces
 it), then times the SQL behind /stats, the chart, and /report's extra per-row cases, each several
-times after one warm-up, and the year's three passes one after the other for comparison. --write replaces the "## Stats over 1,000,000 tips" section of
-bench/RESULTS.md with the result; other sections of that file are kept.
+times after one warm-up, and the year's three passes one after the other for comparison. --write
+replaces the "## Stats over 1,000,000 tips" section of bench/RESULTS.md with the result; other
+sections of that file are kept.
 
 The province: 100 wards, each its own unit under the province's unit; tips spread evenly over
 2026 in Vietnam time, wards and categories unevenly (a few busy wards, drugs and theft most
@@ -131,7 +132,7 @@ async def main() -> int:
             "/report year, whole province (+ cases per row)": ("ca-tinh", Period(date(2026, 1, 1),
                                                                                    date(2026, 12, 31)), True),
         }
-        lines, medians = [], []
+        lines, measured = [], []
         year = None
         for label, (unit_id, period, case_rows) in cases.items():
             start, end = period.bounds()
@@ -141,7 +142,7 @@ async def main() -> int:
                     return await period_figures(session=session, unit_ids=units.subtree(unit_id), start=start,
                                                 end=end, case_rows=case_rows)
             times, figures = await timed(args.runs, job)
-            medians.append(statistics.median(times))
+            measured.append(times)
             lines.append(f"| {label} | {figures.total.received:,} | {ms(times)} |")
             if year is None:
                 year = Figures(figures, settings, unit_id, period, "vi")
@@ -185,8 +186,9 @@ async def main() -> int:
         "week; cases; the median) side by side on connections of their own reading the caller's snapshot, rows "
         "turned into Python objects. The last line runs the first request's passes one after the other:", "",
         "| request | tips counted | ms |", "|---|---:|---:|", *lines, "",
-        f"Goal: /stats over 1,000,000 tips in under 1 s. Median of the year's request: {medians[0] * 1000:.0f} ms, "
-        f"{'PASS' if medians[0] < 1 else 'FAIL'} on this machine.", "",
+        f"Goal: /stats over 1,000,000 tips in under 1 s. The year's request: median "
+        f"{statistics.median(measured[0]) * 1000:.0f} ms, {'PASS' if statistics.median(measured[0]) < 1 else 'FAIL'} "
+        f"on this machine; {sum(t >= 1 for t in measured[0])} of its {args.runs} runs took 1 s or more.", "",
         f"The chart of the year (matplotlib, Agg, {len(png):,} bytes of PNG): {ms(chart_times)} ms, drawn in a "
         "worker thread after the SQL.", "",
     ])

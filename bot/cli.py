@@ -224,34 +224,37 @@ def cmd_officers_revoke(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    from storage.audit import verify_audit
+    from handlers.maintenance import anchor_audit
+    from storage.audit import AnchorError, audit_head, verify_audit
     from storage.models import AuditEntry
     from sqlalchemy import func
     from sqlmodel import select
     config = _config(args)
 
     async def job(services):
+        try:
+            anchor = services.audit_anchor.read()
+        except AnchorError as exc:
+            raise ConfigError(str(exc)) from None
         async with services.db.transaction() as session:
             total = (await session.exec(select(func.count()).select_from(AuditEntry))).one()
             progress = Progress("verifying the audit log", total)
-            check = await verify_audit(session=session, keyring=services.keyring, progress=progress.advance)
+            check = await verify_audit(session=session, keyring=services.keyring, anchor=anchor,
+                                       progress=progress.advance)
             progress.finish()
-            return check
-    check = _with_services(config, job)
+        if check.ok:
+            await anchor_audit(services)  # what was just verified is what later checks must reach
+            async with services.db.transaction() as session:
+                return check, await audit_head(session=session)
+        return check, None
+    check, head = _with_services(config, job)
     if not check.ok:
         print(f"audit log BROKEN at entry {check.broken_at}: {check.reason} ({check.entries} entries verified before it)")
         return 1
-    head = _with_services(config, _audit_head)
-    # Deleting the newest entries leaves a shorter chain that still verifies: an operator who notes
-    # this count and head now can tell later.
-    print(f"audit log intact: {check.entries} entries; head {head[:16]}")
+    from bot.runtime import AUDIT_ANCHOR_FILE
+    print(f"audit log intact: {check.entries} entries; head {head.hash[:16] if head else 'none'} (entry "
+          f"{head.entry_id if head else 0}), recorded in {config.bot.data_dir / AUDIT_ANCHOR_FILE}")
     return 0
-
-
-async def _audit_head(services) -> str:
-    from storage.audit import last_audit_hash
-    async with services.db.transaction() as session:
-        return await last_audit_hash(session=session)
 
 
 def cmd_purge(args) -> int:

@@ -14,6 +14,7 @@ from bot.logs import RedactSecrets
 from handlers import maintenance, tipoff
 from handlers.context import Services
 from handlers.messages import Route
+from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
@@ -21,6 +22,7 @@ from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600
+AUDIT_ANCHOR_FILE = "audit-anchor.json"  # in the data directory, outside the database like the keyring
 PURGE_EVERY = timedelta(days=1)
 
 
@@ -32,14 +34,14 @@ async def open_services(config: Config) -> Services:
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
     await upgrade(url)
     services = Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
-                        settings=settings)
+                        settings=settings, audit_anchor=AuditAnchor(config.bot.data_dir / AUDIT_ANCHOR_FILE))
     return services
 
 
 async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKEEPING_SECONDS) -> None:
-    """On a timer: wipe stale drafts, remind officers of tips waiting too long, and once a day
-    purge tips judged not valuable past the retention period and delete evidence files no tip points
-    to. A failed round is retried next time."""
+    """On a timer: wipe stale drafts, remind officers of tips waiting too long, once a day purge tips
+    judged not valuable past the retention period and delete evidence files no tip points to, then
+    record the audit log's head outside the database. A failed round is retried next time."""
     last_purge = None
     while True:
         try:
@@ -52,6 +54,7 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
                 await maintenance.purge_not_valuable(services, now=now)
                 await maintenance.sweep_stray_files(services, now=now)
                 last_purge = now
+            await maintenance.anchor_audit(services)  # last: the purge above is audited too
         except Exception:
             log.exception("housekeeping round failed; retrying later")
         await asyncio.sleep(every)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from handlers.areas import AreaIndex
 from handlers.questionnaire import Questionnaire, load_questionnaire
 from handlers.units import UnitTree
+from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
@@ -76,3 +77,4 @@ class Services:
     blobs: BlobStore
     settings: TipLineSettings
     clock: Callable[[], datetime] = utc_now
+    audit_anchor: AuditAnchor | None = None  # the audit head outside the database (None in most tests)

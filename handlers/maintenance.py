@@ -1,5 +1,5 @@
 """Jobs that run on a timer or from the CLI: reminding officers of waiting tips, purging old ones,
-sweeping evidence files that no tip points to."""
+sweeping evidence files that no tip points to, recording the audit log's head outside the database."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from handlers.context import Services
 from handlers.i18n import number, translator
 from handlers.messages import Reply, Route
 from storage import triage as triage_store
-from storage.audit import append_audit
+from storage.audit import append_audit, audit_head
 from storage.officers import officer_route, officers_of_units
 from storage.tips import blob_names_in_use
 
@@ -111,3 +111,12 @@ async def sweep_stray_files(services: Services, *, now: datetime | None = None, 
     if swept:
         log.info("deleted %d evidence files that no tip pointed to", swept)
     return swept
+
+
+async def anchor_audit(services: Services, *, now: datetime | None = None) -> bool:
+    """Write the audit log's newest entry to the anchor file, so cutting entries off is found later."""
+    if services.audit_anchor is None:
+        return False
+    async with services.db.transaction() as session:
+        head = await audit_head(session=session)
+    return head is not None and services.audit_anchor.record(head, now=now or services.clock())

@@ -1,13 +1,20 @@
 """The audit log: append-only and hash-chained with a key from the keyring, so an entry changed or
-deleted in the database (even with the hashes recomputed) is detected by `tinbao audit verify`."""
+deleted in the database (even with the hashes recomputed) is detected by `tinbao audit verify`.
+
+The chain alone cannot show that its newest entries were cut off: what is left still verifies. So
+the head (the newest entry's id and hash) is also written, every few minutes, to a file outside the
+database, next to the evidence files; a chain that no longer reaches that head was cut."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlmodel import select
@@ -55,25 +62,86 @@ class AuditCheck:
         return self.broken_at is None
 
 
-async def verify_audit(*, session: AsyncSession, keyring: Keyring, batch: int = 5000,
+@dataclass(frozen=True)
+class Head:
+    """The newest entry of the chain as seen at some moment: what a later check must still reach."""
+
+    entry_id: int
+    hash: str
+    seen_at: str = ""  # when it was recorded (ISO, UTC), for the operator reading an error
+
+
+async def verify_audit(*, session: AsyncSession, keyring: Keyring, batch: int = 5000, anchor: Head | None = None,
                        progress: Callable[[int], None] | None = None) -> AuditCheck:
-    """Walk the chain: every entry's hash must match, and each must point at the one before it."""
+    """Walk the chain: every entry's hash must match, each must point at the one before it, and the
+    chain must still hold the head recorded outside the database (``anchor``), unchanged."""
     prev_hash, last_id, checked = GENESIS, 0, 0
+    reached = anchor is None  # whether the chain went through the recorded head, unchanged
     while True:
         rows = (await session.exec(select(AuditEntry).where(AuditEntry.id > last_id)
                                    .order_by(AuditEntry.id).limit(batch))).all()
         if not rows:
-            return AuditCheck(checked, None)
+            break
         for entry in rows:
             if entry.prev_hash != prev_hash:
                 return AuditCheck(checked, entry.id, "an entry before it was changed or deleted")
             if not hmac.compare_digest(entry.hash, _entry_hash(keyring, prev_hash, entry)):
                 return AuditCheck(checked, entry.id, "this entry was changed")
+            if anchor is not None and entry.id == anchor.entry_id:
+                if not hmac.compare_digest(entry.hash, anchor.hash):
+                    return AuditCheck(checked, entry.id, f"this entry is not the one recorded outside the database "
+                                                         f"at {anchor.seen_at}: entries up to it were replaced")
+                reached = True
             prev_hash, last_id, checked = entry.hash, entry.id, checked + 1
         if progress:
             progress(len(rows))
+    if not reached:
+        if last_id < anchor.entry_id:
+            why = "the chain ends before this entry, recorded outside the database at {at}: the newest entries " \
+                  "were deleted"
+        else:
+            why = "this entry, recorded outside the database at {at}, is gone: entries were deleted and others " \
+                  "written after them"
+        return AuditCheck(checked, anchor.entry_id, why.format(at=anchor.seen_at))
+    return AuditCheck(checked, None)
 
 
-async def last_audit_hash(*, session: AsyncSession) -> str:
+async def audit_head(*, session: AsyncSession) -> Head | None:
+    """The newest entry's id and hash; None for an empty log."""
     last = (await session.exec(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))).first()
-    return last.hash if last else GENESIS
+    return Head(last.id, last.hash) if last else None
+
+
+class AnchorError(ValueError):
+    """The anchor file exists but cannot be read: never silently treated as absent."""
+
+
+class AuditAnchor:
+    """The audit head kept in a file outside the database, only ever moved forward."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> Head | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return Head(int(data["entry_id"]), str(data["hash"]), str(data.get("seen_at", "")))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AnchorError(f"{self.path}: not a readable audit anchor ({type(exc).__name__})") from None
+
+    def record(self, head: Head, *, now: datetime) -> bool:
+        """Write ``head`` if it is newer than the recorded one; True if it was written."""
+        recorded = self.read()
+        if recorded is not None and recorded.entry_id >= head.entry_id:
+            return False  # another worker got there first, or nothing new was audited
+        body = json.dumps({"entry_id": head.entry_id, "hash": head.hash, "seen_at": now.isoformat(timespec="seconds")})
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        return True

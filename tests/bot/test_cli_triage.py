@@ -5,12 +5,13 @@ database of their own, next to a tip line built from the same config as `tinbao 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import select
 
 from bot.cli import main
@@ -208,8 +209,11 @@ async def test_audit_verify_passes_an_intact_log_and_fails_a_tampered_one(bot, c
     capsys.readouterr()
     assert await tinbao(config_path, "audit", "verify") == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == f"audit log intact: {len(entries)} entries; head {entries[-1].hash[:16]}"
+    anchor = config_path.parent / "data" / "audit-anchor.json"
+    assert captured.out.strip() == (f"audit log intact: {len(entries)} entries; head {entries[-1].hash[:16]} "
+                                    f"(entry {entries[-1].id}), recorded in {anchor}")
     assert f"verifying the audit log [{'#' * 30}] {len(entries)}/{len(entries)}" in captured.err
+    assert json.loads(anchor.read_text())["entry_id"] == entries[-1].id
 
     target = next(e for e in entries if e.action == "verdict")
     async with bot.services.db.transaction() as session:
@@ -217,6 +221,32 @@ async def test_audit_verify_passes_an_intact_log_and_fails_a_tampered_one(bot, c
     assert await tinbao(config_path, "audit", "verify") == 1
     out = capsys.readouterr().out
     assert out.startswith(f"audit log BROKEN at entry {target.id}: this entry was changed")
+
+
+async def test_audit_verify_finds_the_newest_entries_cut_off(bot, config_path, capsys):
+    """The chain left after deleting its newest entries still verifies; the head kept outside the
+    database does not let that pass."""
+    await submit_tip(bot, "111")
+    officer = await enrolled(bot, config_path, capsys, "900")
+    await officer.send("/next")  # the officer opens the tip: audited
+    assert await tinbao(config_path, "audit", "verify") == 0  # records the head
+    viewed = (await _audit(bot))[-1]
+    assert viewed.action == "view"
+    async with bot.services.db.transaction() as session:  # someone with database access hides the view
+        await session.exec(delete(AuditEntry).where(AuditEntry.id == viewed.id))
+    capsys.readouterr()
+    assert await tinbao(config_path, "audit", "verify") == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"audit log BROKEN at entry {viewed.id}: the chain ends before this entry, recorded "
+                          "outside the database at ")
+    assert "the newest entries were deleted" in out
+
+
+async def test_a_damaged_anchor_file_is_named_not_ignored(bot, config_path, capsys):
+    (config_path.parent / "data" / "audit-anchor.json").write_text("{not json", encoding="utf-8")
+    assert await tinbao(config_path, "audit", "verify") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "audit-anchor.json: not a readable audit anchor" in err
 
 
 # --- retention -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The bot's timer: stale drafts wiped, officers reminded of waiting tips, old not-valuable tips purged,
-evidence files that nothing points to swept."""
+evidence files that nothing points to swept, the audit log's head recorded outside the database."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from sqlmodel import select
 
 from bot.delivery import Deliveries
 from bot.runtime import housekeeping
-from storage.models import Conversation, Tip
+from storage.audit import AuditAnchor
+from storage.models import AuditEntry, Conversation, Tip
 from tests.handlers.test_triage import enrol, submit_tip
 from tests.support.chat import ChatClient
 
 
-async def test_one_round_does_it_all(services, tipline):
+async def test_one_round_does_it_all(services, tipline, tmp_path):
     await submit_tip(tipline, "111")  # will wait "too long"
     second = await submit_tip(tipline, "112")
     officer = await enrol(services, tipline, "900")
@@ -33,6 +34,7 @@ async def test_one_round_does_it_all(services, tipline):
         sent.extend((chat_id, r.text) for r in replies)
     deliveries = Deliveries()
     deliveries.register("console", capture)
+    services.audit_anchor = AuditAnchor(tmp_path / "audit-anchor.json")
     stray = services.blobs.root / ("5e" * 16)  # a sealed file whose transaction rolled back
     stray.write_bytes(b"sealed bytes nobody can open")
     job = asyncio.create_task(housekeeping(services, deliveries, every=3600))
@@ -40,7 +42,7 @@ async def test_one_round_does_it_all(services, tipline):
         await asyncio.sleep(0.05)
         async with services.db.transaction() as session:
             purged = (await session.exec(select(Tip).where(Tip.ref == refs[1]))).one().purged_at
-        if sent and purged and not stray.exists():
+        if sent and purged and not stray.exists() and services.audit_anchor.path.exists():
             break
     job.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -48,6 +50,9 @@ async def test_one_round_does_it_all(services, tipline):
     assert [chat for chat, _ in sent] == ["900"] and refs[0] in sent[0][1] and "waiting too long" in sent[0][1]
     assert purged is not None
     assert not stray.exists()  # swept with the daily purge
+    async with services.db.transaction() as session:
+        newest = (await session.exec(select(AuditEntry).order_by(AuditEntry.id.desc()))).first()
+    assert services.audit_anchor.read().hash == newest.hash  # the audit head, kept outside the database
     async with services.db.transaction() as session:
         drafts = (await session.exec(select(Conversation).where(Conversation.draft_id.is_not(None)))).all()
     assert drafts == []

@@ -9,15 +9,16 @@ import hashlib
 import hmac
 import json
 import os
+import stat
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, func, update
 from sqlmodel import select
 
-from handlers.maintenance import purge_not_valuable, remind_officers, sweep_stray_files
+from handlers.maintenance import anchor_audit, purge_not_valuable, remind_officers, sweep_stray_files
 from handlers.messages import Route
-from storage.audit import GENESIS, append_audit, verify_audit
+from storage.audit import GENESIS, AuditAnchor, Head, append_audit, verify_audit
 from storage.db import Database
 from storage.models import Attachment, AuditEntry, DataKeyRecord, Tip, TipField, utcnow
 from storage.tips import open_attachments
@@ -341,3 +342,40 @@ async def test_sweep_deletes_evidence_files_left_by_a_rolled_back_transaction(se
     assert opened[0] == "photo" and opened[2] == "b.jpg"  # the tip's own evidence is untouched
     assert await sweep_stray_files(services, now=now) == 0
     assert stray not in {p.name for p in services.blobs.root.iterdir()}
+
+
+# --- the head kept outside the database ------------------------------------------------------------
+
+async def test_the_anchor_finds_entries_cut_off_or_cut_and_written_over(services, audited, tmp_path):
+    services.audit_anchor = AuditAnchor(tmp_path / "audit-anchor.json")
+    assert await anchor_audit(services)
+    head = services.audit_anchor.read()
+    assert (head.entry_id, head.hash) == (audited[-1].id, audited[-1].hash)
+    assert not await anchor_audit(services)  # nothing new: the file is left as it is
+
+    async def check():
+        async with services.db.transaction() as session:
+            return await verify_audit(session=session, keyring=services.keyring, anchor=services.audit_anchor.read())
+    assert (await check()).ok
+    async with services.db.transaction() as session:  # cut off the newest entry: the chain alone still verifies
+        await session.exec(delete(AuditEntry).where(AuditEntry.id == audited[-1].id))
+    assert (await _verify(services)).ok
+    found = await check()
+    assert (found.ok, found.broken_at) == (False, audited[-1].id)
+    assert "the newest entries were deleted" in found.reason
+    async with services.db.transaction() as session:  # and cover it with a new entry, properly chained
+        await append_audit(session=session, keyring=services.keyring, actor="system", action="test")
+    assert (await _verify(services)).ok
+    found = await check()
+    assert (found.ok, found.broken_at) == (False, audited[-1].id)
+    # SQLite may give the new entry the deleted one's id, PostgreSQL never does: either way it is found.
+    assert "replaced" in found.reason or "is gone" in found.reason
+
+
+async def test_the_anchor_only_moves_forward(services, audited, tmp_path):
+    anchor = AuditAnchor(tmp_path / "audit-anchor.json")
+    now = utcnow()
+    assert anchor.record(Head(audited[-1].id, audited[-1].hash), now=now)
+    assert not anchor.record(Head(audited[2].id, audited[2].hash), now=now)  # a slower worker's older head
+    assert anchor.read().entry_id == audited[-1].id
+    assert stat.S_IMODE(os.stat(anchor.path).st_mode) == 0o600

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from bot.logs import setup_logging
-from tests.bot.test_telegram_tipoff import Running, last_after
+from tests.bot.test_telegram_tipoff import Running
 from tests.fakes.telegram_api import FakeTelegram
 
 CHAT = 987654321987

@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.channels.telegram import TelegramChannel, make_bot
 from handlers.tipline import TipLine
 from storage.keys import load_data_key
-from storage.models import Attachment, Tip, TipField
+from storage.models import Attachment, Tip
 from storage.tips import read_tip_fields
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.images import jpeg_with_gps

@@ -9,38 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from handlers.areas import Area, AreaIndex
+from handlers.areas import AreaIndex
 from handlers.context import Limits, Services, TipLineSettings
-from handlers.units import Unit, UnitTree
+from handlers.units import UnitTree
 from handlers.tipline import TipLine
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database, normalize_url
 from storage.migrate import upgrade_sync
 from tests.support.chat import ChatClient
+from tests.support.deployment import TEST_AREAS, TEST_UNITS
 
 PG_URL = os.environ.get("TINBAO_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
-TEST_AREAS = [
-    Area("79", "Thành phố Hồ Chí Minh"),
-    Area("79.26734", "Phường Bến Thành", "79"),
-    Area("79.26737", "Phường Sài Gòn", "79"),
-    Area("79.26740", "Phường Tân Định", "79"),
-    Area("79.27154", "Phường Bàn Cờ", "79"),
-    Area("79.27580", "Xã Cần Giờ", "79"),
-    Area("79.26800", "Phường Bến Thành Mới", "79"),
-    Area("01", "Thành phố Hà Nội"),
-    Area("01.00070", "Phường Hoàn Kiếm", "01"),
-]
-
-TEST_UNITS = [
-    Unit("ca-hcm", "Công an Thành phố Hồ Chí Minh", None, ("79",)),
-    Unit("ca-benthanh", "Công an phường Bến Thành", "ca-hcm", ("79.26734",)),
-    Unit("ca-saigon", "Công an phường Sài Gòn", "ca-hcm", ("79.26737",)),
-    Unit("ca-hn", "Công an Thành phố Hà Nội", None, ("01",)),
-]
-
 
 async def _pg_reset_schema(url: str) -> None:
     import asyncpg

@@ -25,51 +25,11 @@ from storage.models import AuditEntry, DataKeyRecord, Invite, Officer, Tip, TipF
 from storage.tips import open_attachments, read_tip_fields
 from tests.handlers.test_triage import submit_tip
 from tests.support.chat import ChatClient
+from tests.support.deployment import config_toml
 
 CODE = re.compile(r"CB-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}")
 NEUTRAL = "Sorry, I did not understand that."
-CONFIG = '''
-[bot]
-data_dir = "./data"
-keyring = "./keyring.json"
 
-[database]
-url = "{url}"
-
-[[areas]]
-code = "79"
-name = "Thành phố Hồ Chí Minh"
-[[areas]]
-code = "79.26734"
-name = "Phường Bến Thành"
-parent = "79"
-[[areas]]
-code = "79.26800"
-name = "Phường Bến Thành Mới"
-parent = "79"
-[[areas]]
-code = "79.26737"
-name = "Phường Sài Gòn"
-parent = "79"
-
-[[units]]
-id = "ca-hcm"
-name = "Công an Thành phố Hồ Chí Minh"
-areas = ["79"]
-[[units]]
-id = "ca-benthanh"
-name = "Công an phường Bến Thành"
-parent = "ca-hcm"
-areas = ["79.26734"]
-[[units]]
-id = "ca-saigon"
-name = "Công an phường Sài Gòn"
-parent = "ca-hcm"
-areas = ["79.26737"]
-
-[triage]
-purge_not_valuable_after_days = 30
-'''
 
 
 @pytest.fixture
@@ -80,7 +40,8 @@ def config_path(tmp_path: Path, database_url: str, db, monkeypatch) -> Path:
     home = tmp_path / "deploy"
     home.mkdir()
     path = home / "config.toml"
-    path.write_text(CONFIG.format(url=database_url), encoding="utf-8")
+    path.write_text(config_toml(database_url, extra="[triage]\npurge_not_valuable_after_days = 30\n"),
+                    encoding="utf-8")
     Keyring.create(home / "keyring.json")
     return path
 

@@ -27,6 +27,7 @@ from storage.models import AuditEntry
 from tests.fakes.telegram_api import FakeTelegram
 from tests.storage.test_stats import january_tips, load
 from tests.support.deliveries import Handled
+from tests.support.deployment import config_toml
 
 BOSS = 5550701  # supervisor of ca-hcm
 CITIZEN = 5550702
@@ -92,57 +93,6 @@ async def test_report_sends_the_paragraph_and_two_documents(telegram, services):
 
 # --- `tinbao report` -----------------------------------------------------------------------------
 
-CONFIG = '''
-[bot]
-data_dir = "./data"
-keyring = "./keyring.json"
-
-[database]
-url = "{url}"
-
-[[areas]]
-code = "79"
-name = "Thành phố Hồ Chí Minh"
-[[areas]]
-code = "79.26734"
-name = "Phường Bến Thành"
-parent = "79"
-[[areas]]
-code = "79.26737"
-name = "Phường Sài Gòn"
-parent = "79"
-[[areas]]
-code = "01"
-name = "Thành phố Hà Nội"
-[[areas]]
-code = "01.00070"
-name = "Phường Hoàn Kiếm"
-parent = "01"
-
-[[units]]
-id = "ca-hcm"
-name = "Công an Thành phố Hồ Chí Minh"
-areas = ["79"]
-[[units]]
-id = "ca-benthanh"
-name = "Công an phường Bến Thành"
-parent = "ca-hcm"
-areas = ["79.26734"]
-[[units]]
-id = "ca-saigon"
-name = "Công an phường Sài Gòn"
-parent = "ca-hcm"
-areas = ["79.26737"]
-[[units]]
-id = "ca-hn"
-name = "Công an Thành phố Hà Nội"
-areas = ["01"]
-
-[stats]
-min_cell = {k}
-'''
-
-
 @pytest.fixture
 def config_path(tmp_path: Path, database_url: str, db, monkeypatch):
     for variable in [*ENV_OVERRIDES, "TINBAO_CONFIG"]:
@@ -151,7 +101,7 @@ def config_path(tmp_path: Path, database_url: str, db, monkeypatch):
 
     def write(k: int = 3) -> Path:
         path = tmp_path / "config.toml"
-        path.write_text(CONFIG.format(url=database_url, k=k), encoding="utf-8")
+        path.write_text(config_toml(database_url, extra=f"[stats]\nmin_cell = {k}\n"), encoding="utf-8")
         if not (tmp_path / "keyring.json").exists():
             Keyring.create(tmp_path / "keyring.json")
         return path

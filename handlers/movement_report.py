@@ -29,7 +29,7 @@ from babel.numbers import format_decimal
 
 from handlers.context import VIETNAM, Services, TipLineSettings
 from handlers.i18n import N_, number, translator
-from handlers.messages import CHANNELS_WITHOUT_FILES, OutgoingFile, Reply
+from handlers.messages import OutgoingFile, Reply
 from handlers.officers import actor, scope
 from handlers.triage import Refusal
 from handlers.turn import Turn
@@ -412,9 +412,6 @@ async def send_report(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     unit_id = figures_unit(turn, officer, rest[0] if rest else None)
     f = await load_figures(turn, officer, unit_id, period, "report")
     text = paragraph(f) + "\n\n" + chat_table(f)
-    if turn.inbound.channel in CHANNELS_WITHOUT_FILES:
-        return [Reply(text), Reply(_("This chat cannot receive files. For the CSV and Excel files, use the bot on "
-                                     "Telegram, or ask the operator to run `tinbao report`."))]
     return [Reply(text), Reply(_("The same figures as CSV and Excel files:"), files=report_files(f))]
 
 

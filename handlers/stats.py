@@ -20,7 +20,7 @@ from handlers.areas import fold
 from handlers.charts import render_chart
 from handlers.context import VIETNAM
 from handlers.i18n import N_
-from handlers.messages import CHANNELS_WITHOUT_FILES, OutgoingFile, Reply
+from handlers.messages import OutgoingFile, Reply
 from handlers.movement_report import Figures, Period, chat_table, figures_unit, load_figures, parse_range
 from handlers.turn import Turn
 from storage.models import Officer
@@ -98,7 +98,7 @@ async def show_stats(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     # The cases of each category and area cost a third of the time and only /report shows them.
     f = await load_figures(turn, officer, unit_id, period, "stats", case_rows=False)
     replies = [Reply(stats_text(f, kind))]
-    if f.figures.total.received and turn.inbound.channel not in CHANNELS_WITHOUT_FILES:
+    if f.figures.total.received:
         # Drawing takes a few hundred milliseconds: off the event loop, so other chats are not kept waiting.
         png = await asyncio.to_thread(render_chart, f)
         name = f"tinbao-{unit_id}-{period.first:%Y%m%d}-{period.last:%Y%m%d}.png"

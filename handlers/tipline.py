@@ -19,7 +19,7 @@ from handlers.areas import fold
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, pick_language, translator
 from handlers.limits import count_message
-from handlers.messages import CHANNEL_PREFIXES, Choice, Inbound, Reply
+from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, Inbound, Reply
 from handlers.status import show_status
 from handlers.turn import Turn
 from storage.conversations import lock_conversation, mark_update_processed
@@ -82,7 +82,7 @@ class TipLine:
                         now=services.clock())
             replies = await self._flood_guard(turn)
             if replies is None:
-                replies = await route(turn)
+                replies = _files_left_behind(turn, await route(turn))
             if conversation.flow is None:
                 conversation.offered = ",".join(c.id for r in replies for c in r.choices)[:255] or None
             conversation.updated_at = turn.now
@@ -109,6 +109,19 @@ async def route(turn: Turn) -> list[Reply]:
     replies = await _route(turn)
     if lead:
         replies.insert(0, Reply(lead))
+    return replies
+
+
+def _files_left_behind(turn: Turn, replies: list[Reply]) -> list[Reply]:
+    """On a channel that cannot carry our files (a chart, a report, evidence), say which stayed behind."""
+    if turn.inbound.channel not in CHANNELS_WITHOUT_FILES:
+        return replies
+    for reply in replies:
+        if reply.files and reply.to is None:
+            note = turn._("This chat cannot receive files, so these were not sent: {names}. The bot on Telegram "
+                          "sends them.").format(names=", ".join(f.filename or f.kind for f in reply.files))
+            reply.text = f"{reply.text}\n\n{note}" if reply.text else note
+            reply.files = []
     return replies
 
 

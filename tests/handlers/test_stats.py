@@ -306,8 +306,8 @@ def test_report_files_stand_alone(services):
 
 
 
-async def test_on_zalo_the_figures_come_as_text_and_say_where_the_files_are(services, tipline):
-    """The Zalo Bot API cannot take our files: no chart, no CSV, and no caption promising them."""
+async def test_on_zalo_the_figures_come_as_text_and_name_the_files_left_behind(services, tipline):
+    """The Zalo Bot API cannot take our files: the chart and the CSV/XLSX are named, not promised."""
     services.clock = lambda: NOW
     await load(services.db, january_tips())
     code = await create_invite_code(services, unit_id="ca-hcm", role="supervisor", name="Thiếu tá Minh")
@@ -315,6 +315,9 @@ async def test_on_zalo_the_figures_come_as_text_and_say_where_the_files_are(serv
     await boss.send(f"/enroll {code}")
     replies = await boss.send("/stats 01/01/2026-31/01/2026")
     assert "Received: 10 tips" in replies[0].text and all(not r.files for r in replies)
+    assert replies[-1].text == ("This chat cannot receive files, so these were not sent: "
+                                "tinbao-ca-hcm-20260101-20260131.png. The bot on Telegram sends them.")
     replies = await boss.send("/report 01/01/2026 31/01/2026")
     assert "received 10 crime tips" in replies[0].text and all(not r.files for r in replies)
-    assert "cannot receive files" in replies[-1].text and "tinbao report" in replies[-1].text
+    assert replies[-1].text.startswith("The same figures as CSV and Excel files:\n\nThis chat cannot receive files")
+    assert "tinbao-ca-hcm-20260101-20260131.csv, tinbao-ca-hcm-20260101-20260131.xlsx" in replies[-1].text

@@ -156,3 +156,16 @@ async def test_a_revoked_officer_loses_the_menu_and_the_commands(services, tipli
     await officer.send("/queue")
     assert officer.last[-1].commands_menu == "citizen"
     assert "did not understand" in officer.text
+
+
+async def test_an_officer_on_zalo_is_told_the_evidence_could_not_come(services, tipline):
+    """Zalo Bot takes no uploads: /tip must not look as if the tip had no evidence."""
+    await submit_tip(tipline, "111")  # with a photo
+    code = await create_invite_code(services, unit_id="ca-benthanh", role="officer", name="Đại úy Lan")
+    officer = ChatClient(tipline, chat_id="901", channel="zalo", language="en")
+    await officer.send(f"/enroll {code}")
+    replies = await officer.send("/next")
+    assert all(not r.files for r in replies)
+    [evidence] = [r.text for r in replies if r.to is None and r.text.startswith("Evidence of ")]
+    assert "This chat cannot receive files, so these were not sent: " \
+        "photo" in evidence and "The bot on Telegram sends them." in evidence

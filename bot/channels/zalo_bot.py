@@ -73,6 +73,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.channels.downloads import DownloadFailed, download_capped
+from bot.channels.http_client import HttpClient
 
 from bot.delivery import Deliveries
 from handlers.i18n import translator
@@ -104,7 +105,7 @@ class ZaloBotError(Exception):
         super().__init__(f"Zalo Bot API {method or 'call'} failed:{code} {description}")
 
 
-class ZaloBotClient:
+class ZaloBotClient(HttpClient):
     """The Zalo Bot API over aiohttp: one method per documented call, ``ok`` always checked."""
 
     def __init__(self, token: str, *, api_base: str = API_BASE, timeout: float = 20.0,
@@ -114,21 +115,10 @@ class ZaloBotClient:
         self._token = token
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
-        self._session = session
-        self._owns_session = session is None
+        super().__init__(session)
 
     def __repr__(self) -> str:  # the default repr would not show the token, but be explicit
         return f"ZaloBotClient(api_base={self.api_base!r})"
-
-    async def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
 
     def _clean(self, text: Any, params: dict[str, Any]) -> str:
         # Zalo's own words end up in logs: keep them short, and never let them carry the token, nor

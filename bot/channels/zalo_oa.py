@@ -120,6 +120,7 @@ import aiohttp
 from sqlalchemy import text as sql
 
 from bot.channels.downloads import DownloadFailed, download_capped
+from bot.channels.http_client import HttpClient
 from bot.delivery import Deliveries
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.i18n import translator
@@ -288,7 +289,7 @@ def verify_event(raw: bytes, signature: str | None, *, app_id: str, secret_key: 
 
 # --- the client --------------------------------------------------------------------------------------
 
-class ZaloOAClient:
+class ZaloOAClient(HttpClient):
     """The OA OpenAPI and OAuth v4 over aiohttp: one method per call we use, ``error`` always checked."""
 
     def __init__(self, *, app_id: str, app_secret: str = "", api_base: str = API_BASE, oauth_base: str = OAUTH_BASE,
@@ -298,24 +299,13 @@ class ZaloOAClient:
         self.api_base, self.oauth_base = api_base.rstrip("/"), oauth_base.rstrip("/")
         self.template_base = template_base.rstrip("/")
         self.timeout, self.oauth_timeout = timeout, oauth_timeout
-        self._session = session
-        self._owns_session = session is None
+        super().__init__(session)
 
     # oauth_timeout is short on purpose: a refresh holds the OA's token row (on SQLite, the database's one
     # writer) until Zalo answers, and other processes on a SQLite file wait at most 10 s for it.
 
     def __repr__(self) -> str:
         return f"ZaloOAClient(api_base={self.api_base!r}, oauth_base={self.oauth_base!r})"
-
-    async def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
 
     @staticmethod
     def _clean(text: Any, hidden: Iterable[str]) -> str:

@@ -99,21 +99,20 @@ def zalo_webhook_app(channel: ZaloBotChannel, secret: str) -> web.Application:
 
 
 def add_zalo_oa_route(app: web.Application, channel: ZaloOAChannel) -> None:
-    """POST /zalo-oa/webhook: X-ZEvent-Signature is checked over the raw bytes, with a ±5-minute window;
-    a bad or missing one gets 401 and nothing else happens. A good event is stored before Zalo gets its 200
-    (within Zalo's 2 seconds) and handled after. Zalo's unsigned ``{}`` check, when the URL is saved, gets 200."""
+    """POST /zalo-oa/webhook: X-ZEvent-Signature is checked over the raw bytes; a bad or missing one gets
+    401 and nothing else happens (bodies over ZALO_OA_MAX_BODY get 413: their signature is not worth
+    checking). A good event is stored before Zalo gets its 200 (within Zalo's 2 seconds) and handled after;
+    a signed one that cannot be read gets 200 too, and is counted, so Zalo stops sending it. Zalo's unsigned
+    ``{}`` check, when the URL is saved, gets 200."""
 
     async def receive(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > ZALO_OA_MAX_BODY:
+        raw = await _read_capped(request, ZALO_OA_MAX_BODY)
+        if raw is None:
+            channel.refuse(f"body over {ZALO_OA_MAX_BODY // 1024} KiB")
             return web.Response(status=413)
-        try:
-            raw = await request.read()  # the raw bytes: the signature covers them, not re-serialised JSON
-        except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=413)
-        if len(raw) > ZALO_OA_MAX_BODY:
-            return web.Response(status=413)
-        status = await channel.receive(raw, request.headers.get(ZALO_OA_SIGNATURE_HEADER),
-                                       request.headers.get(ZALO_OA_TIMESTAMP_HEADER))
+        # The raw bytes: the signature covers them, not re-serialised JSON; the headers as bytes too.
+        status = await channel.receive(raw, _header_bytes(request, ZALO_OA_SIGNATURE_HEADER),
+                                       _header_bytes(request, ZALO_OA_TIMESTAMP_HEADER))
         return web.json_response({"error": 0}) if status == 200 else web.Response(status=status)
 
     async def probe(request: web.Request) -> web.Response:

@@ -163,11 +163,13 @@ class ZaloOASection(_Section):
     redirect_uri: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = ""
     api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://openapi.zalo.me"
     oauth_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://oauth.zaloapp.com"
-    template_api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = \
-        "https://business.openapi.zalo.me"
+    # No longer used: reminder templates go by user_id through api_base (bot/channels/zalo_oa.py). Still read,
+    # so a config.toml written by an older `tinbao init` starts; `tinbao run` then says to remove it.
+    template_api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = ""
     webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
     refresh_every_hours: Annotated[int, Field(strict=True, ge=1, le=24)] = 20
-    image_max_kb: WholeNumber = 1024
+    # kB of 1,000 bytes; Zalo takes at most 1,000,000 (larger values are lowered to that, with a warning).
+    image_max_kb: WholeNumber = 1000
     welcome_on_follow: bool = True
     reminder_template_id: Annotated[str, _shaped(r"[0-9A-Za-z_-]{1,64}", "must be the template id Zalo approved")] = ""
     reminder_template_param: Annotated[str, _shaped(r"[A-Za-z0-9_]{1,64}", "must be a template parameter name")] = \

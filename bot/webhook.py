@@ -12,7 +12,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.channels.telegram import TelegramChannel
-from bot.channels.zalo_bot import ZaloBotChannel, events_in
+from bot.channels.zalo_bot import ZaloBotChannel
 from bot.channels.zalo_oa import SIGNATURE_HEADER as ZALO_OA_SIGNATURE_HEADER
 from bot.channels.zalo_oa import TIMESTAMP_HEADER as ZALO_OA_TIMESTAMP_HEADER
 from bot.channels.zalo_oa import ZaloOAChannel
@@ -41,24 +41,51 @@ def webhook_app(channel: TelegramChannel, secret: str) -> web.Application:
     return app
 
 
+ZALO_MAX_BODY = ZALO_OA_MAX_BODY
+
+
+def _header_bytes(request: web.Request, name: str) -> bytes | None:
+    """A header's value exactly as the bytes that came (None if absent or sent twice).
+
+    Compared as bytes, a header of any bytes at all is only ever a match or not: never a decoding error."""
+    wanted = name.lower().encode()
+    found = [value for key, value in request.raw_headers if key.lower() == wanted]
+    return found[0] if len(found) == 1 else None
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None once it is over ``limit`` bytes (the rest is never read into memory)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def add_zalo_route(app: web.Application, channel: ZaloBotChannel, secret: str) -> None:
     """POST /zalo/webhook: a call without the right X-Bot-Api-Secret-Token header gets 401, and
-    nothing else happens (its body is not even read). A good call is answered 200 at once and the
-    event handled in its own task, so Zalo never waits for our database or its own sendMessage."""
+    nothing else happens (its body is not even read). A good call is answered 200 at once and each
+    event in it handled in its own task, so Zalo never waits for our database or its own sendMessage.
+    A body that cannot be read (not JSON, not an event, over ZALO_MAX_BODY) still gets 200 and is
+    counted: Zalo would only send the same bytes again, and nothing in them can be answered."""
     if not secret:
         raise ValueError("a Zalo webhook needs its secret token")
     expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
-        given = request.headers.get(ZALO_SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(given, expected):  # constant time: the secret is not guessed byte by byte
+        given = _header_bytes(request, ZALO_SECRET_HEADER)
+        # Constant time: the secret is not guessed byte by byte.
+        if given is None or not hmac.compare_digest(given, expected):
             return web.Response(status=401)
-        try:
-            body = await request.json()
-        except ValueError:
-            return web.Response(status=400)
-        for event in events_in(body):
-            channel.dispatch(event)
+        raw = await _read_capped(request, ZALO_MAX_BODY)
+        if raw is None:
+            channel.skip(f"webhook body over {ZALO_MAX_BODY // 1024} KiB")
+        else:
+            channel.receive(raw)  # each event on its own: one that cannot be read does not stop the others
         return web.json_response({"ok": True})
 
     app.router.add_post(ZALO_WEBHOOK_PATH, receive)
@@ -72,21 +99,20 @@ def zalo_webhook_app(channel: ZaloBotChannel, secret: str) -> web.Application:
 
 
 def add_zalo_oa_route(app: web.Application, channel: ZaloOAChannel) -> None:
-    """POST /zalo-oa/webhook: X-ZEvent-Signature is checked over the raw bytes, with a ±5-minute window;
-    a bad or missing one gets 401 and nothing else happens. A good event is stored before Zalo gets its 200
-    (within Zalo's 2 seconds) and handled after. Zalo's unsigned ``{}`` check, when the URL is saved, gets 200."""
+    """POST /zalo-oa/webhook: X-ZEvent-Signature is checked over the raw bytes; a bad or missing one gets
+    401 and nothing else happens (bodies over ZALO_OA_MAX_BODY get 413: their signature is not worth
+    checking). A good event is stored before Zalo gets its 200 (within Zalo's 2 seconds) and handled after;
+    a signed one that cannot be read gets 200 too, and is counted, so Zalo stops sending it. Zalo's unsigned
+    ``{}`` check, when the URL is saved, gets 200."""
 
     async def receive(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > ZALO_OA_MAX_BODY:
+        raw = await _read_capped(request, ZALO_OA_MAX_BODY)
+        if raw is None:
+            channel.refuse(f"body over {ZALO_OA_MAX_BODY // 1024} KiB")
             return web.Response(status=413)
-        try:
-            raw = await request.read()  # the raw bytes: the signature covers them, not re-serialised JSON
-        except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=413)
-        if len(raw) > ZALO_OA_MAX_BODY:
-            return web.Response(status=413)
-        status = await channel.receive(raw, request.headers.get(ZALO_OA_SIGNATURE_HEADER),
-                                       request.headers.get(ZALO_OA_TIMESTAMP_HEADER))
+        # The raw bytes: the signature covers them, not re-serialised JSON; the headers as bytes too.
+        status = await channel.receive(raw, _header_bytes(request, ZALO_OA_SIGNATURE_HEADER),
+                                       _header_bytes(request, ZALO_OA_TIMESTAMP_HEADER))
         return web.json_response({"error": 0}) if status == 200 else web.Response(status=status)
 
     async def probe(request: web.Request) -> web.Response:

@@ -24,7 +24,11 @@ of them made in 2026 (one quoting "Stable v2.5.0"), which agree with each other:
   call, no offset, no update id, no acknowledgement. "getUpdates không hoạt động nếu bạn đang
   thiết lập Webhook. Phải gọi deleteWebhook trước" (it does not work while a webhook is set).
   When the long poll ends with nothing new the docs are silent; integrations in production
-  see ``ok: false, error_code: 408``, which we read as "nothing new".
+  see ``ok: false, error_code: 408``, which we read as "nothing new". Its sample answer has no
+  ``event_name`` at all (``{"ok": true, "result": {"message": {"chat", "text", "message_id",
+  "date", "from": {"id", "first_name"}}}}``, github.com/XuanNguyenNB/QuanLyThuChi_Bot_Telegram_Zalom,
+  docs/ZALO_BOT_API.md, a transcription dated 10/12/2025): the kind is then read from the message's
+  fields (``event_kind``), never dropped.
 - setWebhook {url, secret_token}: "secret_token … (8 - 256 ký tự). Đính kèm trong header
   X-Bot-Api-Secret-Token ở mọi request từ Zalo" (sent in that header on every call); the URL
   must be public https. deleteWebhook and getWebhookInfo take ``{}`` and answer {url, updated_at}.
@@ -51,6 +55,11 @@ of them made in 2026 (one quoting "Stable v2.5.0"), which agree with each other:
   authentication (we fetch them with a plain GET); voice formats (sendVoice wants .aac).
 
 Choices made here:
+- Every event is decoded on its own, in polling and by webhook: one that cannot be read (not an
+  object, no message, no chat id, or anything our decoder trips on) is counted in
+  ``ZaloBotChannel.outcomes`` and logged as one line naming what was wrong, never its content,
+  and the others go on. A webhook body that is not JSON, or too large, is answered 200 all the
+  same (after the secret check) and counted: Zalo would only send it again.
 - Evidence: an image is a photo, a voice note with a ``voice_url`` is a voice file: both are
   downloaded lazily, only when the conversation is at the evidence question, with a size cap.
   A voice event without a URL, a sticker, and "unsupported" content become ``unsupported``:
@@ -66,6 +75,7 @@ import hashlib
 import json
 import logging
 import mimetypes
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,8 +83,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.channels.downloads import DownloadFailed, download_capped
-from bot.channels.http_client import HttpClient
-
+from bot.channels.http_client import HttpClient, failure_line
 from bot.delivery import Deliveries
 from handlers.i18n import translator
 from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
@@ -205,19 +214,47 @@ class ZaloBotClient(HttpClient):
 
 # --- events → Inbound ---------------------------------------------------------------------------
 
-def events_in(body: Any) -> list[dict]:
-    """The events in a getUpdates result or a webhook body: wrapped in {ok, result} or not."""
-    if isinstance(body, dict) and "event_name" not in body and isinstance(body.get("result"), (dict, list)):
+class UndecodableEvent(ValueError):
+    """An event that cannot become an Inbound. Its words name the shape that was wrong, never the content."""
+
+
+# Why an event was skipped, in the log and nowhere else: fixed words, so no payload can slip in.
+NOT_AN_OBJECT, NO_MESSAGE, NO_CHAT = "not a JSON object", "no message object", "no chat id"
+
+
+def events_in(body: Any) -> list[Any]:
+    """The events in a getUpdates result or a webhook body, wrapped in {ok, result} or not, each left
+    undecoded: one that turns out to be malformed must not take the others with it."""
+    if isinstance(body, dict) and "event_name" not in body and "message" not in body and "result" in body:
         body = body["result"]
-    if isinstance(body, dict):
-        return [body] if body.get("event_name") else []
-    if isinstance(body, list):  # not documented; harmless to accept
-        return [event for event in body if isinstance(event, dict) and event.get("event_name")]
-    return []
+    if body is None or body == {}:
+        return []
+    return list(body) if isinstance(body, list) else [body]  # a list is not documented; harmless to take
+
+
+def event_kind(event: dict, message: dict) -> str:
+    """The event's name; when Zalo leaves it out, the kind its message's fields show.
+
+    getUpdates answers without ``event_name`` (a transcription of the docs dated 10/12/2025 shows
+    ``{"ok": true, "result": {"message": {chat, text, message_id, date, from}}}``: github.com/
+    XuanNguyenNB/QuanLyThuChi_Bot_Telegram_Zalom, docs/ZALO_BOT_API.md), so the kind is read from the
+    fields each documented event carries: photo (or photo_url), voice_url, sticker, text."""
+    name = event.get("event_name")
+    if isinstance(name, str) and name:
+        return name
+    if _url(message.get("photo")) or _url(message.get("photo_url")):
+        return IMAGE
+    if "voice_url" in message or "voice" in message:
+        return VOICE
+    if message.get("sticker"):
+        return STICKER
+    if "text" in message:
+        return TEXT
+    return UNSUPPORTED  # a message we cannot read: the citizen is told, rather than met with silence
 
 
 def _update_id(message_id: Any) -> str | None:
-    if message_id is None or message_id == "":
+    if isinstance(message_id, bool) or not isinstance(message_id, (str, int)) or message_id == "":
         return None
     text = str(message_id)
     # The processed-update table keeps 64 characters; a longer id keeps its uniqueness as a hash.
@@ -236,21 +273,25 @@ def _mime(url: str, default: str) -> str:
 Fetcher = Callable[[str], Callable[[], Awaitable[bytes]]]
 
 
-def to_inbound(event: dict, *, fetcher: Fetcher) -> Inbound | None:
-    """A Zalo event as the handlers see it; None for what the tip line ignores.
-
-    Ignored: groups (tips are private), other bots, events that are not messages, malformed ones."""
+def to_inbound(event: Any, *, fetcher: Fetcher) -> Inbound | None:
+    """A Zalo event as the handlers see it; None for what the tip line ignores (groups, other bots,
+    events that are not messages); UndecodableEvent when it cannot be read at all."""
+    if not isinstance(event, dict):
+        raise UndecodableEvent(NOT_AN_OBJECT)
     message = event.get("message")
     name = event.get("event_name")
-    if not isinstance(message, dict) or not isinstance(name, str):
-        return None
+    if not isinstance(message, dict):
+        if isinstance(name, str) and name and not name.startswith("message."):
+            return None  # an event about something else than a message (none is documented yet)
+        raise UndecodableEvent(NO_MESSAGE)
     chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
     sender = message.get("from") if isinstance(message.get("from"), dict) else {}
     chat_id = chat.get("id")
     if not isinstance(chat_id, (str, int)) or chat_id == "" or isinstance(chat_id, bool):
-        return None
+        raise UndecodableEvent(NO_CHAT)
     if str(chat.get("chat_type") or "PRIVATE").upper() != "PRIVATE" or sender.get("is_bot") is True:
         return None
+    name = event_kind(event, message)
     inbound = Inbound(channel=CHANNEL, chat_id=str(chat_id), update_id=_update_id(message.get("message_id")))
     if name == TEXT:
         text = message.get("text")
@@ -267,7 +308,7 @@ def to_inbound(event: dict, *, fetcher: Fetcher) -> Inbound | None:
         else:
             inbound.unsupported = "image"
     elif name == VOICE:
-        url = _url(message.get("voice_url"))
+        url = _url(message.get("voice_url")) or _url(message.get("voice"))
         if url:
             inbound.files.append(IncomingFile("voice", None, fetcher(url), mime=_mime(url, "audio/aac")))
         else:
@@ -276,7 +317,8 @@ def to_inbound(event: dict, *, fetcher: Fetcher) -> Inbound | None:
         inbound.unsupported = "sticker"
     elif name.startswith("message.") and name.endswith(".received"):
         # message.unsupported.received, and any message kind Zalo adds later: say we cannot take it.
-        inbound.unsupported = name.split(".")[1]
+        kind = name.split(".")[1]
+        inbound.unsupported = kind if kind.isalpha() and len(kind) <= 24 else "unsupported"
     else:
         return None
     return inbound
@@ -348,6 +390,8 @@ class ZaloBotChannel:
         self.deliveries = deliveries or Deliveries()
         self.deliveries.register(CHANNEL, self.send)
         self.poll_timeout = poll_timeout
+        # What became of each event Zalo sent: handled, ignored (groups, bots…), undecodable, failed.
+        self.outcomes: Counter[str] = Counter()
         self._last_of_chat: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
@@ -359,11 +403,21 @@ class ZaloBotChannel:
             return await self.client.download(url, max_bytes=max_bytes)
         return fetch
 
-    def dispatch(self, event: dict) -> asyncio.Task | None:
-        """Start handling one event; it waits for the chat's previous event to be answered first."""
-        inbound = to_inbound(event, fetcher=self._fetcher)
+    def dispatch(self, event: Any) -> asyncio.Task | None:
+        """Start handling one event; it waits for the chat's previous event to be answered first.
+
+        Decoded on its own: one that cannot be read is counted and skipped, and the next goes on."""
+        try:
+            inbound = to_inbound(event, fetcher=self._fetcher)
+        except UndecodableEvent as exc:
+            self.skip(str(exc))
+            return None
+        except Exception as exc:  # a shape we did not foresee, or a bug of ours: still only this event
+            self.skip(failure_line(exc))
+            return None
         if inbound is None:
-            log.debug("zalo event ignored: %s", str(event.get("event_name"))[:60])
+            self.outcomes["ignored"] += 1
+            log.debug("a Zalo event was ignored (a group, a bot, or not a message)")
             return None
         chat_id = inbound.chat_id
         task = asyncio.create_task(self._in_turn(self._last_of_chat.get(chat_id), inbound))
@@ -371,6 +425,24 @@ class ZaloBotChannel:
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._forget(chat_id, done))
         return task
+
+    def receive(self, raw: bytes) -> None:
+        """A webhook body (its secret already checked): every event in it dispatched, each on its own."""
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
+            self.skip("webhook body is not JSON")
+            return
+        events = events_in(body)
+        if not events:
+            self.skip("webhook body holds no event")
+        for event in events:
+            self.dispatch(event)
+
+    def skip(self, reason: str) -> None:
+        """Count an event (or a webhook body) that cannot be read; one log line, without its content."""
+        self.outcomes["undecodable"] += 1
+        log.warning("a Zalo event could not be read and was skipped: %s", reason)
 
     def _forget(self, chat_id: str, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -389,9 +461,12 @@ class ZaloBotChannel:
                 await self._typing(inbound.chat_id)  # downloading and cleaning a file takes a moment
             replies = await self.tipline.handle(inbound)
             await self.deliveries.send(replies, origin=Route(CHANNEL, inbound.chat_id))
-        except Exception:
-            # Never the message or the chat id in the log: only that something failed.
-            log.exception("a Zalo event could not be answered")
+        except Exception as exc:
+            # Never the message or the chat id in the log: only what failed, and where.
+            self.outcomes["failed"] += 1
+            log.error("a Zalo event could not be answered: %s", failure_line(exc))
+        else:
+            self.outcomes["handled"] += 1
 
     async def send(self, chat_id: str, replies: list[Reply]) -> None:
         """Deliver replies to a Zalo chat (the one that wrote, or another one the handlers name)."""
@@ -418,15 +493,15 @@ class ZaloBotChannel:
                 await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
-            except Exception:  # a bug of ours must not end the channel for every citizen
-                log.exception("zalo polling failed unexpectedly; trying again in %.0f s", delay)
+            except Exception as exc:  # a bug of ours must not end the channel for every citizen
+                log.error("zalo polling failed unexpectedly (%s); trying again in %.0f s", failure_line(exc), delay)
                 await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             if events is None:  # stop() was called during the long poll
                 break
             delay = BACKOFF_START
-            for event in events:
+            for event in events:  # each on its own: dispatch never raises, whatever the event holds
                 self.dispatch(event)
         await self.drain()
 

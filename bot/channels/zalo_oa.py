@@ -4,87 +4,104 @@ OA's webhook events and the handlers, so a police unit's existing OA can be the 
 Thin on purpose, like the Zalo Bot Platform adapter (bot/channels/zalo_bot.py): what to ask and what to
 keep is decided by the channel-neutral handlers. No token, chat id or message text is ever logged.
 
-What we could check, and against what. developers.zalo.me itself is not in our stored copy of the web;
-what follows is from third-party transcriptions and integrations (stored in 2026), quoted where they
-agree with each other, and marked where they do not:
+What we could check, and against what. developers.zalo.me itself is not in our stored copy of the web; the
+sources are Zalo's own SDKs (github.com/zaloplatform: zalo-java-sdk, zalo-php-sdk, ZaloDotNetSDK), Chatwoot's
+Zalo OA channel (chatwoot/chatwoot), a 2026 compiled platform spec that quotes Zalo's pages
+(github.com/VinFleet/jerkchillapp, docs/ZALO_API.md, "VinFleet" below) and third-party guides. VERIFIED
+marks what Zalo's own code or two independent sources settle; NOT VERIFIED what rests on one guide.
 
-- Webhook signature. hainh.me ("Zalo API - PHP Webhook Callback Official Account", also copied on
-  tinhoc88.com): "so sánh giá trị trong header X-ZEvent-Signature với mã hash SHA256 của chuỗi kết hợp
-  4 thông tin sau theo thứ tự: ID của ứng dụng. Chuỗi JSON trả về trong body. Timestamp được lấy từ chuỗi
-  JSON trên. Mã bí mật của Official Account được liên kết", and "OA Secret Key … không phải là khóa bí mật
-  của ứng dụng (App Secret Key)". Working integrations strip a "mac=" prefix before comparing, as the
-  issue describes. DISAGREEMENTS: one guide (hoangnd25/monorepo, wip/zalo-platform-integration.md) hashes
-  the OA id instead of the app id; one integration takes the timestamp from an X-ZEvent-Timestamp header
-  ("sha256(app_id+raw_body+header_ts+secret)"); another computes an HMAC keyed with the secret (no
-  integration we found that way shows it working). Chosen: sha256(app_id + raw body + timestamp + OA
-  secret key) over the raw bytes, with our configured app id; the timestamp from the body, or from
-  X-ZEvent-Timestamp when that header is present (both need the secret, so accepting either weakens
-  nothing); the ±5-minute window is always checked on the body's timestamp, which the hash covers; the
-  "mac=" prefix is optional. An unsigned body that is exactly ``{}`` (Zalo's check when the webhook URL
-  is saved) gets 200 and nothing else; anything else unsigned or mis-signed gets 401 and nothing else.
-- Webhook delivery. Both guides: answer "HTTP Code 200 OK và phải phản hồi trong vòng 2 giây"; failed
-  deliveries are retried ("liên tục gửi lại trong vòng 12 giờ" says one, "30s, 5m, 15m, 30m, 1h" says the
-  other). NOT VERIFIED: whether a retry keeps the first timestamp. If it does, retries later than 5 minutes
-  are refused by the replay window; the first delivery is stored before we answer, so only an event we
-  never received in time can be lost that way.
-- Event shapes (guides and logged payloads agree): ``{"app_id", "event_name", "timestamp": "<epoch ms as
-  a string>", "sender": {"id"}, "recipient": {"id"}, "message": {"msg_id", "text", "attachments":
-  [{"type", "payload"}]}}``. A logged user_send_location: ``"attachments": [{"payload": {"coordinates":
-  {"latitude": "10.7923119", "longitude": "106.7820651"}}, "type": "location"}]`` (strings). Images,
-  audio, video, files carry ``payload.url`` (files also ``name`` and ``size``). follow/unfollow carry
-  ``follower.id`` and ``oa_id`` instead of sender/recipient. Echoes of what the OA sent arrive as
-  oa_send_* and as user_received_message / user_seen_message, and are ignored here. NOT VERIFIED: the
-  shape of user_submit_info (we read ``info.phone`` and treat it as the citizen's own number).
-- A button of type oa.query.hide: its payload comes back as a user_send_text whose text is the payload
-  ("The message.text field contains the payload value configured in the button that was clicked"), not
-  shown in the citizen's chat. Payloads in every example start with "#". Shape used, from the one example
-  that sends text and buttons together: ``"message": {"text": …, "attachment": {"type": "template",
-  "payload": {"buttons": [{"title", "type": "oa.query.hide", "payload"}]}}}``; others wrap the buttons
-  with ``"template_type": "button"``. NOT VERIFIED: the most buttons per message (we send 4, the smallest
-  limit seen, and continue in further messages) and the longest title (we cut at 100 characters).
-- Sending. ``POST https://openapi.zalo.me/v3.0/oa/message/cs`` with the ``access_token`` header, JSON
-  ``{"recipient": {"user_id"}, "message": {"text"}}``; success is ``{"error": 0, "message": "Success",
-  "data": {"message_id"}}`` and integrations check ``data.error !== 0`` even on HTTP 200: so any answer
-  that is not JSON with ``error == 0`` is a ZaloOAError here. The 2,000-character text limit is from the
-  issue; no source we found states it (the Zalo Bot Platform's sendMessage has the same one).
-- Images: ``POST https://openapi.zalo.me/v2.0/oa/upload/image``, multipart field ``file``, answer
-  ``data.attachment_id``, then a message ``{"attachment": {"type": "template", "payload": {"template_type":
-  "media", "elements": [{"media_type": "image", "attachment_id"}]}}}``. One integration lists the upload
-  under /v3.0; most use /v2.0, which we use. NOT VERIFIED: the size limit; we keep the issue's "about
-  1 MB" (configurable), shrink larger photos to fit, and otherwise say in words that the file stays in
-  the tip.
-- Error codes, as one guide tabulates them: -216 "Access token is invalid", -220 "access_token is expired
-  or removed", -213 "User has not followed OA", -230 "User has not interacted with OA in past 7 days",
-  -232 "User has not interacted, or last interaction expired", -211 "Out of quota", -218 "Out of quota
-  receive" (this user's), -32 "Your application reached limit call api". What each does here: see
-  ``send_replies`` and ``ZaloOAChannel.send_reminder``.
-- Tokens and OAuth v4 (the same guide, and every integration): ``POST https://oauth.zaloapp.com/v4/oa/
-  access_token``, form-encoded, header ``secret_key`` (the App Secret Key); ``grant_type=refresh_token``
-  with ``refresh_token`` and ``app_id``, or ``grant_type=authorization_code`` with ``code``, ``app_id``,
-  ``code_verifier``. Answer ``{"access_token", "refresh_token", "expires_in": "90000"}`` (25 hours, a
-  string); a refused one is an HTTP 200 with ``error``, ``error_name``, ``error_description`` and no
-  access_token. "Refresh Token | 3 months | Refresh access token (single-use, rotates)". Permission URL:
-  ``https://oauth.zaloapp.com/v4/oa/permission?app_id&redirect_uri&code_challenge&state``; the redirect
-  brings ``code``, ``oa_id`` and ``state``; "Code verifier must be exactly 43 characters with uppercase,
-  lowercase, and numbers", "code_challenge = Base64.encode(SHA-256.hash(ASCII(code_verifier))) - without
-  padding". DISAGREEMENT: that formula says Base64, the guide's own code makes it URL-safe (RFC 7636).
-  Chosen: a verifier is drawn again until its challenge has no "+", "/", "-" or "_", so both readings
-  give the same string.
-- The 7-day window and its 48 free hours, and templates outside it: the guide (consultation messages
-  "Free within 48 hours of user interaction, paid after 48 hours (up to 7 days)"; outside, "ZBS Template
-  Message", ``POST https://business.openapi.zalo.me/message/template`` with ``access_token``,
-  ``template_id``, ``template_data``, ``tracking_id`` and a ``phone`` or, it says, a ``user_id``).
-  NOT VERIFIED: sending a template by user_id (another integration nests it as ``recipient.user_id``);
-  we send ``user_id`` at the top level, and only when an operator configured an approved template.
+- Webhook signature. VERIFIED: ``mac = sha256(app_id + raw body + timestamp + secret)``, a plain hash, not an
+  HMAC: Zalo's Java SDK ``MacUtils.buildMac(appId, data, timeStamp, secretKey)`` concatenates exactly these
+  four and hashes them (zaloplatform/zalo-java-sdk, src/main/java/com/vng/zalo/sdk/utils/MacUtils.java);
+  Chatwoot checks ``Digest::SHA256.hexdigest("#{app_id}#{raw_post}#{params[:timestamp]}#{oa_secret_key}")``
+  against X-ZEvent-Signature with "mac=" removed (chatwoot/chatwoot, app/controllers/webhooks/
+  zalo_oa_controller.rb), the timestamp from the body. The secret is the OA Secret Key, not the App Secret
+  Key: Chatwoot and hainh.me ("Zalo API - PHP Webhook Callback Official Account") say so; VinFleet §3.2 says
+  the app secret (DISAGREEMENT; the SDK's parameter is only "secretKey"; we keep the OA Secret Key). Some
+  integrations hash the OA id instead of the app id (hoangnd25/monorepo, wip/zalo-platform-integration.md);
+  Zalo's SDK and Chatwoot use the app id, and so do we. The timestamp is the body's; X-ZEvent-Timestamp is
+  also tried when present (both need the secret, so this weakens nothing) and lets a signed body that is not
+  an event object be recognised as Zalo's. An unsigned body that is exactly ``{}`` (Zalo's check when the
+  webhook URL is saved) gets 200 and nothing else; anything else unsigned or mis-signed gets 401.
+- Webhook delivery and retries. VERIFIED (VinFleet §13.2; hoangnd25): answer 200 within 2 seconds; a failed
+  delivery is retried after 30 s, 5 min, 15 min, 30 min and 1 h, with a ``num_retry`` header (one guide says
+  "liên tục gửi lại trong vòng 12 giờ"). Chatwoot puts no time window on the timestamp at all. We accept a
+  correctly signed event for 24 hours (ACCEPT_FOR: longer than either reading) and make replays harmless by
+  msg_id, the dedup rows kept 3 days. NOT VERIFIED: that a retry carries the first delivery's timestamp and
+  signature; either way it is accepted (a fresh one is accepted too).
+- Event shapes. VERIFIED (VinFleet §13.4–13.5, hoangnd25, logged payloads): ``{"app_id", "event_name",
+  "timestamp": "<epoch ms as a string>", "sender": {"id"}, "recipient": {"id"}, "message": {"msg_id", "text",
+  "attachments": [{"type", "payload"}]}}``. A logged user_send_location: ``"attachments": [{"payload":
+  {"coordinates": {"latitude": "10.7923119", "longitude": "106.7820651"}}, "type": "location"}]`` (strings).
+  Images, audio, video, files carry ``payload.url`` (files also ``name`` and ``size``). follow/unfollow carry
+  ``follower.id`` and ``oa_id`` instead of sender/recipient. Echoes of what the OA sent arrive as oa_send_*
+  and as user_received_message / user_seen_message, and are ignored here. user_submit_info carries ``info:
+  {"name", "phone": "84912345678", "user_dob", "gender", "full_address"}`` (VinFleet §13.5; we read
+  ``info.phone`` as the citizen's own number).
+- A button of type oa.query.hide: its payload comes back as a user_send_text whose text is the payload,
+  not shown in the citizen's chat. VERIFIED: the type and its ``payload`` (Zalo's PHP SDK,
+  src/Builder/MessageBuilder.php, ``buildActionQueryHide``). Shape used: ``"message": {"text": …,
+  "attachment": {"type": "template", "payload": {"buttons": [{"title", "type": "oa.query.hide",
+  "payload"}]}}}``. How many buttons: "up to five", payload "limited to 1,000 characters" (Zalo's page
+  cau-truc-cua-tham-so-buttons, as quoted by a 2026 integration's README), while the PHP SDK's own error
+  says "Only support 4 buttons": we send 4 (BUTTONS_PER_MESSAGE) and continue in further messages. NOT
+  VERIFIED: the longest title (we cut at 100 characters; the old promotion messages took 35).
+- Sending. VERIFIED: ``POST https://openapi.zalo.me/v3.0/oa/message/cs`` with the ``access_token`` header,
+  JSON ``{"recipient": {"user_id"}, "message": {"text"}}`` (PHP SDK ZaloEndPoint.php
+  API_OA_SEND_CONSULTATION_MESSAGE_V3 and MessageBuilder; ZaloDotNetSDK src/sdk/oa/ZaloClient.cs; Chatwoot
+  app/models/channel/zalo_oa.rb); success is ``{"error": 0, "message": "Success", "data": {"message_id"}}``
+  and an ``error != 0`` comes with HTTP 200 (Chatwoot reads ``response['error']``), so any answer that is not
+  JSON with ``error == 0`` is a ZaloOAError here. Text: at most 2,000 characters (VinFleet §5.3).
+- Images. VERIFIED: ``POST https://openapi.zalo.me/v2.0/oa/upload/image``, multipart field ``file``, answer
+  ``data.attachment_id`` (PHP SDK API_OA_UPLOAD_PHOTO, Java SDK src/test/java/UploadImage.java, Chatwoot),
+  then a message ``{"attachment": {"type": "template", "payload": {"template_type": "media", "elements":
+  [{"media_type": "image", "attachment_id"}]}}}`` (Chatwoot ``image_body``, PHP SDK). The limit: "jpg/png,
+  ≤ 1 MB" (VinFleet §5.3 and §5.8, from Zalo's upload page; Chatwoot caps images at 1,048,576 bytes and
+  files at 5 MiB, lib/integrations/zalo/uploader.rb). Whether Zalo's MB is 1,000,000 or 1,048,576
+  bytes is stated nowhere we looked (Chatwoot's reading is its own): we stay under 1,000,000
+  (IMAGE_LIMIT), which is right under either reading, shrink larger photos to fit, and otherwise say in
+  words that the file stays in the tip.
+- Error codes: the table beside TOKEN_ERRORS below, with what each does to a reply and to a reminder.
+- Tokens and OAuth v4. VERIFIED (PHP SDK OAuth2Client / ZaloRedirectLoginHelper::getZaloTokenByOA, Chatwoot
+  ``refresh_post``, VinFleet §4.1): ``POST https://oauth.zaloapp.com/v4/oa/access_token``, form-encoded,
+  header ``secret_key`` (the App Secret Key); ``grant_type=refresh_token`` with ``refresh_token`` and
+  ``app_id``, or ``grant_type=authorization_code`` with ``code``, ``app_id``, ``code_verifier``. Answer
+  ``{"access_token", "refresh_token", "expires_in": "90000"}`` (25 hours, a string); a refused one is an
+  HTTP 200 with ``error``, ``error_name``, ``error_description`` and no access_token (Chatwoot reads
+  ``error_description``). The refresh token lives 3 months and is single-use ("Refresh token chỉ có thể sử
+  dụng 1 lần", hexasync.vn). NOT VERIFIED: that the old access token stops working the moment it is
+  refreshed (no source says so in words); the fake OA assumes it, the stricter case, and the code survives
+  it (a -216 re-reads the pair another worker stored). Permission URL: ``https://oauth.zaloapp.com/v4/oa/
+  permission?app_id&redirect_uri&code_challenge&state``, VERIFIED: Zalo's PHP SDK builds exactly that
+  (src/Authentication/OAuth2Client.php, ``getAuthorizationUrlByOA``); the redirect brings ``code``,
+  ``oa_id`` and ``state``. PKCE: "Code verifier must be exactly 43 characters", challenge = Base64 of
+  SHA-256 "without padding"; the same SDK makes it base64url (src/Util/PKCEUtil.php, RFC 7636). A verifier
+  is still drawn again until its challenge has no "+", "/", "-" or "_", so both readings give the same
+  string. DISAGREEMENT: VinFleet §4.1 says the OA flow wants one challenge saved in the app's console and
+  the link Zalo makes from it; the SDK builds the link per request, as we do.
+- The 7-day window, its 48 free hours, and templates outside it. VERIFIED (VinFleet §5.2, hoangnd25):
+  consultation messages reach a citizen within 7 days of their last interaction, free for 48 hours. Outside,
+  a ZBS template by user_id: ``POST https://openapi.zalo.me/v3.0/oa/message/template`` with ``{"user_id",
+  "template_id", "template_data"}``, no ``tracking_id``, answered with ``data.message_id`` (Zalo's
+  "ZBS_Template_Mesage_API_v1.pdf", stc-cms-developers.zdn.vn/2025/12/, as quoted by a 2026 integration's
+  README; VinFleet §1.1 and §5.4: "tracking_id: not accepted", "Response id field: data.message_id"; two
+  integrations in the store send exactly this body). Not business.openapi.zalo.me/message/template: that
+  is the phone-number channel (``phone`` and a required ``tracking_id``; Chatwoot's ``zns_body``). One
+  integration nests the recipient as ``recipient.user_id``, and Zalo's PHP SDK builds a "template" message
+  as ``message.attachment.payload.elements[{template_id, template_data}]`` for the older /v2.0/oa/message
+  call; neither is what the sources above describe for this endpoint. NOT VERIFIED against a live OA.
 - Also noted, not used: replies sent with the citizen's ``message_id`` count as replies rather than
   proactive messages in Zalo's quota ("Nếu tin gửi đi có chỉ user_id và không có message_id thì tin sẽ
-  được tính là tin chủ động", zalooa.freshdesk.com); the shape of that recipient was not found, so we
-  always address ``user_id``.
+  được tính là tin chủ động", zalooa.freshdesk.com); Zalo's PHP SDK shows the shape (``"recipient":
+  {"message_id"}``, MessageBuilder::withMessageId); we still always address ``user_id``.
 
 Choices made here:
 - An event is stored sealed (storage/zalo_oa.py) before Zalo gets its 200, deduplicated by msg_id, and
   handled after; a sweeper handles what a stopped worker left. The handlers' processed-update table makes
   a second handling of the same event change nothing.
+- Each event is read on its own: a signed one that cannot be read (no event name, no sender, no message) is
+  acknowledged, so Zalo stops sending it, counted in ``ZaloOAChannel.outcomes`` and logged as one line naming
+  what was wrong, never its content.
 - Refreshing: one worker at a time under a lock on the OA's token row (PostgreSQL: SELECT … FOR UPDATE,
   with lock and idle-in-transaction timeouts longer than the OAuth call; SQLite: the single writer), the
   row re-read under the lock, the new pair committed before anyone uses it. A refresh token whose fate is
@@ -109,7 +126,7 @@ import mimetypes
 import re
 import secrets
 import string
-import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -120,7 +137,7 @@ import aiohttp
 from sqlalchemy import text as sql
 
 from bot.channels.downloads import DownloadFailed, download_capped
-from bot.channels.http_client import HttpClient
+from bot.channels.http_client import HttpClient, failure_line
 from bot.delivery import Deliveries
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.i18n import translator
@@ -134,20 +151,28 @@ log = logging.getLogger(__name__)
 CHANNEL = "zalo_oa"
 API_BASE = "https://openapi.zalo.me"
 OAUTH_BASE = "https://oauth.zaloapp.com"
-TEMPLATE_BASE = "https://business.openapi.zalo.me"
 MESSAGE_PATH = "/v3.0/oa/message/cs"
 UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"
-TEMPLATE_PATH = "/message/template"
+# ZBS template by user_id, on the OA API's own host. Not business.openapi.zalo.me/message/template: that one
+# addresses a phone number (and wants a tracking_id), which the bot never has (see the notes above).
+TEMPLATE_PATH = "/v3.0/oa/message/template"
 TOKEN_PATH = "/v4/oa/access_token"
 PERMISSION_PATH = "/v4/oa/permission"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 TIMESTAMP_HEADER = "X-ZEvent-Timestamp"
 
 TEXT_LIMIT = 2000
-BUTTONS_PER_MESSAGE = 4  # the smallest limit seen in integrations; Zalo's own is not documented for us
+BUTTONS_PER_MESSAGE = 4  # Zalo's page says up to 5 (see above); the PHP SDK's own message says 4: the smaller
 BUTTON_TITLE_LIMIT = 100
-IMAGE_LIMIT = 1024 * 1024  # "about 1 MB" (the issue); configurable
-REPLAY_WINDOW = timedelta(minutes=5)
+# "jpg/png, ≤ 1 MB" (upload/image, see above). Read as 1,000,000 bytes, not 1 MiB (1,048,576): under either
+# reading of Zalo's "MB" it is accepted; a photo over it is shrunk, else named in words.
+IMAGE_LIMIT = 1_000_000
+# How old a correctly signed event may be and still be taken. Zalo sends an event it could not deliver again,
+# byte for byte (the same timestamp, the same signature), 30 s, 5 min, 15 min, 30 min and 1 h later (about
+# 1 h 51 min in all; one guide says it keeps trying "within 12 hours"). 24 hours outlasts both readings and
+# a clock that is off by minutes; within it, a replay is harmless: it is found by its msg_id (KEEP_EVENTS).
+ACCEPT_FOR = timedelta(hours=24)
+CLOCK_SKEW = timedelta(minutes=10)  # an event from this far "in the future" is still Zalo's clock, not ours
 WINDOW = timedelta(days=7)  # consultation messages reach a citizen this long after they last interacted
 FREE_WINDOW = timedelta(hours=48)  # … and cost nothing for this long
 EXPIRES_IN_DEFAULT = 90_000  # seconds; what Zalo answers ("expires_in": "90000")
@@ -158,14 +183,53 @@ RETRY_FAILED_REFRESH = timedelta(hours=1)  # after Zalo refused a refresh, not t
 # app's permission): not refreshed again sooner, so one dead token does not spend a refresh per message.
 FRESH_PAIR = timedelta(minutes=5)
 RATE_LIMIT_PAUSE = 2.0  # -32 on a reply: one more try after this long
-KEEP_EVENTS = timedelta(days=3)  # dedup rows outlive Zalo's retries (at most 12 hours)
+# Dedup rows (by msg_id) must outlive ACCEPT_FOR, or a replay accepted after its row was purged would be
+# handled twice; 3 days is that and then some (tests/bot/test_zalo_oa.py checks it after a purge).
+KEEP_EVENTS = timedelta(days=3)
 KEEP_BUTTONS = timedelta(days=30)
 
-TOKEN_ERRORS = (-216, -220)  # invalid / expired access token: refresh once, retry once
+# Zalo's error codes and what each does here. Meanings: the OA error appendix as compiled, with Zalo's own
+# messages, in github.com/VinFleet/jerkchillapp, docs/ZALO_API.md §14.2 (OA) and §14.3 (-124, ZBS), 2026;
+# -216 → refresh and send again is also what Chatwoot's Zalo OA channel does (chatwoot/chatwoot,
+# app/services/zalo/send_on_zalo_service.rb).
+#
+#   code  meaning                                            a reply                    a reminder
+#   -216  access token is invalid                            refresh once, retry once   same; then transient
+#   -220  access token is expired or removed                 refresh once, retry once   same; then transient
+#   -124  access token invalid (ZBS family)                  refresh once, retry once   same; then transient
+#   -32   the app or the OA reached its rate limit           wait 2 s, try once more    wait 30 s (all reminders)
+#   -211  out of quota (the OA's)                            drop the rest of the chat  transient (tried later)
+#   -218  out of quota receive (this citizen's)              drop the rest of the chat  rejected
+#   -213  user has not followed the OA                       drop the rest of the chat  blocked: unsubscribed
+#   -217  user has blocked invitations from the OA           drop the rest of the chat  rejected
+#   -227  user banned, or inactive on Zalo for 45+ days      drop the rest of the chat  rejected
+#   -230  no interaction with the OA in the past 7 days      drop the rest of the chat  the template, else outside_window
+#   -232  no interaction, or the last one expired            drop the rest of the chat  the template, else outside_window
+#   -244  user restricted this message type from the OA      drop the rest of the chat  the template, else rejected
+#   -249  template does not support sending by UID           (templates only)           rejected; the operator is told
+#   -221  the OA needs to be verified for this               drop the rest of the chat  rejected; the operator is told
+#   -224  the OA needs a higher tier package                 drop the rest of the chat  rejected; the operator is told
+#   -234  this message type cannot be sent at night          (never: replies go 24/24)  transient (tried later)
+#   other (-201 invalid parameter, -240, -248 policy, …)    that part only             rejected; no answer: transient
+TOKEN_ERRORS = (-216, -220, -124)
 NOT_FOLLOWER = -213
 OUTSIDE_WINDOW = (-230, -232)
 OA_QUOTA, USER_QUOTA = -211, -218
 RATE_LIMITED = -32
+BLOCKED_INVITES, INACTIVE, RESTRICTED = -217, -227, -244
+TEMPLATE_NOT_BY_UID = -249
+OA_NOT_ELIGIBLE = (-221, -224)
+NIGHT = -234
+# A reply refused for one of these reasons would be refused for every other part of it too.
+CHAT_UNREACHABLE = {NOT_FOLLOWER, *OUTSIDE_WINDOW, OA_QUOTA, USER_QUOTA, BLOCKED_INVITES, INACTIVE, RESTRICTED,
+                    *OA_NOT_ELIGIBLE}
+_WHY_UNREACHABLE = {
+    NOT_FOLLOWER: "the citizen does not follow the OA", OA_QUOTA: "the OA's message quota is used up",
+    USER_QUOTA: "this citizen's message quota is used up", BLOCKED_INVITES: "the citizen blocks the OA's messages",
+    INACTIVE: "the citizen's Zalo account is banned or unused for 45 days", RESTRICTED:
+    "the citizen restricted this kind of message", -221: "the OA must be verified for this",
+    -224: "the OA's package does not allow this", -230: "outside the 7-day window", -232: "outside the 7-day window",
+}
 
 USER_MESSAGES = {f"user_send_{kind}" for kind in ("text", "image", "gif", "link", "audio", "video", "sticker",
                                                   "location", "business_card", "file")}
@@ -174,6 +238,7 @@ ECHOES = {"user_received_message", "user_seen_message"}  # and every oa_send_*
 BUTTON_PAYLOAD = re.compile(r"#tb([a-z2-7]{12})")
 STALE_BUTTON = "zalo_oa:stale"  # an old button whose meaning is forgotten: the handlers answer it like any unknown one
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_EVENT_NAME = re.compile(r"[a-z_]{1,48}")  # a name shown in the log only when it looks like Zalo's own
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -256,34 +321,56 @@ def _ms(value: Any) -> int | None:
 @dataclass(frozen=True)
 class Verdict:
     status: int  # what the webhook answers
-    event: dict | None = None  # the verified event (None: the probe, or a refusal)
+    event: dict | None = None  # the verified event (None: the probe, a refusal, or a signed body we cannot read)
+    why: str | None = None  # a refusal's or an unreadable body's reason, in fixed words (for the log line)
 
 
-def verify_event(raw: bytes, signature: str | None, *, app_id: str, secret_key: str, now_ms: int,
-                 timestamp_header: str | None = None) -> Verdict:
-    """Check a webhook call over its raw bytes: 200 with the event, 200 for the unsigned ``{}`` probe, else 401."""
+BAD_SIGNATURE, TOO_OLD, NOT_AN_OBJECT = ("bad or missing signature", "signed, but older than Zalo retries",
+                                         "signed, but not a JSON object")
+
+
+def _as_text(value: str | bytes | None) -> str:
+    """A header as ASCII text; any other byte makes it no signature at all (rather than an error)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return ""
+    return (value or "").strip()
+
+
+def verify_event(raw: bytes, signature: str | bytes | None, *, app_id: str, secret_key: str, now_ms: int,
+                 timestamp_header: str | bytes | None = None) -> Verdict:
+    """Check a webhook call over its raw bytes: 200 with the event, 200 for the unsigned ``{}`` probe, 200
+    without an event for a signed body that is not an event object, else 401.
+
+    Accepted for as long as Zalo retries (ACCEPT_FOR): a retry carries the first delivery's bytes, timestamp
+    and signature, and refusing it would lose the event; replays within that time are found by msg_id."""
     try:
         body = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         body = None
     if body == {}:
         return Verdict(200)  # the check Zalo makes when the URL is saved: carries no event, changes nothing
-    if not isinstance(body, dict) or not app_id or not secret_key:
-        return Verdict(401)
-    given = (signature or "").strip().lower()
+    if not app_id or not secret_key:
+        return Verdict(401, why=BAD_SIGNATURE)
+    given = _as_text(signature).lower()
     given = given[4:].strip() if given.startswith("mac=") else given
-    body_ts = body.get("timestamp")
-    sent_at = _ms(body_ts)
-    if not _HEX64.fullmatch(given) or sent_at is None:
-        return Verdict(401)
-    stamps = [str(body_ts).strip()]
-    if timestamp_header and timestamp_header.strip() not in stamps and _ms(timestamp_header) is not None:
-        stamps.append(timestamp_header.strip())
-    matched = [stamp for stamp in stamps if hmac.compare_digest(
+    if not _HEX64.fullmatch(given):
+        return Verdict(401, why=BAD_SIGNATURE)
+    body_ts = str(body.get("timestamp")).strip() if isinstance(body, dict) and body.get("timestamp") is not None \
+        else None
+    stamps = [stamp for stamp in (body_ts, _as_text(timestamp_header)) if stamp and _ms(stamp) is not None]
+    matched = [stamp for stamp in dict.fromkeys(stamps) if hmac.compare_digest(
         signature_of(app_id=app_id, raw=raw, timestamp=stamp, secret_key=secret_key), given)]
-    window = REPLAY_WINDOW.total_seconds() * 1000
-    if not matched or any(abs(now_ms - _ms(stamp)) > window for stamp in [str(body_ts)] + matched):
-        return Verdict(401)
+    if not matched:
+        return Verdict(401, why=BAD_SIGNATURE)
+    # The age is the body's own timestamp when it has one (the hash covers it), and every stamp that matched.
+    ages = [now_ms - _ms(stamp) for stamp in ([body_ts] if body_ts and _ms(body_ts) is not None else []) + matched]
+    if any(age > ACCEPT_FOR.total_seconds() * 1000 or age < -CLOCK_SKEW.total_seconds() * 1000 for age in ages):
+        return Verdict(401, why=TOO_OLD)
+    if not isinstance(body, dict):
+        return Verdict(200, why=NOT_AN_OBJECT)  # Zalo's, and unreadable: acknowledged so it is not sent again
     return Verdict(200, body)
 
 
@@ -293,11 +380,9 @@ class ZaloOAClient(HttpClient):
     """The OA OpenAPI and OAuth v4 over aiohttp: one method per call we use, ``error`` always checked."""
 
     def __init__(self, *, app_id: str, app_secret: str = "", api_base: str = API_BASE, oauth_base: str = OAUTH_BASE,
-                 template_base: str = TEMPLATE_BASE, timeout: float = 20.0, oauth_timeout: float = 8.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 timeout: float = 20.0, oauth_timeout: float = 8.0, session: aiohttp.ClientSession | None = None) -> None:
         self.app_id, self._app_secret = app_id, app_secret
         self.api_base, self.oauth_base = api_base.rstrip("/"), oauth_base.rstrip("/")
-        self.template_base = template_base.rstrip("/")
         self.timeout, self.oauth_timeout = timeout, oauth_timeout
         super().__init__(session)
 
@@ -365,13 +450,15 @@ class ZaloOAClient(HttpClient):
             raise ZaloOAError(None, "upload answered without an attachment_id", method="upload/image")
         return attachment_id
 
-    async def send_template(self, access_token: str, *, user_id: str, template_id: str, template_data: dict,
-                            tracking_id: str) -> dict:
-        body = await self.call(TEMPLATE_PATH, access_token=access_token, base=self.template_base,
-                               method="message/template", hidden=[user_id],
+    async def send_template(self, access_token: str, *, user_id: str, template_id: str, template_data: dict) -> dict:
+        """An approved ZBS template to a follower by user_id; its ``data`` (``message_id``, …) on success.
+
+        ``{"user_id", "template_id", "template_data"}`` and nothing else: no ``tracking_id`` (the phone
+        channel's; this one does not take it) and no ``phone`` (see TEMPLATE_PATH and the notes above)."""
+        body = await self.call(TEMPLATE_PATH, access_token=access_token, method="message/template", hidden=[user_id],
                                json_body={"user_id": user_id, "template_id": template_id,
-                                          "template_data": template_data, "tracking_id": tracking_id})
-        return body.get("data") or {}
+                                          "template_data": template_data})
+        return body.get("data") if isinstance(body.get("data"), dict) else {}
 
     async def download(self, url: str, *, max_bytes: int) -> bytes:
         """A citizen's file from Zalo's URL; at most ``max_bytes + 1`` bytes, so the handlers can say "too large"."""
@@ -564,8 +651,8 @@ class TokenKeeper:
             if alert and self.on_failure is not None:
                 try:
                     await self.on_failure(reason)
-                except Exception:
-                    log.exception("the admins could not be told about the failed Zalo OA refresh")
+                except Exception as exc:
+                    log.error("the admins could not be told about the failed Zalo OA refresh: %s", failure_line(exc))
         return fresh[0] if fresh is not None else None
 
 
@@ -587,6 +674,21 @@ async def alert_admins(services, deliveries: Deliveries, reason: str) -> int:
 
 # --- events → Inbound --------------------------------------------------------------------------------
 
+class UndecodableEvent(ValueError):
+    """A signed event that cannot become an Inbound. Its words name the shape that was wrong, never the content."""
+
+
+NO_EVENT_NAME, NO_SENDER, NO_MESSAGE = "no event_name", "no sender id", "no message object"
+
+
+def _msg_id(event: dict) -> str | None:
+    message = event.get("message") if isinstance(event.get("message"), dict) else {}
+    msg_id = message.get("msg_id")
+    if isinstance(msg_id, bool) or not isinstance(msg_id, (str, int)) or msg_id == "":
+        return None
+    return str(msg_id)
+
+
 def _user_of(event: dict) -> str | None:
     holder = event.get("follower") if event.get("event_name") in ("follow", "unfollow") else event.get("sender")
     user = holder.get("id") if isinstance(holder, dict) else None
@@ -596,20 +698,17 @@ def _user_of(event: dict) -> str | None:
 
 
 def dedup_key(event: dict, oa_id: str) -> str:
-    """sha256 of the msg_id; events without one (follow, …) by what they say and when."""
-    message = event.get("message") if isinstance(event.get("message"), dict) else {}
-    msg_id = message.get("msg_id")
-    basis = (f"msg:{msg_id}" if msg_id not in (None, "") else
+    """sha256 of the msg_id; events without one (follow, …) by what they say and when (a retry says the same)."""
+    msg_id = _msg_id(event)
+    basis = (f"msg:{msg_id}" if msg_id is not None else
              f"event:{event.get('event_name')}:{_user_of(event)}:{event.get('timestamp')}")
     return hashlib.sha256(f"{oa_id}|{basis}".encode()).hexdigest()
 
 
 def _update_id(event: dict, oa_id: str) -> str:
-    message = event.get("message") if isinstance(event.get("message"), dict) else {}
-    msg_id = message.get("msg_id")
-    if msg_id not in (None, ""):
-        text = str(msg_id)
-        return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
+    msg_id = _msg_id(event)
+    if msg_id is not None:
+        return msg_id if len(msg_id) <= 64 else hashlib.sha256(msg_id.encode()).hexdigest()
     return dedup_key(event, oa_id)
 
 
@@ -643,13 +742,24 @@ _FILE_KINDS = {"user_send_image": ("photo", "image/jpeg"), "user_send_audio": ("
 
 
 def to_inbound(event: dict, *, oa_id: str, fetcher: Fetcher) -> Inbound | None:
-    """An OA event as the handlers see it; None for events the tip line does not answer (unfollow, …).
+    """An OA event as the handlers see it; None for events the tip line does not answer (unfollow, echoes, …);
+    UndecodableEvent for one that cannot be read (no event name, no sender, no message).
 
-    A button's payload stays in ``text`` here; the channel turns it into the choice it stands for."""
+    Lenient where the citizen can still be answered: a message whose parts are missing becomes
+    ``unsupported``, and the handlers say so. A button's payload stays in ``text`` here; the channel turns
+    it into the choice it stands for."""
     name = event.get("event_name")
-    user = _user_of(event)
-    if not isinstance(name, str) or user is None or user == oa_id:
+    if not isinstance(name, str) or not name:
+        raise UndecodableEvent(NO_EVENT_NAME)
+    if name not in HANDLED_EVENTS:
         return None
+    user = _user_of(event)
+    if user is None:
+        raise UndecodableEvent(NO_SENDER)
+    if user == oa_id:
+        return None
+    if name in USER_MESSAGES and not isinstance(event.get("message"), dict):
+        raise UndecodableEvent(NO_MESSAGE)
     inbound = Inbound(channel=CHANNEL, chat_id=user, update_id=_update_id(event, oa_id))
     if name == "follow":
         inbound.text = "/start"  # a new follower is greeted like /start: who we are, and what to tap
@@ -664,8 +774,9 @@ def to_inbound(event: dict, *, oa_id: str, fetcher: Fetcher) -> Inbound | None:
         return inbound
     if name not in USER_MESSAGES:
         return None
-    message = event.get("message") if isinstance(event.get("message"), dict) else {}
-    attachments = [a for a in message.get("attachments") or [] if isinstance(a, dict)]
+    message = event["message"]
+    listed = message.get("attachments")
+    attachments = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
     text = message.get("text") if isinstance(message.get("text"), str) and message.get("text").strip() else None
     if name == "user_send_text":
         if text:
@@ -816,6 +927,10 @@ class ZaloOAChannel:
         self.tokens = tokens or TokenKeeper(self.services, client, settings.oa_id,
                                             refresh_every=settings.refresh_every, on_failure=self._alert)
         self.worker = worker or f"oa-{secrets.token_hex(6)}"
+        # What became of each webhook call: handled, ignored (echoes…), duplicate (Zalo's retries),
+        # undecodable (signed, unreadable), failed (our side), refused (not Zalo's).
+        self.outcomes: Counter[str] = Counter()
+        self._told: set[int] = set()  # operator-side refusals already logged once (-249, -221, -224)
         self._last_of_chat: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._last_purge: datetime | None = None
@@ -826,19 +941,33 @@ class ZaloOAChannel:
 
     # --- receiving ---
 
-    async def receive(self, raw: bytes, signature: str | None, timestamp_header: str | None = None) -> int:
+    async def receive(self, raw: bytes, signature: str | bytes | None,
+                      timestamp_header: str | bytes | None = None) -> int:
         """One webhook call: checked, stored durably, answered; the event is then handled in its own task."""
+        now_ms = int(self.services.clock().timestamp() * 1000)
         verdict = verify_event(raw, signature, app_id=self.settings.app_id, secret_key=self.settings.secret_key,
-                               now_ms=int(time.time() * 1000), timestamp_header=timestamp_header)
-        if verdict.event is None:
-            if verdict.status != 200:
-                log.warning("a Zalo OA webhook call was refused: bad or missing signature, or too old")
+                               now_ms=now_ms, timestamp_header=timestamp_header)
+        if verdict.status != 200:
+            self.refuse(verdict.why or BAD_SIGNATURE)
             return verdict.status
+        if verdict.event is None:
+            if verdict.why:
+                self.skip(verdict.why)
+            return 200  # the probe, or Zalo's own body that we cannot read: either way, not sent again
         event = verdict.event
         name = event.get("event_name")
-        if not isinstance(name, str) or name.startswith("oa_send_") or name in ECHOES or name not in HANDLED_EVENTS:
+        if isinstance(name, str) and (name.startswith("oa_send_") or name in ECHOES or name not in HANDLED_EVENTS):
             # Echoes of what the OA (the bot, or an officer typing in the OA inbox) sent: never answered.
-            log.debug("zalo oa event ignored: %s", str(name)[:48])
+            self.outcomes["ignored"] += 1
+            log.debug("a Zalo OA event was ignored: %s", name if _EVENT_NAME.fullmatch(name) else "(unknown name)")
+            return 200
+        try:
+            to_inbound(event, oa_id=self.settings.oa_id, fetcher=self._fetcher)  # readable? (decoded again later)
+        except UndecodableEvent as exc:
+            self.skip(str(exc))
+            return 200
+        except Exception as exc:
+            self.skip(failure_line(exc))
             return 200
         storing = asyncio.ensure_future(self._store(event, raw))
         done, _ = await asyncio.wait({storing}, timeout=STORE_DEADLINE)
@@ -850,15 +979,31 @@ class ZaloOAChannel:
             return 503
         try:
             event_id = storing.result()
-        except Exception:
-            log.exception("a Zalo OA event could not be stored; Zalo is asked to retry")
+        except Exception as exc:
+            log.error("a Zalo OA event could not be stored (%s); Zalo is asked to retry", failure_line(exc))
             return 503
-        if event_id is not None:
+        if event_id is None:
+            self.outcomes["duplicate"] += 1  # Zalo sent it again: stored (and handled) the first time
+        else:
             self.dispatch(event, event_id)
         return 200
 
+    def refuse(self, why: str) -> None:
+        """Count a call that is not (provably) Zalo's; one log line, without its content."""
+        self.outcomes["refused"] += 1
+        log.warning("a Zalo OA webhook call was refused: %s", why)
+
+    def skip(self, why: str) -> None:
+        """Count a signed event that cannot be read; one log line, without its content."""
+        self.outcomes["undecodable"] += 1
+        log.warning("a signed Zalo OA event could not be read and was acknowledged: %s", why)
+
     def _stored_late(self, task: asyncio.Task, event: dict) -> None:
-        if not task.cancelled() and task.exception() is None and task.result() is not None:
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            log.error("a Zalo OA event stored too late failed (%s); Zalo's retry will bring it", failure_line(exc))
+        elif task.result() is not None:
             self.dispatch(event, task.result())
 
     async def _store(self, event: dict, raw: bytes):
@@ -899,13 +1044,20 @@ class ZaloOAChannel:
                 await self._resolve_button(inbound)
                 replies = await self.tipline.handle(inbound)
                 await self.deliveries.send(replies, origin=Route(CHANNEL, inbound.chat_id))
-        except Exception:
-            log.exception("a Zalo OA event could not be answered")  # never the message or the chat id
+        except UndecodableEvent as exc:  # stored by another version, or swept: read it as receive() would
+            user = None
+            self.skip(str(exc))
+        except Exception as exc:
+            # Never the message or the chat id in the log: only what failed, and where.
+            self.outcomes["failed"] += 1
+            log.error("a Zalo OA event could not be answered: %s", failure_line(exc))
+        else:
+            self.outcomes["handled"] += 1
         finally:
             try:
                 await self._finish(event, event_id, user)
-            except Exception:
-                log.exception("a Zalo OA event could not be marked handled")
+            except Exception as exc:
+                log.error("a Zalo OA event could not be marked handled: %s", failure_line(exc))
 
     async def _finish(self, event: dict, event_id: int | None, user: str | None) -> None:
         """Handled: the event's payload is shredded, and the citizen's last interaction is noted."""
@@ -969,8 +1121,8 @@ class ZaloOAChannel:
                     await job()
                 except NotConnected as exc:
                     log.error("%s", exc)
-                except Exception:
-                    log.exception("Zalo OA maintenance failed; retrying later")
+                except Exception as exc:
+                    log.error("Zalo OA maintenance failed (%s); retrying later", failure_line(exc))
             await asyncio.sleep(every)
 
     async def purge(self) -> None:
@@ -1045,8 +1197,8 @@ class ZaloOAChannel:
 
     async def send_reminder(self, chat_id: str, reply: Reply | str) -> Outcome:
         """A festival reminder: a consultation message inside the free 48 hours (to 7 days if the operator
-        pays for it); otherwise the approved template if one is configured; otherwise refused as
-        "outside_window", which /broadcasts counts. Never raises for an answer Zalo gave."""
+        pays for it); otherwise the approved template, by user_id, if one is configured; otherwise refused
+        as "outside_window", which /broadcasts counts. Never raises for an answer Zalo gave."""
         reply = Reply(reply) if isinstance(reply, str) else reply
         services = self.services
         async with services.db.transaction() as session:
@@ -1054,6 +1206,7 @@ class ZaloOAChannel:
                                                 seen_key=seen_key(services.keyring, chat_id))
         age = services.clock() - seen if seen is not None else None
         limit = WINDOW if self.settings.reminders_in_paid_window else FREE_WINDOW
+        without_template = Outcome.refused("outside_window")
         if age is not None and age <= limit:
             try:
                 part = Part(reply.text[:TEXT_LIMIT], list(reply.choices[:BUTTONS_PER_MESSAGE]))
@@ -1062,52 +1215,63 @@ class ZaloOAChannel:
             except NotConnected:
                 return TRANSIENT
             except ZaloOAError as exc:
-                if exc.error_code not in OUTSIDE_WINDOW:
-                    return _reminder_outcome(exc)
+                if exc.error_code == RESTRICTED:
+                    # The citizen turned consultation messages off; a template is another kind of message.
+                    without_template = REJECTED
+                elif exc.error_code not in OUTSIDE_WINDOW:
+                    return self._reminder_outcome(exc)
                 # Zalo counts the window differently from our record: the template, if there is one.
-        return await self._send_template(chat_id, reply)
+        return await self._send_template(chat_id, reply, without=without_template)
 
-    async def _send_template(self, chat_id: str, reply: Reply) -> Outcome:
+    async def _send_template(self, chat_id: str, reply: Reply, *, without: Outcome) -> Outcome:
         template_id = self.settings.reminder_template_id
         if not template_id:
-            return Outcome.refused("outside_window")
+            return without
         data = {self.settings.reminder_template_param: reply.text[:400]}
-        tracking = secrets.token_hex(8)
         try:
-            await self._with_token(lambda token: self.client.send_template(
-                token, user_id=chat_id, template_id=template_id, template_data=data, tracking_id=tracking))
+            sent = await self._with_token(lambda token: self.client.send_template(
+                token, user_id=chat_id, template_id=template_id, template_data=data))
         except NotConnected:
             return TRANSIENT
         except ZaloOAError as exc:
-            return _reminder_outcome(exc)
+            return self._reminder_outcome(exc)
+        if not sent.get("message_id"):
+            # error 0 is Zalo's word that it was sent; sending again could deliver it twice.
+            log.warning("Zalo answered a template with error 0 but no data.message_id; counted as sent")
         return SENT
+
+    def _reminder_outcome(self, exc: ZaloOAError) -> Outcome:
+        """What a refused reminder becomes in the outbox (the table at the top, column "a reminder")."""
+        code = exc.error_code
+        if code == NOT_FOLLOWER:
+            return BLOCKED  # no longer follows the OA: unsubscribed, like a Telegram user who blocked the bot
+        if code in OUTSIDE_WINDOW:
+            return Outcome.refused("outside_window")
+        if code == RATE_LIMITED:
+            return Outcome.wait(30)
+        if code is None or code in TOKEN_ERRORS or code in (OA_QUOTA, NIGHT) or code >= 500:
+            return TRANSIENT  # network, a token being replaced, the OA's quota, the night: tried later, a few times
+        if code == TEMPLATE_NOT_BY_UID or code in OA_NOT_ELIGIBLE:
+            if code not in self._told:  # every reminder would say the same: one line for the operator
+                self._told.add(code)
+                log.error("Zalo OA refuses reminders with %s (%s): %s", code, exc.description,
+                          "zalo_oa.reminder_template_id must be a template approved for sending by user_id"
+                          if code == TEMPLATE_NOT_BY_UID else "the OA's verification or package must be fixed")
+            return REJECTED
+        return REJECTED  # -218, -217, -227, -244, -201 …: this message would be refused again
 
 
 def _title(label: str) -> str:
     return label if len(label) <= BUTTON_TITLE_LIMIT else label[:BUTTON_TITLE_LIMIT - 1] + "…"
 
 
-def _reminder_outcome(exc: ZaloOAError) -> Outcome:
-    code = exc.error_code
-    if code == NOT_FOLLOWER:
-        return BLOCKED  # no longer follows the OA: unsubscribed, like a Telegram user who blocked the bot
-    if code in OUTSIDE_WINDOW:
-        return Outcome.refused("outside_window")
-    if code == RATE_LIMITED:
-        return Outcome.wait(30)
-    if code == USER_QUOTA:
-        return REJECTED  # this citizen's own receiving limit: trying again soon would not help
-    if code is None or code in TOKEN_ERRORS or code == OA_QUOTA or code >= 500:
-        return TRANSIENT  # network, a token being replaced, the OA's quota: tried again later, a few times
-    return REJECTED
-
-
 async def send_replies(channel: ZaloOAChannel, chat_id: str, replies: list[Reply]) -> int:
     """Send every part of every reply; returns how many parts were not sent.
 
-    What each refusal does: -216/-220 refresh once and retry once (in the channel); -32 waits a moment and
-    tries that part once more; -213 (not a follower), -230/-232 (outside the 7-day window), -211 (the OA's
-    quota) and -218 (this citizen's quota) drop the rest of this chat's messages, since each would be
+    What each refusal does (the table at the top, column "a reply"): -216/-220/-124 refresh once and retry
+    once (in the channel); -32 waits a moment and tries that part once more; a refusal that says the chat
+    cannot be reached (CHAT_UNREACHABLE: not a follower, outside the window, a quota, an inactive or
+    restricting citizen, the OA's own standing) drops the rest of this chat's messages, since each would be
     refused too; anything else drops that part only."""
     failures = 0
     parts: list[Part | OutgoingFile] = []
@@ -1130,10 +1294,8 @@ async def send_replies(channel: ZaloOAChannel, chat_id: str, replies: list[Reply
                     exc = again
             failures += 1
             code = exc.error_code
-            if code == NOT_FOLLOWER or code in OUTSIDE_WINDOW or code in (OA_QUOTA, USER_QUOTA):
-                what = {NOT_FOLLOWER: "the citizen does not follow the OA", OA_QUOTA: "the OA's message quota is used up",
-                        USER_QUOTA: "this citizen's message quota is used up"}.get(code, "outside the 7-day window")
-                log.warning("Zalo OA refused a reply (%s: %s); the rest of it is dropped", code, what)
+            if code in CHAT_UNREACHABLE:
+                log.warning("Zalo OA refused a reply (%s: %s); the rest of it is dropped", code, _WHY_UNREACHABLE[code])
                 return failures + len(parts) - index - 1
             # Not retried: whether Zalo delivered it is unknown, and a question twice is worse than a re-prompt.
             log.warning("a reply could not be sent through Zalo OA: %s", exc)
@@ -1149,11 +1311,19 @@ async def _send_one(channel: ZaloOAChannel, chat_id: str, part: Part | OutgoingF
 
 def channel_from_config(section, *, tipline: TipLine, deliveries: Deliveries) -> ZaloOAChannel:
     """The OA channel `tinbao run` serves, from the [zalo_oa] section of config.toml."""
+    if section.template_api_base:
+        # Kept readable so an older config.toml still starts; templates now go by user_id through api_base.
+        log.warning("zalo_oa.template_api_base is no longer used (reminder templates go by user_id through "
+                    "zalo_oa.api_base); remove it from the config")
+    image_max_bytes = section.image_max_kb * 1000
+    if image_max_bytes > IMAGE_LIMIT:
+        log.warning("zalo_oa.image_max_kb = %d is over Zalo's 1 MB (1,000,000 bytes); %d is used",
+                    section.image_max_kb, IMAGE_LIMIT // 1000)
+        image_max_bytes = IMAGE_LIMIT
     client = ZaloOAClient(app_id=section.app_id, app_secret=section.app_secret.get_secret_value(),
-                          api_base=section.api_base, oauth_base=section.oauth_base,
-                          template_base=section.template_api_base)
+                          api_base=section.api_base, oauth_base=section.oauth_base)
     settings = OASettings(app_id=section.app_id, oa_id=section.oa_id, secret_key=section.secret_key.get_secret_value(),
-                          image_max_bytes=section.image_max_kb * 1024,
+                          image_max_bytes=image_max_bytes,
                           reminder_template_id=section.reminder_template_id,
                           reminder_template_param=section.reminder_template_param,
                           reminders_in_paid_window=section.reminders_in_paid_window,

@@ -22,8 +22,8 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot import runtime
-from bot.channels.zalo_bot import (TEXT_LIMIT, ZaloBotChannel, ZaloBotClient, ZaloBotError, render,
-                                   send_replies, to_inbound)
+from bot.channels.zalo_bot import (TEXT_LIMIT, UndecodableEvent, ZaloBotChannel, ZaloBotClient, ZaloBotError,
+                                   render, send_replies, to_inbound)
 from bot.config import ConfigError, load_config
 from bot.delivery import Deliveries
 from bot.logs import RedactSecrets
@@ -403,13 +403,13 @@ async def test_a_webhook_call_with_the_right_secret_is_answered_once(hooked, fak
     assert await _rows(services, ProcessedUpdate) == 2
 
 
-async def test_a_webhook_body_that_is_not_json_is_refused(hooked, fake):
+async def test_a_webhook_body_that_is_not_json_gets_200_and_is_counted(hooked, fake):
     channel, server = hooked
     async with aiohttp.ClientSession() as http:
         async with http.post(server.make_url(ZALO_WEBHOOK_PATH), data=b"{not json",
                              headers={ZALO_SECRET_HEADER: SECRET}) as response:
-            assert response.status == 400
-    assert fake.sent == []
+            assert response.status == 200  # refusing it would only make Zalo send the same bytes again
+    assert fake.sent == [] and channel.outcomes == {"undecodable": 1}  # more in test_zalo_bot_isolation.py
 
 
 async def test_events_pushed_by_zalo_to_the_webhook_are_answered(hooked, fake):
@@ -446,7 +446,11 @@ def test_group_chats_bots_and_unknown_events_are_ignored():
     bot["message"]["from"]["is_bot"] = True
     assert to_inbound(bot, fetcher=_fetcher) is None
     assert to_inbound({"event_name": "user.follow", "message": body["message"]}, fetcher=_fetcher) is None
-    assert to_inbound({"event_name": "message.text.received"}, fetcher=_fetcher) is None
+    assert to_inbound({"event_name": "user.follow"}, fetcher=_fetcher) is None  # not about a message
+    for broken, why in (({"event_name": "message.text.received"}, "no message object"),
+                        ({"message": {"text": "hi"}}, "no chat id"), ("hi", "not a JSON object")):
+        with pytest.raises(UndecodableEvent, match=why):
+            to_inbound(broken, fetcher=_fetcher)
     video = dict(body, event_name="message.video.received")
     assert to_inbound(video, fetcher=_fetcher).unsupported == "video"
 

@@ -139,6 +139,11 @@ class FakeZaloBot:
         """What Zalo sends instead of the content for protected users (children, data-protection law)."""
         return self._event(chat_id, "message.unsupported.received", {}, **sender)
 
+    def send_raw(self, item: Any) -> None:
+        """Deliver anything at all as the next event (polling: getUpdates' ``result``; webhook: the body's),
+        to see what the bot does with an event that does not have Zalo's shape."""
+        self._deliver(item)
+
     def redeliver(self, message_id: str) -> None:
         """Deliver the same event again (same message_id), as a retrying platform would."""
         self._deliver(copy.deepcopy(self._history[message_id]))
@@ -304,16 +309,21 @@ class FakeZaloBot:
         return f"{self.base_url}/files/{name}"
 
     def _event(self, chat_id: str, event_name: str, content: dict, *, display_name: str = "Nguyễn Văn A",
-               chat_type: str = "PRIVATE", is_bot: bool = False, sender_id: str | None = None) -> str:
-        message = {"from": {"id": sender_id or chat_id, "display_name": display_name, "is_bot": is_bot},
-                   "chat": {"id": chat_id, "chat_type": chat_type},
+               chat_type: str = "PRIVATE", is_bot: bool = False, sender_id: str | None = None,
+               named: bool = True) -> str:
+        """``named=False``: the shape of getUpdates' sample answer, without ``event_name`` (and with
+        ``from.first_name`` instead of display_name and is_bot), as transcribed in
+        XuanNguyenNB/QuanLyThuChi_Bot_Telegram_Zalom, docs/ZALO_BOT_API.md."""
+        sender = ({"id": sender_id or chat_id, "display_name": display_name, "is_bot": is_bot} if named
+                  else {"id": sender_id or chat_id, "first_name": display_name})
+        message = {"from": sender, "chat": {"id": chat_id, "chat_type": chat_type},
                    **content, "message_id": secrets.token_hex(10), "date": _now_ms()}
-        event = {"event_name": event_name, "message": message}
+        event = {"event_name": event_name, "message": message} if named else {"message": message}
         self._history[message["message_id"]] = copy.deepcopy(event)
         self._deliver(event)
         return message["message_id"]
 
-    def _deliver(self, event: dict) -> None:
+    def _deliver(self, event: Any) -> None:
         if self.webhook_url and not self.webhook_url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")):
             # A public address (as in production config): a test never reaches the network, so the
             # event is kept aside, as if Zalo could not deliver it.
@@ -326,7 +336,7 @@ class FakeZaloBot:
             self._pending.append(event)
             self._new_event.set()
 
-    async def _push(self, event: dict) -> None:
+    async def _push(self, event: Any) -> None:
         """POST the event to the webhook with the secret header, as Zalo does."""
         body = json.dumps({"ok": True, "result": event}, ensure_ascii=False)
         async with aiohttp.ClientSession() as http:

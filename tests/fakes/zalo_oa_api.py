@@ -18,10 +18,20 @@ is an HTTP 200 with ``error``/``error_name``/``error_description`` and no access
 ``timestamp`` as a string of epoch milliseconds and are signed ``mac=`` + sha256(app_id + body + timestamp
 + OA secret key).
 
-Deliberate choices where the sources are silent: a refresh token can be used once (a second use is refused
-with error -14014 and recorded in ``reused_refresh``); a refresh leaves older access tokens valid until
-``expire_access_tokens()``; at most 5 buttons per message; images over 1 MB are refused with -210; a user
-not in ``followers`` gets -213, one in ``outside_window`` gets -230.
+Templates (ZBS) go by user_id to ``POST /v3.0/oa/message/template`` on the OA API, with exactly
+``{"user_id", "template_id", "template_data"}``, and are answered with ``data.message_id``; a body with a
+``tracking_id``, a ``phone`` or a ``recipient`` is refused with -201, as is the old call to the phone channel
+(``/message/template``) without a phone number (-108). See bot/channels/zalo_oa.py for the sources.
+
+A refresh token can be used once (a second use is refused with error -14014 and recorded in
+``reused_refresh``): "Refresh token chỉ có thể sử dụng 1 lần" (hexasync.vn, "Zalo OA API: Hướng dẫn cách
+lấy Access Token từ Refresh token"). A successful refresh also invalidates the access token issued with that
+refresh token ("Mỗi access token được tạo sẽ có một refresh token đi kèm", same page): -216 from then on. No
+source we found says in so many words that the old access token dies at once; it is the stricter reading,
+and the one a worker still holding the old token must survive.
+
+Deliberate choices where the sources are silent: at most 5 buttons per message; images over 1,000,000
+bytes are refused with -210; a user not in ``followers`` gets -213, one in ``outside_window`` gets -230.
 """
 
 from __future__ import annotations
@@ -70,12 +80,13 @@ class FakeZaloOA:
         self.outside_window: set[str] = set()
         self.access_tokens: dict[str, bool] = {}  # token → still valid
         self.refresh_tokens: dict[str, str] = {}  # token → "live" | "spent"
+        self._issued_with: dict[str, str] = {}  # refresh token → the access token issued beside it
         self.refresh_calls: list[str] = []  # every refresh token presented, in order
         self.reused_refresh: list[str] = []  # refresh tokens presented after they were spent
         self.refresh_delay = 0.0  # seconds the token endpoint takes (concurrency tests)
         self.hang_after_spending = 0.0  # > 0: spend the refresh token, then answer only after this long
         self.max_buttons = 5
-        self.image_limit = 1024 * 1024
+        self.image_limit = 1_000_000
         self.downloads = 0
         self._refresh_failures: list[dict] = []
         self._failures: dict[str, list[Failure]] = {}
@@ -83,6 +94,7 @@ class FakeZaloOA:
         self._files: dict[str, tuple[bytes, str]] = {}
         self._file_ids = itertools.count(1)
         self._history: dict[str, tuple[bytes, dict]] = {}  # msg_id → (body, headers) as posted
+        self._last_post: tuple[bytes, dict] = (b"", {})
         self._new_message = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
@@ -91,7 +103,8 @@ class FakeZaloOA:
         app = web.Application()
         app.router.add_post("/v3.0/oa/message/cs", self._message_cs)
         app.router.add_post("/v2.0/oa/upload/image", self._upload_image)
-        app.router.add_post("/message/template", self._template)
+        app.router.add_post("/v3.0/oa/message/template", self._template)
+        app.router.add_post("/message/template", self._phone_template)
         app.router.add_post("/v4/oa/access_token", self._access_token)
         app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -109,6 +122,7 @@ class FakeZaloOA:
         access, refresh = "AT-" + secrets.token_urlsafe(24), "RT-" + secrets.token_urlsafe(24)
         self.access_tokens[access] = True
         self.refresh_tokens[refresh] = "live"
+        self._issued_with[refresh] = access
         return access, refresh
 
     def expire_access_tokens(self) -> None:
@@ -216,13 +230,19 @@ class FakeZaloOA:
             headers["X-ZEvent-Signature"] = signature
         elif sign:
             headers["X-ZEvent-Signature"] = self.sign(body, str(event.get("timestamp", "")), secret)
-        msg_id = (event.get("message") or {}).get("msg_id")
-        if msg_id:
+        message = event.get("message") if isinstance(event, dict) else None
+        msg_id = message.get("msg_id") if isinstance(message, dict) else None
+        if isinstance(msg_id, str) and msg_id:
             self._history[msg_id] = (body, headers)
         return await self._post(body, headers)
 
+    async def redeliver_last(self) -> int:
+        """The last call again, byte for byte (for events without a msg_id: follow, unfollow, …)."""
+        return await self._post(*self._last_post)
+
     async def _post(self, body: bytes, headers: dict) -> int:
         assert self.webhook_url.startswith("http://127.0.0.1:"), "a test never reaches the network"
+        self._last_post = (body, headers)
         async with aiohttp.ClientSession() as http:
             async with http.post(self.webhook_url, data=body, headers=headers) as response:
                 self.pushes.append(response.status)
@@ -333,17 +353,40 @@ class FakeZaloOA:
         return web.json_response({"error": 0, "message": "Success", "data": {"attachment_id": attachment_id}})
 
     async def _template(self, request: web.Request) -> web.Response:
+        """ZBS template by user_id: exactly user_id, template_id, template_data; no tracking_id."""
         if (refused := self._check_token(request)) is not None:
             return refused
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(request.path, -201, "body is invalid")
+        if not isinstance(body, dict):
+            return self._error(request.path, -201, "body is invalid")
+        for extra in ("tracking_id", "phone", "recipient"):
+            if extra in body:
+                return self._error(request.path, -201, f"{extra} is invalid")
         user = body.get("user_id")
+        if not isinstance(user, str) or not user:
+            return self._error(request.path, -201, "user_id is invalid")
         if user not in self.followers:
             return self._error(request.path, -213, "User has not followed OA")
         if not body.get("template_id") or not isinstance(body.get("template_data"), dict):
             return self._error(request.path, -201, "template is invalid")
-        self.templates.append(body)
+        message_id = secrets.token_hex(10)
+        self.templates.append({**body, "message_id": message_id})
         self._new_message.set()
-        return web.json_response({"error": 0, "message": "Success", "data": {"msg_id": secrets.token_hex(10)}})
+        return web.json_response({"error": 0, "message": "Success", "data": {
+            "message_id": message_id, "user_id": user, "sent_time": _ms(),
+            "quota": {"quota_type": "purchase_quota", "remain": 4821}}})
+
+    async def _phone_template(self, request: web.Request) -> web.Response:
+        """The phone channel (business.openapi.zalo.me/message/template): by phone number only."""
+        if (refused := self._check_token(request)) is not None:
+            return refused
+        body = await request.json()
+        if not isinstance(body, dict) or not body.get("phone"):
+            return self._error(request.path, -108, "Phone number is invalid")
+        return self._error(request.path, -124, "this fake sends no message by phone")
 
     async def _access_token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -365,6 +408,7 @@ class FakeZaloOA:
                 return web.json_response({"error": -14014, "error_name": "Invalid refresh token",
                                           "error_description": "Refresh token is invalid or was already used"})
             self.refresh_tokens[token] = "spent"
+            self.access_tokens[self._issued_with[token]] = False  # the pair is replaced: its access token dies
             if self.hang_after_spending:
                 await asyncio.sleep(self.hang_after_spending)  # spent, but the answer never arrives in time
         elif grant == "authorization_code":

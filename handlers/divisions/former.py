@@ -11,6 +11,7 @@ from rapidfuzz import fuzz, process
 
 from handlers.areas import fold
 from handlers.divisions.catalog import Catalog, Province, Ward, read_tsv
+from handlers.divisions.search import PROVINCE_ALIASES
 
 # Kind words as typed, folded, longest first; abbreviations people use on envelopes and forms.
 _KINDS = [("thanh pho", "thành phố"), ("thi tran", "thị trấn"), ("thi xa", "thị xã"), ("phuong", "phường"),
@@ -26,8 +27,9 @@ LEVEL_KINDS = {"province": {"tỉnh", "thành phố trung ương", "thành phố
                "district": {"quận", "huyện", "thị xã", "thành phố"},
                "commune": {"phường", "xã", "thị trấn"}}
 LEVEL_ORDER = {"district": 0, "commune": 1, "province": 2}
-# A misspelt name ("ben nge", "cu chj") still counts from this ratio; names with numbers must match exactly.
-MIN_RATIO = 85.0
+# A misspelt name ("ben nge") still counts from this ratio, a little lower when its kind was typed ("huyen cu
+# chj": only districts compete); names with numbers ("quan 1" is not "quan 11") must match exactly.
+MIN_RATIO, MIN_RATIO_WITH_KIND = 85.0, 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,15 @@ def _bare(folded: str) -> str:
     return split_kind(folded)[1]
 
 
+def _names_parent(parent: _Old, kind: str | None, name: str) -> bool:
+    """Whether "quan 1", "tp hcm" or "huyen cu chi" names this old district or province."""
+    if kind is not None and parent.kind != kind and not (kind == "thành phố" and parent.level == "province"):
+        return False
+    own = _bare(fold(parent.name))
+    return own == name or own == PROVINCE_ALIASES.get(name) or \
+        (not re.search(r"\d", name) and fuzz.ratio(own, name) >= MIN_RATIO)
+
+
 class FormerNames:
     """Every province, district and commune of the 63-province map, with the wards that took each over."""
 
@@ -137,8 +148,9 @@ class FormerNames:
         """Units whose name is ``name`` (or close to it, if it has no digits), of that kind if one was typed."""
         hits = [(i, 100.0) for i in self._exact.get(name, [])]
         if not hits and not re.search(r"\d", name) and len(name) >= 4:
+            cutoff = MIN_RATIO if kind is None else MIN_RATIO_WITH_KIND
             hits = [(i, score) for _, score, i in process.extract(name, self._names, scorer=fuzz.ratio, limit=60,
-                                                                  score_cutoff=MIN_RATIO)]
+                                                                  score_cutoff=cutoff)]
         if kind is not None:
             hits = [(i, s) for i, s in hits if self._units[i].kind == kind
                     or (kind == "thành phố" and self._units[i].kind == "thành phố trung ương")]
@@ -160,9 +172,7 @@ class FormerNames:
             unit = self._units[i]
             chain = self._parents(unit)
             # "ben nghe, quan 1": every further part must name one of the unit's old parents.
-            if not all(any(_bare(fold(p.name)) == pname and (pkind is None or p.kind == pkind
-                                                                 or pkind == "thành phố" and p.level == "province")
-                           for p in chain) for pkind, pname in parents):
+            if not all(any(_names_parent(p, pkind, pname) for p in chain) for pkind, pname in parents):
                 continue
             found.append(self._result(unit, chain, score, allowed))
         found = [f for f in found if f.wards or f.provinces]

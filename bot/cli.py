@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -29,6 +30,9 @@ def cmd_init(args) -> int:
     else:
         shutil.copyfile(EXAMPLE_CONFIG, path)
         print(f"wrote {path} (edit the [[areas]] list for your province)")
+        if getattr(args, "province", None):
+            cmd_areas_import(argparse.Namespace(config=str(path), province=args.province, all=False, output=None,
+                                                replace=True))
     config = load_config(path)
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = config.bot.keyring
@@ -395,11 +399,37 @@ def cmd_zalo_oa_status(args) -> int:
     return 0
 
 
+def cmd_areas_import(args) -> int:
+    """Write the official [[areas]] of whole provinces and a starting [[units]] tree into config.toml (or a file)."""
+    from bot import areas_import
+    provinces = areas_import.provinces_for(args.province or [], everything=args.all)
+    if not provinces:
+        raise ConfigError("areas import: name at least one --province (code or name), or --all")
+    bar = Progress("writing areas", len(provinces)) if len(provinces) > 3 else None
+    text = areas_import.areas_toml(provinces, progress=bar.advance if bar else lambda n: None)
+    if bar:
+        bar.finish()
+    wards = sum(len(areas_import.national().wards_of(p.code)) for p in provinces)
+    if args.output == "-":
+        sys.stdout.write(text)
+    elif args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(provinces)} provinces and {wards} communes/wards to {args.output}", file=sys.stderr)
+    else:
+        path = Path(args.config or os.environ.get("TINBAO_CONFIG") or "config.toml")
+        replaced = areas_import.write_into(path, text, replace=args.replace)
+        print(f"{path}: {len(provinces)} provinces and {wards} communes/wards with their units"
+              + (f" (replacing {replaced} areas)" if replaced else ""))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinbao", description="A crime tip line for the police on Telegram and Zalo.")
     top.add_argument("--config", help="config file (default: $TINBAO_CONFIG or ./config.toml)")
     sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create config.toml, the data folder and the keyring").set_defaults(func=cmd_init)
+    init = sub.add_parser("init", help="create config.toml, the data folder and the keyring")
+    init.add_argument("--province", action="append", help="the official areas of this province (code or name)")
+    init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="serve the bot (Telegram long polling, or --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve Telegram by webhook (checks the secret token)")
     run.set_defaults(func=cmd_run)
@@ -452,6 +482,13 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_zalo_oa_connect)
     zalo_oa.add_parser("status", help="the stored token pair: version, expiry, last refresh failure").set_defaults(
         func=cmd_zalo_oa_status)
+    areas = sub.add_parser("areas", help="areas and units").add_subparsers(dest="areas_command", required=True)
+    areas_import = areas.add_parser("import", help="the official communes and wards of whole provinces, with units")
+    areas_import.add_argument("--province", action="append", help="code (79) or name (\"Hồ Chí Minh\"); repeatable")
+    areas_import.add_argument("--all", action="store_true", help="all 34 provinces")
+    areas_import.add_argument("--output", help="write to this file (- for stdout) instead of into config.toml")
+    areas_import.add_argument("--replace", action="store_true", help="replace the existing [[areas]] and [[units]]")
+    areas_import.set_defaults(func=cmd_areas_import)
     return top
 
 

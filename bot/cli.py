@@ -72,9 +72,13 @@ def cmd_chat(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
+    from bot.startup import reach_database
     from storage.migrate import upgrade_sync
     config = _config(args)
-    upgrade_sync(config.database_url())
+    if args.wait_for_database:
+        setup_logging("WARNING")  # the lines saying it is being tried again
+    asyncio.run(reach_database(config.database_url(), wait=args.wait_for_database))
+    upgrade_sync(config.database_url())  # however many run at once, the schema is migrated once (a lock)
     print("database schema is up to date")
     return 0
 
@@ -98,9 +102,11 @@ class Progress:
 
 async def rotate_keys(*, config, batch: int) -> tuple[str, int]:
     """New active key first (new tips use it at once), then re-wrap every data key in small batches."""
+    from bot.startup import reach_database
     from storage.db import Database
     from storage.keys import count_by_key_id, rewrap_batch
     keyring = Keyring.load(config.bot.keyring)
+    await reach_database(config.database_url())  # before the new key: nothing changes if it cannot be reached
     new_id = keyring.add_active_key()
     db = Database(config.database_url())
     try:
@@ -129,8 +135,10 @@ def cmd_keys_rotate(args) -> int:
 
 
 async def _key_counts(config) -> dict[str, int]:
+    from bot.startup import reach_database
     from storage.db import Database
     from storage.keys import count_by_key_id
+    await reach_database(config.database_url())
     db = Database(config.database_url())
     try:
         async with db.transaction() as session:
@@ -395,6 +403,16 @@ def cmd_zalo_oa_status(args) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 86400 (got {text!r})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinbao", description="A crime tip line for the police on Telegram and Zalo.")
     top.add_argument("--config", help="config file (default: $TINBAO_CONFIG or ./config.toml)")
@@ -408,7 +426,10 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--language", choices=["vi", "en"], default=None)
     chat.set_defaults(func=cmd_chat)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+    db_upgrade = db.add_parser("upgrade", help="apply the migrations")
+    db_upgrade.add_argument("--wait-for-database", type=_seconds, default=0.0, metavar="SECONDS",
+                            help="keep trying a database that cannot be reached yet (default: give up at once)")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
     keys = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
     rotate = keys.add_parser("rotate", help="new active key; re-wrap every data key (safe while the bot runs)")
     rotate.add_argument("--batch", type=int, default=500)

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from bot.config import Config, ConfigError
 from bot.logs import RedactSecrets
+from bot.startup import reach_database
 from handlers import maintenance, tipoff
 from handlers.context import Services
 from handlers.messages import Route
@@ -26,12 +27,14 @@ AUDIT_ANCHOR_FILE = "audit-anchor.json"  # in the data directory, outside the da
 PURGE_EVERY = timedelta(days=1)
 
 
-async def open_services(config: Config) -> Services:
-    """Keyring first (a wrong one stops us before anything is written), then the schema."""
+async def open_services(config: Config, *, database_wait: float = 0.0) -> Services:
+    """Keyring first (a wrong one stops us before anything is written), then the database (tried again
+    for ``database_wait`` seconds while it cannot be reached), then the schema."""
     keyring = Keyring.load(config.bot.keyring)
     settings = config.tipline_settings()
     url = config.database_url()
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
+    await reach_database(url, wait=database_wait)
     await upgrade(url)
     services = Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
                         settings=settings, audit_anchor=AuditAnchor(config.bot.data_dir / AUDIT_ANCHOR_FILE))

@@ -43,14 +43,16 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """Serve until SIGTERM or SIGINT, then stop cleanly: 0. A config or start problem: one line, 2."""
     from bot import runtime
     config = _config(args)
     setup_logging(config.bot.log_level, secrets=[config.telegram.token.get_secret_value(),
                                                  config.telegram.webhook_secret.get_secret_value()])
     try:
-        asyncio.run(runtime.run(config, webhook=True if args.webhook else None))
+        asyncio.run(runtime.run(config, webhook=True if args.webhook else None, stop_grace=args.stop_within,
+                                database_wait=args.wait_for_database))
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C before the bot set up its own signal handling: nothing had started yet
     return 0
 
 
@@ -420,6 +422,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("init", help="create config.toml, the data folder and the keyring").set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="serve the bot (Telegram long polling, or --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve Telegram by webhook (checks the secret token)")
+    run.add_argument("--stop-within", type=_seconds, default=10.0, metavar="SECONDS",
+                     help="on SIGTERM/SIGINT, how long the answers under way may take to go out (default 10)")
+    run.add_argument("--wait-for-database", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="how long to keep trying a database that cannot be reached at start (default 60)")
     run.set_defaults(func=cmd_run)
     chat = sub.add_parser("chat", help="try the tip line in this terminal, no token needed")
     chat.add_argument("--name", default="console", help="who you are in the chat (each name has its own conversation)")

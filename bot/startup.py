@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import text
@@ -19,7 +19,7 @@ from storage.db import normalize_url
 log = logging.getLogger(__name__)
 FIRST_WAIT, LONGEST_WAIT = 1.0, 60.0
 DATABASE_WAIT = 60.0  # seconds `tinbao run` keeps trying an unreachable database before it gives up
-ASK_TIMEOUT = 10  # seconds for one connection attempt: a host a network silently drops must not hold us long
+ASK_TIMEOUT = 10  # seconds for one getMe: a platform a network silently drops must not hold the start for long
 DATABASE_KEYS = "database.url / TINBAO_DATABASE_URL"
 # SQLSTATEs that say the server is there but cannot take us yet: it is starting or shutting down, or full.
 _NOT_YET = {"57P01", "57P02", "57P03", "53300"}
@@ -140,3 +140,82 @@ async def reach_database(url: str, *, wait: float = 0.0, stopping: asyncio.Event
         if not await pause(pause_for, stopping):
             return False
     raise AssertionError("unreachable")  # growing_waits never ends
+
+
+# --- the platforms' tokens -------------------------------------------------------------------------
+
+class TokenCheck:
+    """Asks a platform whether it takes our token (getMe). Refused: ConfigError naming the variable, at
+    once. Unreachable: one line per attempt, and the next attempt after a longer wait."""
+
+    def __init__(self, platform: str, ask: Callable[[], Awaitable[str | None]]) -> None:
+        self.platform = platform
+        self._ask = ask  # None: accepted; a reason: not reached; raises ConfigError: refused
+        self._waits = growing_waits()
+        self.accepted = False
+        self.wait = FIRST_WAIT
+
+    async def attempt(self) -> bool:
+        reason = await self._ask()
+        if reason is None:
+            self.accepted = True
+            return True
+        self.wait = next(self._waits)
+        log.warning("%s cannot be reached (%s); trying again in %.0f s", self.platform, reason, self.wait)
+        return False
+
+    async def until_accepted(self, stopping: asyncio.Event | None = None) -> bool:
+        """Keep asking, with growing waits, until the platform answers; False if a stop came first."""
+        while not self.accepted:
+            if not await pause(self.wait, stopping):
+                return False
+            if await self.attempt():
+                log.info("%s answers again", self.platform)
+        return True
+
+
+def telegram_check(bot) -> TokenCheck:
+    from aiogram.exceptions import (ClientDecodeError, TelegramAPIError, TelegramNetworkError, TelegramNotFound,
+                                    TelegramRetryAfter, TelegramServerError, TelegramUnauthorizedError)
+
+    async def ask() -> str | None:
+        try:
+            await bot.get_me(request_timeout=ASK_TIMEOUT)
+        except (TelegramUnauthorizedError, TelegramNotFound) as exc:
+            # Telegram answers 401 for a token it does not know and 404 for one of the wrong shape.
+            status = "401 Unauthorized" if isinstance(exc, TelegramUnauthorizedError) else "404 Not Found"
+            raise ConfigError(f"telegram.token: Telegram refused it ({status}); check TINBAO_TELEGRAM_TOKEN "
+                              f"(@BotFather gives it, /token), and telegram.api_base if you changed it") from None
+        except TelegramNetworkError as exc:
+            # aiogram's message is "<aiohttp error class>: <text>"; the class says enough and the text may
+            # quote the address. The chained aiohttp error holds the URL, and the URL the token: not logged.
+            name = exc.message.split(":", 1)[0].strip()
+            return "no answer in time" if name == "Request timeout error" else \
+                f"network error ({name})" if re.fullmatch(r"\w{1,60}", name) else "network error"
+        except TelegramRetryAfter as exc:
+            return f"asked to wait {exc.retry_after} s"
+        except TelegramServerError as exc:
+            return f"server error: {exc.message[:80]}"
+        except ClientDecodeError:
+            return "the answer was not the Bot API's (a proxy's page?)"
+        except TelegramAPIError as exc:
+            return f"unexpected answer: {exc.message[:80]}"
+        return None
+    return TokenCheck("Telegram", ask)
+
+
+def zalo_bot_check(client) -> TokenCheck:
+    from bot.channels.zalo_bot import UNAUTHORIZED, ZaloBotError
+
+    async def ask() -> str | None:
+        try:
+            await client.get_me()
+        except ZaloBotError as exc:
+            if exc.error_code in (UNAUTHORIZED, 404):
+                status = "401 Unauthorized" if exc.error_code == UNAUTHORIZED else "404 Not Found"
+                raise ConfigError(f"zalo_bot.token: Zalo refused it ({status}); check TINBAO_ZALO_BOT_TOKEN, or ask "
+                                  f"Zalo Bot Manager for a new token (and zalo_bot.api_base if you changed it)") from None
+            # The client's description never holds the token or the URL (see ZaloBotClient.call).
+            return exc.description[:80] if exc.error_code is None else f"error {exc.error_code}: {exc.description[:80]}"
+        return None
+    return TokenCheck("Zalo", ask)

@@ -47,14 +47,16 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """Serve until SIGTERM or SIGINT, then stop cleanly: 0. A config or start problem: one line, 2."""
     from bot import runtime
     config = _config(args)
     setup_logging(config.bot.log_level, secrets=[config.telegram.token.get_secret_value(),
                                                  config.telegram.webhook_secret.get_secret_value()])
     try:
-        asyncio.run(runtime.run(config, webhook=True if args.webhook else None))
+        asyncio.run(runtime.run(config, webhook=True if args.webhook else None, stop_grace=args.stop_within,
+                                database_wait=args.wait_for_database))
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C before the bot set up its own signal handling: nothing had started yet
     return 0
 
 
@@ -76,9 +78,13 @@ def cmd_chat(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
+    from bot.startup import reach_database
     from storage.migrate import upgrade_sync
     config = _config(args)
-    upgrade_sync(config.database_url())
+    if args.wait_for_database:
+        setup_logging("WARNING")  # the lines saying it is being tried again
+    asyncio.run(reach_database(config.database_url(), wait=args.wait_for_database))
+    upgrade_sync(config.database_url())  # however many run at once, the schema is migrated once (a lock)
     print("database schema is up to date")
     return 0
 
@@ -102,9 +108,11 @@ class Progress:
 
 async def rotate_keys(*, config, batch: int) -> tuple[str, int]:
     """New active key first (new tips use it at once), then re-wrap every data key in small batches."""
+    from bot.startup import reach_database
     from storage.db import Database
     from storage.keys import count_by_key_id, rewrap_batch
     keyring = Keyring.load(config.bot.keyring)
+    await reach_database(config.database_url())  # before the new key: nothing changes if it cannot be reached
     new_id = keyring.add_active_key()
     db = Database(config.database_url())
     try:
@@ -133,8 +141,10 @@ def cmd_keys_rotate(args) -> int:
 
 
 async def _key_counts(config) -> dict[str, int]:
+    from bot.startup import reach_database
     from storage.db import Database
     from storage.keys import count_by_key_id
+    await reach_database(config.database_url())
     db = Database(config.database_url())
     try:
         async with db.transaction() as session:
@@ -423,6 +433,16 @@ def cmd_areas_import(args) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 86400 (got {text!r})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinbao", description="A crime tip line for the police on Telegram and Zalo.")
     top.add_argument("--config", help="config file (default: $TINBAO_CONFIG or ./config.toml)")
@@ -432,13 +452,20 @@ def parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="serve the bot (Telegram long polling, or --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve Telegram by webhook (checks the secret token)")
+    run.add_argument("--stop-within", type=_seconds, default=10.0, metavar="SECONDS",
+                     help="on SIGTERM/SIGINT, how long the answers under way may take to go out (default 10)")
+    run.add_argument("--wait-for-database", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="how long to keep trying a database that cannot be reached at start (default 60)")
     run.set_defaults(func=cmd_run)
     chat = sub.add_parser("chat", help="try the tip line in this terminal, no token needed")
     chat.add_argument("--name", default="console", help="who you are in the chat (each name has its own conversation)")
     chat.add_argument("--language", choices=["vi", "en"], default=None)
     chat.set_defaults(func=cmd_chat)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+    db_upgrade = db.add_parser("upgrade", help="apply the migrations")
+    db_upgrade.add_argument("--wait-for-database", type=_seconds, default=0.0, metavar="SECONDS",
+                            help="keep trying a database that cannot be reached yet (default: give up at once)")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
     keys = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
     rotate = keys.add_parser("rotate", help="new active key; re-wrap every data key (safe while the bot runs)")
     rotate.add_argument("--batch", type=int, default=500)

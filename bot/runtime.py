@@ -1,19 +1,29 @@
-"""Starts what `tinbao run` and `tinbao chat` need: schema, keyring, storage, the tip line."""
+"""Starts what `tinbao run` and `tinbao chat` need (schema, keyring, storage, the tip line), serves the
+messengers, and stops cleanly on SIGTERM or SIGINT.
+
+A stop: updates stop coming in (polling stops fetching, the webhook listeners close), the answers under
+way get up to ``stop_grace`` seconds to be sent, the reminder dispatcher hands its unsent rows back,
+the Zalo channels drain, the SQLite WAL is folded into the file, the HTTP sessions and the database
+close, and one line says so. A second signal cuts the wait for the answers short.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from bot.config import Config, ConfigError
 from bot.logs import RedactSecrets
+from bot.startup import DATABASE_WAIT, TokenCheck, pause, reach_database, telegram_check, zalo_bot_check
 from handlers import maintenance, tipoff
 from handlers.context import Services
-from handlers.messages import Route
+from handlers.messages import Inbound, Reply, Route
+from handlers.tipline import TipLine
 from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
@@ -24,24 +34,36 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600
 AUDIT_ANCHOR_FILE = "audit-anchor.json"  # in the data directory, outside the database like the keyring
 PURGE_EVERY = timedelta(days=1)
+STOP_GRACE = 10.0  # seconds the answers under way get once a stop is asked for
+STOP_AGAIN_EVERY = 0.5  # seconds between stop() calls to a polling channel that has not stopped yet
 
 
-async def open_services(config: Config) -> Services:
-    """Keyring first (a wrong one stops us before anything is written), then the schema."""
+class StartInterrupted(Exception):
+    """A stop was asked for before the bot was serving: nothing to hand back, nothing was lost."""
+
+
+async def open_services(config: Config, *, database_wait: float = 0.0,
+                        stopping: asyncio.Event | None = None) -> Services:
+    """Keyring first (a wrong one stops us before anything is written), then the database (tried again
+    for ``database_wait`` seconds while it cannot be reached), then the schema."""
     keyring = Keyring.load(config.bot.keyring)
     settings = config.tipline_settings()
     url = config.database_url()
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
+    if not await reach_database(url, wait=database_wait, stopping=stopping):
+        raise StartInterrupted
     await upgrade(url)
     services = Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
                         settings=settings, audit_anchor=AuditAnchor(config.bot.data_dir / AUDIT_ANCHOR_FILE))
     return services
 
 
-async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKEEPING_SECONDS) -> None:
+async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKEEPING_SECONDS,
+                       stopping: asyncio.Event | None = None) -> None:
     """On a timer: wipe stale drafts, remind officers of tips waiting too long, once a day purge tips
     judged not valuable past the retention period and delete evidence files no tip points to, then
-    record the audit log's head outside the database. A failed round is retried next time."""
+    record the audit log's head outside the database. A failed round is retried next time; a stop
+    lets the round under way finish."""
     last_purge = None
     while True:
         try:
@@ -57,7 +79,8 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
             await maintenance.anchor_audit(services)  # last: the purge above is audited too
         except Exception:
             log.exception("housekeeping round failed; retrying later")
-        await asyncio.sleep(every)
+        if not await pause(every, stopping):
+            return
 
 
 def _redact_in_logs(*secrets: str) -> None:
@@ -81,14 +104,242 @@ def _by_webhook(section, key: str, forced: bool | None) -> bool:
     return True
 
 
-async def run(config: Config, *, webhook: bool | None = None) -> None:
+
+# --- stopping ---------------------------------------------------------------------------------------
+
+class StopRequest:
+    """SIGTERM (systemd, Docker, Kubernetes) or SIGINT (Ctrl-C): the first asks for a clean stop, a second
+    one for a quicker one (the answers under way are not waited for; the rest of the stop still runs)."""
+
+    def __init__(self, *, grace: float) -> None:
+        self.grace = grace
+        self.requested = asyncio.Event()
+        self.hurried = asyncio.Event()
+        self._signals: list[int] = []
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._received, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread, or a platform without them: a stop then comes by cancelling
+            self._signals.append(sig)
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)  # back to the default: a later signal ends the process as usual
+        self._signals.clear()
+
+    def _received(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        if not self.requested.is_set():
+            log.info("%s received: stopping; the answers under way get up to %.0f s", name, self.grace)
+            self.requested.set()
+        elif not self.hurried.is_set():
+            log.warning("%s received again: not waiting any longer for the answers under way", name)
+            self.hurried.set()
+
+
+class TurnsInFlight:
+    """The tasks answering an update right now. A channel handles each update in a task of its own that
+    ends once the replies are sent, so waiting for these tasks waits for the answers, whatever the channel."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task] = set()
+
+    def enter(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task not in self.tasks:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+
+class TrackedTipLine(TipLine):
+    """The tip line, noting which tasks are answering, so a stop can let them finish."""
+
+    def __init__(self, services: Services, turns: TurnsInFlight) -> None:
+        super().__init__(services)
+        self.turns = turns
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        self.turns.enter()
+        return await super().handle(inbound)
+
+
+async def _quietly(what: str, step: Awaitable[Any]) -> None:
+    """One closing step; its failure is one line, and the steps after it still run."""
+    try:
+        await step
+    except Exception as exc:  # noqa: BLE001  (a traceback here would help no one stopping the bot)
+        log.warning("while stopping, could not %s (%s)", what, type(exc).__name__)
+
+
+async def _first(tasks: set[asyncio.Future], *, until: float, hurry: asyncio.Event) -> None:
+    """Wait until one of ``tasks`` ends, the loop time ``until`` comes, or a hurry is asked for."""
+    hurried = asyncio.ensure_future(hurry.wait())
+    try:
+        await asyncio.wait(tasks | {hurried}, timeout=max(0.0, until - asyncio.get_running_loop().time()),
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hurried.cancel()
+
+
+async def _cancel(tasks: set[asyncio.Future]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Serving:
+    """The jobs of one `tinbao run`, and the order in which they are stopped."""
+
+    def __init__(self, stop: StopRequest, turns: TurnsInFlight) -> None:
+        self.stop, self.turns = stop, turns
+        self.intake: dict[str, asyncio.Task] = {}  # polling and webhook jobs
+        self.background: dict[str, asyncio.Task] = {}  # housekeeping, the OA's upkeep
+        self.reminders: asyncio.Task | None = None
+        self.stoppers: dict[str, Callable[[], Awaitable[None]]] = {}  # polling job → its channel's stop()
+        self.drains: list[Callable[[float], Awaitable[None]]] = []  # the Zalo channels' drain(timeout)
+        self.settled = asyncio.Event()  # set once the answers under way are done: the webhook apps may shut
+
+    def start(self, name: str, job: Coroutine, *, kind: str = "intake") -> None:
+        task = asyncio.create_task(job, name=name)
+        if kind == "reminders":
+            self.reminders = task
+        else:
+            (self.intake if kind == "intake" else self.background)[name] = task
+
+    @property
+    def jobs(self) -> set[asyncio.Task]:
+        return set(self.intake.values()) | set(self.background.values()) | ({self.reminders} - {None})
+
+    async def until_stop_or_failure(self) -> BaseException | None:
+        """Serve until a stop is asked for (None) or a job fails (its error)."""
+        asked = asyncio.ensure_future(self.stop.requested.wait())
+        try:
+            while True:
+                running = {task for task in self.jobs if not task.done()}
+                done, _ = await asyncio.wait(running | {asked}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {asked}:
+                    if not task.cancelled() and task.exception() is not None:
+                        return task.exception()
+                if asked in done:
+                    return None
+        finally:
+            asked.cancel()
+
+    async def _stop_polling(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        for name, stopper in self.stoppers.items():
+            if not self.intake[name].done():
+                await _quietly("stop polling", asyncio.wait_for(stopper(), max(0.1, deadline - loop.time())))
+
+    async def wind_down(self, *, hurry: bool = False) -> int:
+        """Stop taking updates, let the answers under way finish (bounded), hand the reminder rows back.
+        Returns how many answers were cut short."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (0.0 if hurry else self.stop.grace)
+        # 1. No new updates: polling stops fetching; cancelled, the webhook job closes its listeners
+        #    (and waits for `settled` before it shuts its apps down, which closes aiogram's session).
+        await self._stop_polling(deadline)
+        for name, task in self.intake.items():
+            if name == "webhooks":
+                task.cancel()
+        # The OA's upkeep would only start more work; the dispatcher's cancel is its way to stop: it
+        # releases the rows it claimed but did not hand to a channel, and gives sends in flight its grace.
+        for name, task in self.background.items():
+            if name != "housekeeping":
+                task.cancel()
+        if self.reminders is not None:
+            self.reminders.cancel()
+        # 2. The answers under way, the polling jobs ending, the Zalo channels' queued events.
+        drains = {asyncio.ensure_future(drain(max(0.0, deadline - loop.time()))) for drain in self.drains}
+        waited = ({t for n, t in self.intake.items() if n != "webhooks"} | {self.background.get("housekeeping")}
+                  | drains) - {None}
+        while not self.stop.hurried.is_set() and loop.time() < deadline:
+            pending = {t for t in waited if not t.done()} | self.turns.tasks
+            if not pending:
+                break
+            await _first(pending, until=min(deadline, loop.time() + STOP_AGAIN_EVERY), hurry=self.stop.hurried)
+            await self._stop_polling(deadline)  # a channel still starting when asked misses the first stop()
+        # 3. Past the bound (or hurried): what is left is cut. A cut turn's transaction rolls back.
+        cut = {t for t in self.turns.tasks if not t.done()}
+        late = sorted(name for name, t in (self.intake | self.background).items()
+                      if t in waited and not t.done())
+        await _cancel(cut | {t for t in waited if not t.done()})
+        if cut:
+            log.warning("%d answer(s) under way were cut short by the stop", len(cut))
+        if late and not self.stop.hurried.is_set():
+            log.warning("did not end in time, cut short: %s", ", ".join(late))
+        self.settled.set()
+        # 4. The webhook apps shut down; the reminder hand-back is never cut (its own grace bounds it).
+        webhooks = self.intake.get("webhooks")
+        if webhooks is not None:
+            await asyncio.wait({webhooks}, timeout=max(1.0, deadline - loop.time()))
+            await _cancel({webhooks})
+        if self.reminders is not None:
+            await asyncio.gather(self.reminders, return_exceptions=True)
+        await _cancel({t for t in self.jobs if not t.done()})
+        return len(cut)
+
+
+async def _first_attempts(checks: list[TokenCheck], stop: StopRequest) -> None:
+    """Each token asked once, side by side, before anything starts: a refused one stops the start here
+    (ConfigError), with nothing begun; an unreachable one is tried again later by its channel's job."""
+    if not checks:
+        return
+    attempts = {asyncio.ensure_future(check.attempt()) for check in checks}
+    asked = asyncio.ensure_future(stop.requested.wait())
+    try:
+        while attempts:
+            done, attempts = await asyncio.wait(attempts | {asked}, return_when=asyncio.FIRST_COMPLETED)
+            attempts.discard(asked)
+            for task in done - {asked}:
+                task.result()  # a refused token raises here
+            if asked in done:
+                raise StartInterrupted
+    finally:
+        asked.cancel()
+        await _cancel(attempts)
+
+
+async def _when_accepted(checks: list[TokenCheck], stop: StopRequest, serve: Callable[[], Awaitable[None]],
+                         *, serving: str | None = None) -> None:
+    """Serve once every platform of this job has taken its token (at once when the first attempt did)."""
+    for check in checks:
+        if not await check.until_accepted(stop.requested):
+            return  # stopped while the platform was still out of reach
+    if stop.requested.is_set():
+        return
+    if serving:
+        log.info("%s", serving)
+    await serve()
+
+
+# --- `tinbao run` -----------------------------------------------------------------------------------
+
+async def run(config: Config, *, webhook: bool | None = None, stop_grace: float = STOP_GRACE,
+              database_wait: float = DATABASE_WAIT) -> None:
     """Serve every messenger that has a token, Telegram and Zalo at once if both have one, each by
-    long polling or by webhook as configured (``webhook=True``: every one by webhook), until interrupted."""
+    long polling or by webhook as configured (``webhook=True``: every one by webhook), until SIGTERM or
+    SIGINT (then stop cleanly) or cancelled (then stop at once)."""
+    stop = StopRequest(grace=stop_grace)
+    stop.install()
+    try:
+        await _run(config, webhook=webhook, stop=stop, database_wait=database_wait)
+    except StartInterrupted:
+        log.info("stopped cleanly")
+    finally:
+        stop.remove()
+
+
+async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, database_wait: float) -> None:
     from bot.channels.telegram import TelegramChannel, make_bot
     from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
     from bot.delivery import Deliveries
     from bot.webhook import serve_webhooks
-    from handlers.tipline import TipLine
 
     telegram_token = config.telegram.token.get_secret_value()
     zalo_token = config.zalo_bot.token.get_secret_value()
@@ -100,80 +351,77 @@ async def run(config: Config, *, webhook: bool | None = None) -> None:
                     oa_section.secret_key.get_secret_value(), oa_section.app_secret.get_secret_value())
     telegram_hook = bool(telegram_token) and _by_webhook(config.telegram, "telegram", webhook)
     zalo_hook = bool(zalo_token) and _by_webhook(config.zalo_bot, "zalo_bot", webhook)
-    services = await open_services(config)
-    tipline = TipLine(services)  # one for both: a chat's key carries its channel ("tg:", "zl:")
-    deliveries = Deliveries()  # one for both: a verdict written on Telegram reaches a tipster on Zalo
-    telegram = zalo = zalo_oa = None
-    jobs: list[Callable[[], Awaitable[None]]] = [functools.partial(housekeeping, services, deliveries)]
-    hooks: dict = {}
+    bot = make_bot(telegram_token, config.telegram.api_base) if telegram_token else None
+    zalo_client = ZaloBotClient(zalo_token, api_base=config.zalo_bot.api_base) if zalo_token else None
+    zalo_oa = None
     try:
-        if telegram_token:
-            telegram = TelegramChannel(bot=make_bot(telegram_token, config.telegram.api_base), tipline=tipline,
-                                       deliveries=deliveries)
-            if telegram_hook:
-                hooks["telegram"] = (telegram, config.telegram)
-            else:
-                log.info("serving Telegram by long polling")
-                jobs.append(telegram.run_polling)
-        if zalo_token:
-            zalo = ZaloBotChannel(client=ZaloBotClient(zalo_token, api_base=config.zalo_bot.api_base),
-                                  tipline=tipline, deliveries=deliveries)
-            await _check_zalo_token(zalo.client)
-            if zalo_hook:
-                hooks["zalo"] = (zalo, config.zalo_bot)
-            else:
-                log.info("serving Zalo by long polling")
-                jobs.append(zalo.run_polling)
-        if oa_section.configured:
-            from bot.channels.zalo_oa import channel_from_config
-            # Webhook only (Zalo OA has no polling); events are checked by signature, not by a path secret.
-            zalo_oa = channel_from_config(oa_section, tipline=tipline, deliveries=deliveries)
-            hooks["zalo_oa"] = (zalo_oa, oa_section)
-            jobs.append(zalo_oa.maintain)  # leftover events, the token refresh about every 20 h, purges
-        if hooks:
-            jobs.append(functools.partial(serve_webhooks, **hooks))
-        if config.reminders.enabled:
-            from bot.reminders import reminder_senders, run_reminders
-            senders = reminder_senders(telegram=telegram, zalo=zalo)
-            if zalo_oa is not None:
-                senders["zalo_oa"] = zalo_oa.send_reminder  # its 7-day window: refused as "outside_window"
-            jobs.append(functools.partial(run_reminders, services, services.settings.reminders, senders))
-        await _until_one_fails([job() for job in jobs])
+        telegram_ok = telegram_check(bot) if bot is not None else None
+        zalo_ok = zalo_bot_check(zalo_client) if zalo_client is not None else None
+        await _first_attempts([c for c in (telegram_ok, zalo_ok) if c is not None], stop)
+        services = await open_services(config, database_wait=database_wait, stopping=stop.requested)
+        try:
+            turns = TurnsInFlight()
+            serving = Serving(stop, turns)
+            tipline = TrackedTipLine(services, turns)  # one for both: a chat's key carries its channel ("tg:", "zl:")
+            deliveries = Deliveries()  # one for both: a verdict written on Telegram reaches a tipster on Zalo
+            telegram = zalo = None
+            hooks: dict = {}
+            waiting_for: list[TokenCheck] = []  # the platforms the webhook server waits for
+            if bot is not None:
+                telegram = TelegramChannel(bot=bot, tipline=tipline, deliveries=deliveries)
+                if telegram_hook:
+                    hooks["telegram"] = (telegram, config.telegram)
+                    waiting_for.append(telegram_ok)
+                else:
+                    serving.stoppers["telegram"] = telegram.stop
+                    serving.start("telegram", _when_accepted([telegram_ok], stop, telegram.run_polling,
+                                                             serving="serving Telegram by long polling"))
+            if zalo_client is not None:
+                zalo = ZaloBotChannel(client=zalo_client, tipline=tipline, deliveries=deliveries)
+                serving.drains.append(lambda timeout: zalo.drain(timeout=timeout))
+                if zalo_hook:
+                    hooks["zalo"] = (zalo, config.zalo_bot)
+                    waiting_for.append(zalo_ok)
+                else:
+                    serving.stoppers["zalo"] = zalo.stop
+                    serving.start("zalo", _when_accepted([zalo_ok], stop, zalo.run_polling,
+                                                         serving="serving Zalo by long polling"))
+            if oa_section.configured:
+                from bot.channels.zalo_oa import channel_from_config
+                # Webhook only (Zalo OA has no polling); events are checked by signature, not by a path secret.
+                zalo_oa = channel_from_config(oa_section, tipline=tipline, deliveries=deliveries)
+                serving.drains.append(lambda timeout: zalo_oa.drain(timeout=timeout))
+                hooks["zalo_oa"] = (zalo_oa, oa_section)
+                serving.start("zalo_oa", zalo_oa.maintain(), kind="background")  # leftovers, token refresh, purges
+            if hooks:
+                # One server for every channel by webhook, once each of their platforms took its token.
+                serving.start("webhooks", _when_accepted(waiting_for, stop, functools.partial(
+                    serve_webhooks, **hooks, until_settled=serving.settled.wait)))
+            serving.start("housekeeping", housekeeping(services, deliveries, stopping=stop.requested),
+                          kind="background")
+            if config.reminders.enabled:
+                from bot.reminders import reminder_senders, run_reminders
+                senders = reminder_senders(telegram=telegram, zalo=zalo)
+                if zalo_oa is not None:
+                    senders["zalo_oa"] = zalo_oa.send_reminder  # its 7-day window: refused as "outside_window"
+                serving.start("reminders", run_reminders(services, services.settings.reminders, senders),
+                              kind="reminders")
+            try:
+                failure = await serving.until_stop_or_failure()
+            except asyncio.CancelledError:
+                await serving.wind_down(hurry=True)  # cancelled (a caller's own stop): nothing is waited for
+                raise
+            await serving.wind_down()  # a failed job does not cut the other chats' answers short
+            if failure is not None:
+                raise failure
+        finally:
+            await _quietly("fold the SQLite WAL into the database file", services.db.checkpoint())
+            await _quietly("close the database", services.db.dispose())
     finally:
-        if zalo is not None:
-            await zalo.stop()
-            await zalo.drain(timeout=10)
-            await zalo.client.close()
+        if zalo_client is not None:
+            await _quietly("close the Zalo session", zalo_client.close())
         if zalo_oa is not None:
-            await zalo_oa.drain(timeout=10)
-            await zalo_oa.client.close()
-        if telegram is not None:
-            await telegram.bot.session.close()
-        await services.db.dispose()
-
-
-async def _check_zalo_token(client) -> None:
-    """A token Zalo refuses stops the start with the key to fix; a network failure only warns
-    (polling backs off and tries again)."""
-    from bot.channels.zalo_bot import UNAUTHORIZED, ZaloBotError
-    try:
-        await client.get_me()
-    except ZaloBotError as exc:
-        if exc.error_code == UNAUTHORIZED:
-            raise ConfigError("zalo_bot.token: Zalo refused it (401 Unauthorized); check TINBAO_ZALO_BOT_TOKEN, "
-                              "or ask Zalo Bot Manager for a new token") from None
-        log.warning("could not check the Zalo token yet: %s", exc)
-
-
-async def _until_one_fails(jobs: list[Awaitable[None]]) -> None:
-    """Run the jobs side by side; the first one to fail stops the others and its error is raised."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _quietly("close the Zalo OA session", zalo_oa.client.close())
+        if bot is not None:
+            await _quietly("close the Telegram session", bot.session.close())
+    log.info("stopped cleanly")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -136,10 +137,13 @@ def _public_url(base: str, path: str) -> str:
 
 async def serve_webhooks(*, telegram: tuple[TelegramChannel, Any] | None = None,
                          zalo: tuple[ZaloBotChannel, Any] | None = None,
-                         zalo_oa: tuple[ZaloOAChannel, Any] | None = None) -> None:
+                         zalo_oa: tuple[ZaloOAChannel, Any] | None = None,
+                         until_settled: Callable[[], Awaitable[Any]] | None = None) -> None:
     """Serve each given (channel, config section) by webhook until cancelled.
 
-    Channels listening on the same host:port share one server; each keeps its own path and secret."""
+    Channels listening on the same host:port share one server; each keeps its own path and secret.
+    Cancelled, it stops taking calls at once, then waits for ``until_settled`` (the answers under way;
+    without it, the Zalo channels' drain) before it shuts the apps down."""
     apps: dict[str, web.Application] = {}
     if telegram:
         channel, section = telegram
@@ -178,10 +182,23 @@ async def serve_webhooks(*, telegram: tuple[TelegramChannel, Any] | None = None,
             log.info("serving the Zalo OA by webhook on %s at %s", zalo_oa[1].webhook_listen, ZALO_OA_WEBHOOK_PATH)
         await asyncio.Event().wait()
     finally:
-        if zalo:
-            await zalo[0].drain()  # answers already under way still reach the citizens
-        if zalo_oa:
-            await zalo_oa[0].drain()
+        # Stop taking calls first, connections kept alive included: Telegram and Zalo send them again
+        # later (or to another worker). Then let the answers under way finish, and only then shut the
+        # apps down: aiogram closes the bot's HTTP session when its app shuts down, under any reply still going.
+        for runner in runners:
+            for site in list(runner.sites):
+                await site.stop()
+            if runner.server is not None:
+                # Idle connections close now; a call being read gets 5 s to be answered (a Zalo OA event
+                # is stored within 1.5 s). The app itself (and aiogram's session) is left until cleanup().
+                await runner.server.shutdown(5.0)
+        if until_settled is not None:
+            await until_settled()
+        else:
+            if zalo:
+                await zalo[0].drain()  # answers already under way still reach the citizens
+            if zalo_oa:
+                await zalo_oa[0].drain()
         for runner in runners:
             await runner.cleanup()
 

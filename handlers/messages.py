@@ -11,6 +11,16 @@ CHANNEL_PREFIXES = {"telegram": "tg", "zalo": "zl", "zalo_oa": "zoa", "console":
 # Channels that cannot carry a file we send: the Zalo Bot API takes photos by public URL only, and
 # nothing of ours is ever put at a public address.
 CHANNELS_WITHOUT_FILES = {"zalo"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str | None) -> str | None:
+    """The text with any half of a UTF-16 surrogate pair (an emoji cut in two, which a platform's JSON can
+    carry as "\\ud83d") replaced by U+FFFD: no UTF-8 text can hold it, so sealing the message would fail."""
+    if text is None or not _SURROGATE.search(text):
+        return text
+    # A pair split into two code points is joined again; only a lone half becomes U+FFFD.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,9 @@ class Contact:
     phone: str
     is_own: bool  # a shared contact of somebody else is not the tipster's phone
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "phone", well_formed(self.phone))
+
 
 @dataclass
 class IncomingFile:
@@ -34,6 +47,9 @@ class IncomingFile:
     fetch: Callable[[], Awaitable[bytes]]
     filename: str | None = None
     mime: str | None = None
+
+    def __post_init__(self) -> None:
+        self.filename, self.mime = well_formed(self.filename), well_formed(self.mime)
 
 
 @dataclass
@@ -50,6 +66,9 @@ class Inbound:
     contact: Contact | None = None
     unsupported: str | None = None  # e.g. "sticker": something we cannot take
     language: str | None = None  # the platform's language hint (Telegram's language_code)
+
+    def __post_init__(self) -> None:
+        self.text, self.choice = well_formed(self.text), well_formed(self.choice)
 
     @property
     def command(self) -> tuple[str, str] | None:

@@ -56,4 +56,6 @@ async def test_one_round_does_it_all(services, tipline, tmp_path):
     async with services.db.transaction() as session:
         drafts = (await session.exec(select(Conversation).where(Conversation.draft_id.is_not(None)))).all()
     assert drafts == []
-    assert second  # the second tip was filed before it was judged and purged
+    # The purged tip's receipt code still tells its tipster that the review is over.
+    assert (await ChatClient(tipline, chat_id="444", language="en").send(f"/status {second}"))[0].text.endswith(
+        "Status: Review finished. Thank you for your tip.")

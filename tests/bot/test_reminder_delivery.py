@@ -241,8 +241,27 @@ async def test_the_telegram_sender_reports_each_answer_as_an_outcome(fake, bot):
     assert len(fake.messages_to(FIRST_CHAT)) == 1
 
 
+class WatchedClock(Clock):
+    """The test's clock, counting its reads: the dispatcher reads it at every pass over the outbox, so a
+    test waits for passes that decided to send nothing instead of sleeping and hoping they happened."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__(now)
+        self.reads = 0
+
+    def __call__(self) -> datetime:
+        self.reads += 1
+        return super().__call__()
+
+    async def read(self, times: int) -> None:
+        target = self.reads + times
+        async with asyncio.timeout(10):
+            while self.reads < target:
+                await asyncio.sleep(0.01)
+
+
 async def test_nothing_goes_out_in_the_quiet_hours_it_waits_for_the_morning(services, fake, bot):
-    clock = Clock(vn(2026, 8, 12, 22, 15))
+    clock = WatchedClock(vn(2026, 8, 12, 22, 15))
     services.clock = clock
     await add_subscribers(services, [FIRST_CHAT, FIRST_CHAT + 1], language="en")
     config = settings()
@@ -250,10 +269,10 @@ async def test_nothing_goes_out_in_the_quiet_hours_it_waits_for_the_morning(serv
     worker = dispatcher(services, config, {"telegram": ReminderSender(bot)})
     running = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.5)
+        await clock.read(5)  # the dispatcher looked at the outbox at 22:15, several times
         assert fake.sent == [] and await statuses(services) == {"pending": 2}
         clock.move_to(vn(2026, 8, 13, 6, 59))
-        await asyncio.sleep(0.3)
+        await clock.read(5)  # and at 06:59
         assert fake.sent == []
         clock.move_to(vn(2026, 8, 13, 7, 0))
         [message] = await fake.wait_for_messages(FIRST_CHAT, 1)
@@ -354,7 +373,7 @@ async def test_403_unsubscribes_the_citizen_who_blocked_the_bot(services, fake, 
     assert "sent 2 · failed 1 · pending 0 · unknown 0" in admin.text and "blocked the bot 1" in admin.text
 
 
-async def test_5xx_and_timeouts_are_retried_with_backoff_then_given_up(services, fake, bot):
+async def test_5xx_answers_are_retried_with_backoff_then_given_up(services, fake, bot):
     services.clock = Clock(DAYTIME, running=True)
     await add_subscribers(services, [FIRST_CHAT])
     config = settings(max_attempts=3)
@@ -377,6 +396,31 @@ async def test_5xx_and_timeouts_are_retried_with_backoff_then_given_up(services,
     async with services.db.transaction() as session:
         doomed = (await session.exec(select(ReminderOutbox).where(ReminderOutbox.status != "sent"))).one()
     assert (doomed.status, doomed.reason, doomed.attempts) == ("failed", "transient", 2)
+
+
+@pytest.mark.parametrize("who_gives_up", ["the sender's request timeout", "the dispatcher's send timeout"])
+async def test_a_reminder_telegram_answers_too_late_is_sent_again_not_dropped(services, fake, bot, who_gives_up):
+    """What the citizen is promised: a reminder Telegram is too slow to answer still reaches them, because a
+    timeout counts as "not delivered" and is tried again, like a 5xx; never as a refusal that drops it. (At
+    least once: a timeout cannot tell whether the slow call went through after all; if it did, the
+    citizen sees the reminder twice. That is the price of never losing one to a slow network.)"""
+    services.clock = Clock(DAYTIME, running=True)
+    await add_subscribers(services, [FIRST_CHAT], language="en")
+    config = settings(max_attempts=3)
+    await announce(services, config)
+    if who_gives_up == "the sender's request timeout":
+        sender, options = ReminderSender(bot, timeout=1), {}
+    else:
+        sender, options = ReminderSender(bot), {"send_timeout": 1.0}
+    fake.hold_next("sendMessage", 4.0)  # Telegram answers the first send only after both sides gave up
+    await deliver_all(services, config, {"telegram": sender}, **options)
+    sends = [t for t, method in fake.timeline if method == "sendmessage"]
+    assert len(sends) == 2 and sends[1] - sends[0] >= 1.0  # tried again once the first had timed out
+    async with services.db.transaction() as session:
+        row = (await session.exec(select(ReminderOutbox))).one()
+    assert (row.status, row.reason, row.attempts) == ("sent", None, 1)
+    [message] = fake.messages_to(FIRST_CHAT)  # the retry's; the held first call is still waiting
+    assert message["text"].startswith("📢 Announcement\n\nMời bà con")
 
 
 async def test_the_zalo_sender_sends_the_text_alone_and_reports_answers():

@@ -107,6 +107,7 @@ class FakeTelegram:
         self._records: dict[tuple[int, int], dict] = {}
         self._files: dict[str, dict] = {}
         self._failures: dict[str, list[ApiError]] = {}
+        self._holds: dict[str, list[float]] = {}
         self._new_update = asyncio.Event()
         self._new_message = asyncio.Event()
         self._closing = False
@@ -238,6 +239,11 @@ class FakeTelegram:
         params = {"retry_after": retry_after} if retry_after is not None else None
         self._failures.setdefault(method.lower(), []).append(ApiError(error_code, description, params))
 
+    def hold_next(self, method: str, seconds: float) -> None:
+        """Make the next call of `method` wait `seconds` before it is carried out and answered, as a slow
+        Telegram does: a client that gives up sooner sees a timeout, yet the call still takes effect."""
+        self._holds.setdefault(method.lower(), []).append(seconds)
+
     # ------------------------------------------------------------------- HTTP
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -248,6 +254,8 @@ class FakeTelegram:
         handler = self._handlers.get(method.lower())
         if handler is None:
             return ApiError(404, "Not Found: method not found").response()
+        if holds := self._holds.get(method.lower()):
+            await asyncio.sleep(holds.pop(0))
         try:
             if failures := self._failures.get(method.lower()):
                 raise failures.pop(0)

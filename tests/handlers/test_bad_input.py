@@ -19,7 +19,7 @@ from handlers.context import Limits
 from handlers.messages import IncomingFile, Location, Reply
 from storage.keys import load_data_key
 from storage.models import Tip
-from storage.tips import read_tip_fields
+from storage.tips import open_attachments, read_tip_fields
 from tests.support.images import jpeg_with_gps
 from tests.support.state import stored
 
@@ -258,7 +258,7 @@ async def test_a_contact_that_is_not_the_senders_own_is_refused(citizen, service
     await reach(citizen, "identity")
     await citizen.click("identity:phone")
     asked = await question(citizen)
-    assert asked.contact_button
+    assert asked.contact_button == "📞 Share my phone number"
     before = await stored(services, citizen)
     replies = await citizen.send_contact("0909123456", is_own=False)
     assert_reasked(replies, asked, says="Please share your own phone number, not someone else's contact.")
@@ -417,6 +417,43 @@ async def test_unknown_text_and_unknown_commands_get_the_same_neutral_reply(citi
         replies = await citizen.deliver(**fields)
         assert replies == neutral, fields
     assert await stored(services, citizen) == before
+
+
+# --- text no UTF-8 can hold --------------------------------------------------------------------
+
+async def test_half_an_emoji_is_kept_as_a_replacement_character_not_a_failure(citizen, services):
+    """Regression: a lone UTF-16 surrogate (an emoji cut in two, which a platform's JSON can carry as
+    "\\ud83d") in a text, a file name or a phone number made sealing fail, and the citizen was told
+    "something went wrong, send it again" for a message that could never go through. Now the message is
+    taken, the broken half kept as U+FFFD, and a surrogate pair split in two is one emoji again."""
+    await reach(citizen, "description")
+    await citizen.send("Người đàn ông áo đỏ bán ma túy \ud83d ở đầu hẻm \ud83d\ude00")
+    assert "When did it happen?" in citizen.text
+    described = "Người đàn ông áo đỏ bán ma túy \ufffd ở đầu hẻm 😀"
+    assert (await stored(services, citizen))["draft"]["answers"]["description"] == {"text": described}
+    await citizen.click("when:earlier")
+    await citizen.send("hoan kiem\udc00")  # the search reads past the broken mark
+    assert "You can send a location pin" in citizen.text
+    await citizen.click("place:skip")
+    await citizen.click("people:skip")
+    await citizen.deliver(files=[document(pdf(100), filename="bi\ud83dn bản.pdf", mime="application/pdf")])
+    assert "Files received so far: 1" in citizen.text
+    await citizen.click("evidence:done")
+    await citizen.click("identity:phone")
+    await citizen.send("0987 650 123\ud83d")
+    assert "That does not look like a phone number." in citizen.text
+    await citizen.send_contact("0987650123\ud83d")
+    assert "Please check your tip" in citizen.text
+    await citizen.click("review:submit")
+    assert "Receipt code" in citizen.text
+    async with services.db.transaction() as session:
+        tip = (await session.exec(select(Tip))).one()
+        key = await load_data_key(session=session, keyring=services.keyring, owner_id=tip.id)
+        fields = await read_tip_fields(session=session, data_key=key)
+        [(_kind, _data, filename, _mime)] = await open_attachments(session=session, blobs=services.blobs,
+                                                                  data_key=key)
+    assert json.loads(fields["description"]) == {"text": described}
+    assert fields["contact"] == "0987650123\ufffd" and filename == "bi\ufffdn bản.pdf"
 
 
 # --- a failure on our side -----------------------------------------------------------------------

@@ -20,7 +20,8 @@ from handlers.maintenance import anchor_audit, purge_not_valuable, remind_office
 from handlers.messages import Route
 from storage.audit import GENESIS, AuditAnchor, Head, append_audit, verify_audit
 from storage.db import Database
-from storage.models import Attachment, AuditEntry, DataKeyRecord, Tip, TipField, utcnow
+from storage.models import Attachment, AuditEntry, DataKeyRecord, Officer, Tip, TipField, utcnow
+from storage.officers import revoke_officer
 from storage.tips import open_attachments
 from tests.handlers.test_triage import enrol, submit_tip
 from tests.support.images import jpeg_with_gps
@@ -120,13 +121,24 @@ async def test_a_tip_left_in_review_is_reminded_after_the_review_limit(services,
     assert all(ref in texts[0] for texts in told.values())
 
 
-async def test_judged_and_revoked_do_not_get_reminders(services, tipline, watchers):
+async def test_judged_tips_are_not_reminded_and_revoked_officers_are_not_told(services, tipline, watchers):
     await submit_tip(tipline, "111")
-    ref = await _only_ref(services)
+    judged = await _only_ref(services)
+    await submit_tip(tipline, "112")
+    waiting = await _only_ref(services)
     officer = await enrol(services, tipline, "908", unit="ca-benthanh", name="Thiếu úy Nga")
-    await officer.send(f"/valuable {ref}")
-    received = (await _tip(services, ref)).created_at
-    assert await remind_officers(services, now=received + timedelta(days=30)) == []
+    await officer.send(f"/valuable {judged}")
+    async with services.db.transaction() as session:  # `tinbao officers revoke` for Đại úy Lan (chat 900)
+        lan = (await session.exec(select(Officer).where(
+            Officer.chat_key == services.keyring.pseudonym("cli", "900")))).one()
+        assert await revoke_officer(session=session, officer_id=lan.id, now=utcnow()) is not None
+    received = (await _tip(services, waiting)).created_at
+    told = _by_chat(await remind_officers(services, now=received + timedelta(days=30)))
+    # Everyone still enrolled at Bến Thành and above hears of the waiting tip; Lan no longer does.
+    assert sorted(told) == ["902", "905", "906", "908"]
+    for texts in told.values():
+        assert texts == [f"1 tip(s) of Công an phường Bến Thành have been waiting too long: {waiting}. "
+                         "Send /queue to see them."]  # and not of the judged one
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -283,8 +295,9 @@ async def test_a_deleted_entry_with_the_chain_recomputed_without_the_key_is_foun
     assert (check.ok, check.broken_at) == (False, rest[index].id)
 
 
-async def test_appends_from_two_processes_keep_one_chain(database_url, db, keyring):
-    """The bot and a CLI command (`tinbao officers invite`, `purge`) append at the same moment."""
+async def test_appends_from_two_database_engines_at_once_keep_one_chain(database_url, db, keyring):
+    """The bot and a CLI command (`tinbao officers invite`, `purge`) append at the same moment: here two
+    engines with their own pools and locks in one process, sharing only the database, as two processes do."""
     other = Database(database_url)  # its own engine and locks, as another process has
 
     async def append(database, who: str) -> None:

@@ -64,14 +64,30 @@ async def test_remind_on_choose_an_area_and_off(services, tipline):
 
 
 async def test_the_chat_id_is_only_ever_sealed(services, tipline):
+    """After /remind on, the chat id is in no table in clear, nor in the SQLite file or its WAL; it is there,
+    sealed, in the subscriber's route (which is how the dispatcher reaches the citizen)."""
+    import json
+    from pathlib import Path
+
+    from sqlalchemy import text
+    from sqlmodel import SQLModel
+
+    from storage.keys import load_data_key
     citizen = ChatClient(tipline, chat_id=CANARY_CHAT, language="en")
     await citizen.send("/remind on")
     async with services.db.transaction() as session:
-        rows = (await session.exec(select(ReminderSubscriber))).all()
-    assert len(rows) == 1
-    for value in rows[0].model_dump().values():
-        raw = value if isinstance(value, bytes) else str(value).encode()
-        assert CANARY_CHAT.encode() not in raw
+        [row] = (await session.exec(select(ReminderSubscriber))).all()
+        key = await load_data_key(session=session, keyring=services.keyring, owner_id=row.route_key_id)
+        assert json.loads(key.open_text("route", row.route))["chat_id"] == CANARY_CHAT
+        places = {table.name: repr((await session.exec(text(f"SELECT * FROM {table.name}"))).all()).encode()
+                  for table in SQLModel.metadata.sorted_tables}
+    if services.db.is_sqlite:
+        for suffix in ("", "-wal"):
+            path = Path(services.db.engine.url.database + suffix)
+            if path.exists():
+                places[path.name] = path.read_bytes()
+    for place, content in places.items():
+        assert CANARY_CHAT.encode() not in content, f"the chat id stands in clear in {place}"
 
 
 async def test_tapping_an_area_is_the_opt_in(services, tipline):

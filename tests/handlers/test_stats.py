@@ -16,7 +16,7 @@ from PIL import Image
 from sqlmodel import select
 
 from handlers.areas import Area, AreaIndex
-from handlers.charts import HEIGHT, WIDTH, render_chart
+from handlers.charts import HEIGHT, HIDDEN_COLOUR, VERDICTS, WIDTH, render_chart
 from handlers.context import Stats, TipLineSettings
 from handlers.movement_report import (
     COUNT_KINDS,
@@ -289,6 +289,74 @@ def test_vietnamese_labels_render_without_missing_glyphs():
         warnings.simplefilter("error")  # matplotlib warns "Glyph … missing from font(s)" for any letter it lacks
         png = render_chart(f)
     assert Image.open(io.BytesIO(png)).size == (WIDTH, HEIGHT)
+
+
+def _chart_with_a_small_week(pending_that_week: int, monkeypatch):
+    """January 2026, K = 3: the week of 05/01 has ``pending_that_week`` (1 or 2) pending tips, hidden "<3";
+    so the pending count of the week of 12/01 is hidden too ("≥3"), or the total would give the first away.
+    Returns the PNG and the matplotlib figure it was saved from."""
+    from matplotlib.figure import Figure as MatplotlibFigure
+    saved = []
+    original = MatplotlibFigure.savefig
+
+    def keep(figure, *args, **kwargs):
+        saved.append(figure)
+        return original(figure, *args, **kwargs)
+    monkeypatch.setattr(MatplotlibFigure, "savefig", keep)
+    areas = AreaIndex([Area("79", "Thành phố Hồ Chí Minh")])
+    settings = TipLineSettings(areas=areas, units=UnitTree([Unit("ca-hcm", "Công an Thành phố Hồ Chí Minh")], areas),
+                               stats=Stats(min_cell=3))
+    h = pending_that_week
+    weeks = {date(2026, 1, 5): Tally(received=16 + h, valuable=10, not_valuable=6, pending=h),
+             date(2026, 1, 12): Tally(received=19, valuable=8, not_valuable=4, pending=7)}
+    figures = PeriodFigures(total=Tally(received=35 + h, valuable=18, not_valuable=10, pending=7 + h), by_week=weeks)
+    png = render_chart(Figures(figures, settings, "ca-hcm", Period(date(2026, 1, 1), date(2026, 1, 31)), "en"))
+    [figure] = saved
+    return png, figure
+
+
+def _pixels_inside(image, patch) -> list[tuple[int, int, int]]:
+    """The PNG's pixels within a bar, a few pixels in from its edges (the PNG's rows run top down)."""
+    box = patch.get_window_extent()
+    left, right = int(box.x0) + 3, int(box.x1) - 3
+    top, bottom = HEIGHT - int(box.y1) + 3, HEIGHT - int(box.y0) - 3
+    return [image.getpixel((x, y))[:3] for x in range(left, right) for y in range(top, bottom)]
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_hidden_cells_are_drawn_as_hatched_boxes_of_one_height_whatever_they_hide(monkeypatch):
+    png, figure = _chart_with_a_small_week(1, monkeypatch)
+    weekly = figure.axes[0]
+    bars = [p for p in weekly.patches if p.get_height() > 0]
+    hidden = [p for p in bars if p.get_hatch()]
+    # Week index 1 is 05/01 and 2 is 12/01 (the first week of the chart starts on Monday 29/12/2025).
+    assert [(round(p.get_x() + p.get_width() / 2), p.get_hatch()) for p in hidden] == [(1, "//"), (2, "//")]
+    assert len({round(p.get_height(), 6) for p in hidden}) == 1  # one fixed height: it is not the count
+    assert [p.get_y() for p in hidden] == [16, 12]  # on top of the shown valuable + not valuable
+    assert all(p.get_facecolor()[:3] == pytest.approx(tuple(c / 255 for c in _rgb(HIDDEN_COLOUR))) for p in hidden)
+    shown = sorted((round(p.get_x() + p.get_width() / 2), p.get_height()) for p in bars if not p.get_hatch())
+    assert shown == [(1, 6), (1, 10), (2, 4), (2, 8)]  # the exact counts, and no bar for the hidden ones
+    marks = {(round(t.get_position()[0]), t.get_text()) for t in weekly.texts}
+    assert marks == {(1, "<3"), (2, "≥3")}
+    assert "Hidden (<3, ≥3)" in [t.get_text() for t in weekly.get_legend().get_texts()]
+
+    # What a person sees: the box is hatched, grey with lines in the pending colour; a shown bar is one colour.
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    pending = _rgb(dict((kind, colour) for kind, _label, colour in VERDICTS)["pending"])
+    inside = _pixels_inside(image, hidden[0])
+    assert inside.count(_rgb(HIDDEN_COLOUR)) > 0.2 * len(inside)
+    lines = sum(1 for p in inside if sum(abs(a - b) for a, b in zip(p, pending)) < 60)
+    assert lines > 0.03 * len(inside)  # the hatch's lines (antialiased, so only their cores count)
+    valuable = next(p for p in bars if not p.get_hatch() and p.get_height() == 10)
+    solid = _pixels_inside(image, valuable)
+    assert solid.count(_rgb(VERDICTS[0][2])) > 0.95 * len(solid)
+
+    # And the chart of a week with 2 pending tips is the same picture, pixel for pixel.
+    other, _figure = _chart_with_a_small_week(2, monkeypatch)
+    assert Image.open(io.BytesIO(other)).convert("RGB").tobytes() == image.tobytes()
 
 
 def test_report_files_stand_alone(services):

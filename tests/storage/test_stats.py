@@ -6,9 +6,13 @@ exactly on the midnight edges (17:00 UTC) of the period and of a week.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
+
+from storage import stats
 from storage.models import Tip
 from storage.stats import PeriodFigures, Tally, count_tips, period_figures
 
@@ -137,3 +141,42 @@ async def test_a_case_shared_by_two_areas_counts_once_in_the_total(db):
     assert (figures.total.cases, figures.total.subjects) == (1, 4)
     assert {a: (t.cases, t.subjects) for a, t in figures.by_area.items()} == {BEN_THANH: (1, 4), SAI_GON: (1, 4)}
     assert figures.median_to_verdict == timedelta(hours=2)
+
+
+async def test_on_postgresql_the_three_passes_read_one_snapshot(db, monkeypatch):
+    """The passes run side by side on connections of their own; tips filed meanwhile must not make them
+    disagree. Here the cases pass runs first, then two valuable tips with a case are committed from
+    another connection, then the status and the median passes run: all three still see the moment the
+    figures were asked for."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs the passes one after another in the caller's transaction: one snapshot by design")
+    await load(db, january_tips())
+    before = await figures_of(db, HCM_SCOPE, *JANUARY)
+    assert (before.total.received, before.total.cases, before.judged) == (10, 3, 6)
+    cases_counted, tips_filed = asyncio.Event(), asyncio.Event()
+    filed_meanwhile = [make_tip(utc(2026, 1, 20, 3), "valuable", "drugs", BEN_THANH, verdict_after=timedelta(hours=1),
+                                case=f"HS-NEW-{n}", subjects=4) for n in range(2)]
+    originals = {name: getattr(stats, name) for name in ("add_cases", "add_status_counts", "add_median_to_verdict")}
+
+    async def cases_first(**kwargs):
+        await originals["add_cases"](**kwargs)
+        cases_counted.set()
+
+    async def status_after_new_tips(**kwargs):
+        await cases_counted.wait()
+        await load(db, filed_meanwhile)  # committed on another connection of the pool
+        tips_filed.set()
+        await originals["add_status_counts"](**kwargs)
+
+    async def median_after_new_tips(**kwargs):
+        await tips_filed.wait()
+        await originals["add_median_to_verdict"](**kwargs)
+    monkeypatch.setattr(stats, "add_cases", cases_first)
+    monkeypatch.setattr(stats, "add_status_counts", status_after_new_tips)
+    monkeypatch.setattr(stats, "add_median_to_verdict", median_after_new_tips)
+    during = await asyncio.wait_for(figures_of(db, HCM_SCOPE, *JANUARY), 30)
+    assert tips_filed.is_set()
+    assert during == before  # every pass: 10 received, 4 valuable, 3 cases, 6 judged
+    monkeypatch.undo()
+    after = await figures_of(db, HCM_SCOPE, *JANUARY)  # the next request sees the new tips, in every pass
+    assert (after.total.received, after.total.valuable, after.total.cases, after.judged) == (12, 6, 5, 8)

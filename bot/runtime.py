@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.config import Config, ConfigError
-from bot.logs import RedactSecrets
+from bot.logs import RedactSecrets, install_log_hygiene
 from handlers import maintenance, tipoff
 from handlers.context import Services
 from handlers.messages import Route
@@ -90,6 +90,7 @@ async def run(config: Config, *, webhook: bool | None = None) -> None:
     from bot.webhook import serve_webhooks
     from handlers.tipline import TipLine
 
+    install_log_hygiene(asyncio.get_running_loop())
     telegram_token = config.telegram.token.get_secret_value()
     zalo_token = config.zalo_bot.token.get_secret_value()
     oa_section = config.zalo_oa

@@ -267,8 +267,9 @@ class _Window:
 
     def __init__(self) -> None:
         self.offset: int | None = None
+        self.asked: int | None = None  # the offset of the getUpdates under way: its answer starts there
         self.running: dict[int, asyncio.Task] = {}
-        self.done: set[int] = set()  # handled or skipped, above the offset
+        self.done: set[int] = set()  # handled or skipped, at or above the offset asked for
         self.highest: int | None = None
 
     def knows(self, update_id: int) -> bool:
@@ -288,7 +289,13 @@ class _Window:
         waiting = [uid for uid in self.running if self.offset is None or uid >= self.offset]
         offset = min(waiting) if waiting else self.highest + 1
         self.offset = offset if self.offset is None else max(self.offset, offset)
-        self.done = {uid for uid in self.done if uid >= self.offset}
+        # An answer to a getUpdates asked with an older offset may still bring those ids: they stay known.
+        floor = self.offset if self.asked is None else min(self.offset, self.asked)
+        self.done = {uid for uid in self.done if uid >= floor}
+
+    def redelivered(self, update_id: int) -> bool:
+        """Telegram sent again an update we had confirmed (it was below the offset we asked with)."""
+        return self.asked is not None and update_id < self.asked
 
 
 class TelegramChannel:
@@ -404,6 +411,7 @@ class TelegramChannel:
                     started = worked = not self._stopping.is_set()  # the token was taken
                     continue
                 busy = bool(window.running)
+                window.asked = window.offset
                 entries = await self._unless_stopped(self.bot(
                     _RawUpdates(offset=window.offset, timeout=0 if busy else self.poll_timeout,
                                 allowed_updates=ALLOWED_UPDATES),
@@ -443,7 +451,7 @@ class TelegramChannel:
             return
         if window.knows(update_id):
             return  # fetched again while an earlier update is still being handled: it is already taken
-        again = window.offset is not None and update_id < window.offset
+        again = window.redelivered(update_id)
         window.seen(update_id)
         chat = _chat_key(raw)
         previous = self._chats.get(chat) if chat is not None else None

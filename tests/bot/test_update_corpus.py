@@ -29,8 +29,8 @@ from bot.logs import install_log_hygiene, setup_logging
 from bot.webhook import TELEGRAM_MAX_BODY, WEBHOOK_PATH, webhook_app
 from handlers.tipline import TipLine
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.canaries import (assert_none_found, database_places, folder_places, phone_canary, text_canary,
-                                    text_places)
+from tests.support.canaries import (assert_none_found, database_places, folder_places, number_canary, phone_canary,
+                                    text_canary, text_places)
 from tests.support.telegram_corpus import CHATS, Corpus
 
 SECRET = "corpus-Secret_0123456789abcdef"
@@ -345,3 +345,34 @@ async def test_library_lines_that_quote_inputs_keep_only_their_wording(log_strea
     assert "INFO bot.channels.telegram: Telegram update 42 skipped: missing at message.date" in log
     assert "ERROR some.library: (text withheld)" in log
     assert_none_found([text_canary("canary", canary), phone_canary("phone", phone)], text_places(logs=log))
+
+
+async def test_an_update_whose_handling_fails_is_counted_and_passed(fake, services, log_stream):
+    """A failure of ours while handling one update: one error line with the class and the place (the
+    traceback without any exception's message), the offset moves on, the next citizen is answered."""
+    canary = "CNRYHANDLERFAILZ"
+    tipline = TipLine(services)
+    broken_chat, next_chat = CHATS[4], CHATS[5]
+
+    class BrokenForOne:
+        async def handle(self, inbound):
+            if inbound.chat_id == str(broken_chat):
+                raise ValueError(f"cannot handle {inbound.text}")
+            return await tipline.handle(inbound)
+
+    channel = TelegramChannel(bot=make_bot(fake.token, fake.base_url), tipline=BrokenForOne())
+    broken = fake.send_text(broken_chat, f"tin báo {canary}", language_code="en")
+    fake.send_text(next_chat, "/start", language_code="en")
+    task = asyncio.create_task(channel.run_polling())
+    try:
+        await fake.wait_for_messages(next_chat, 1)
+        await fake.wait_for_offset(broken + 2)
+    finally:
+        await channel.stop()
+        await asyncio.wait_for(task, 10)
+        await channel.bot.session.close()
+    assert dict(channel.outcomes) == {"failed": 1, "handled": 1}
+    log = log_stream.getvalue()
+    assert f"ERROR bot.channels.telegram: Telegram update {broken} could not be handled: ValueError at " in log
+    assert "builtins.ValueError (message withheld)" in log
+    assert_none_found([text_canary("canary", canary), number_canary("chat", broken_chat)], text_places(logs=log))

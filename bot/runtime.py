@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.config import Config, ConfigError
-from bot.logs import RedactSecrets
+from bot.logs import RedactSecrets, install_log_hygiene
 from bot.startup import DATABASE_WAIT, TokenCheck, pause, reach_database, telegram_check, zalo_bot_check
 from handlers import maintenance, tipoff
 from handlers.context import Services
@@ -341,6 +341,7 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
     from bot.delivery import Deliveries
     from bot.webhook import serve_webhooks
 
+    install_log_hygiene(asyncio.get_running_loop())
     telegram_token = config.telegram.token.get_secret_value()
     zalo_token = config.zalo_bot.token.get_secret_value()
     oa_section = config.zalo_oa

@@ -1,27 +1,26 @@
 """Security: after a full tip carrying canary strings, none of them is in the database, its WAL,
-the blob folder or the logs; nor is the bot token."""
+the blob folder or the logs, in any form the bot could keep it in; nor is the bot token. Each canary
+is also planted on purpose to show the scan finds it."""
 
 from __future__ import annotations
 
 import io
 import logging
-from pathlib import Path
 
-from sqlalchemy import text
-from sqlmodel import SQLModel
+import pytest
 
 from bot.logs import setup_logging
+from storage.models import Conversation, ProcessedUpdate
 from tests.bot.test_telegram_tipoff import Running
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.canaries import (assert_none_found, database_places, findings, folder_places, number_canary,
+                                    phone_canary, text_canary, text_places)
 
 CHAT = 987654321987
-CANARIES = {
-    "text": "CANARYTEXT7f3a",
-    "address": "CANARYADDR19b2",
-    "phone": "0987650123",
-    "filename": "CANARYFILE5d1e",
-    "chat id": str(CHAT),
-}
+TEXT, ADDRESS, FILENAME = "CANARYTEXT7f3a", "CANARYADDR19b2", "CANARYFILE5d1e"
+PHONE = phone_canary("phone", "0987650123")
+CANARIES = [text_canary("text", TEXT), text_canary("address", ADDRESS), PHONE, text_canary("filename", FILENAME),
+            number_canary("chat id", CHAT)]
 
 
 async def _say(fake, text):
@@ -52,22 +51,22 @@ async def test_no_canary_in_database_wal_blobs_or_logs(services, tmp_path):
     try:
         await _say(fake, "/report")
         await _tap(fake, "Fraud")
-        await _say(fake, f"Họ lừa tôi chuyển tiền, mã {CANARIES['text']} trong tin nhắn.")
-        await _say(fake, f"Zalo của đối tượng: {CANARIES['text']}")
+        await _say(fake, f"Họ lừa tôi chuyển tiền, mã {TEXT} trong tin nhắn.")
+        await _say(fake, f"Zalo của đối tượng: {TEXT}")
         await _tap(fake, "Earlier")
         await _say(fake, "Bàn Cờ")
-        await _say(fake, f"Số 5 hẻm {CANARIES['address']}")
+        await _say(fake, f"Số 5 hẻm {ADDRESS}")
         await _tap(fake, "Skip")
         before = len(fake.messages_to(CHAT))
-        fake.send_document(CHAT, b"%PDF-1.4 " + CANARIES["text"].encode(), file_name=f"{CANARIES['filename']}.pdf",
+        fake.send_document(CHAT, b"%PDF-1.4 " + TEXT.encode(), file_name=f"{FILENAME}.pdf",
                            mime_type="application/pdf", language_code="en")
         await last_after_chat(fake, before)
         await _tap(fake, "Done")
         await _tap(fake, "Leave my phone number")
         before = len(fake.messages_to(CHAT))
-        fake.send_contact(CHAT, "+84" + CANARIES["phone"][1:], language_code="en")
+        fake.send_contact(CHAT, "+84987650123", language_code="en")  # as Telegram sends it: normalised
         message = await last_after_chat(fake, before)
-        assert "Please check your tip" in message["text"] and CANARIES["phone"][1:] in message["text"]
+        assert "Please check your tip" in message["text"] and "987650123" in message["text"]
         receipt = await _tap(fake, "Send the tip")
         assert "Receipt code" in receipt["text"]
         # Something the bot logs at error level too: a failing download path is exercised elsewhere.
@@ -77,25 +76,46 @@ async def test_no_canary_in_database_wal_blobs_or_logs(services, tmp_path):
         await fake.close()
         logging.getLogger().handlers.clear()
 
-    places: dict[str, bytes] = {}
-    async with services.db.transaction() as session:
-        for table in SQLModel.metadata.sorted_tables:
-            rows = (await session.exec(text(f"SELECT * FROM {table.name}"))).all()
-            places[f"table {table.name}"] = repr(rows).encode()
-    database = services.db.engine.url.database
-    if services.db.is_sqlite:
-        for suffix in ("", "-wal", "-shm"):
-            path = Path(database + suffix)
-            if path.exists():
-                places[path.name] = path.read_bytes()
-    blobs = list(services.blobs.root.iterdir())
+    blobs = folder_places(services.blobs.root, "blobs")
     assert blobs, "the document should have been kept, sealed"
-    for blob in blobs:
-        places[f"blob {blob.name}"] = blob.read_bytes()
-    places["logs"] = log_stream.getvalue().encode()
+    places = {**await database_places(services.db), **blobs, **text_places(logs=log_stream.getvalue())}
     assert places["logs"], "the logs should have captured something"
+    assert_none_found(CANARIES + [text_canary("bot token", fake.token)], places)
 
-    for what, canary in {**CANARIES, "bot token": fake.token}.items():
-        for place, content in places.items():
-            assert canary.encode() not in content, f"{what} found in {place}"
-            assert canary.encode("utf-16-le") not in content, f"{what} (UTF-16) found in {place}"
+
+@pytest.mark.parametrize("form", PHONE.forms)
+async def test_the_scan_finds_a_phone_number_in_any_form_in_the_logs(form):
+    """Plant the canary on purpose: a scan that cannot find it proves nothing."""
+    log_stream = io.StringIO()
+    setup_logging("DEBUG", stream=log_stream)
+    try:
+        logging.getLogger("bot.channels.telegram").info("contact received: %s", form)
+    finally:
+        logging.getLogger().handlers.clear()
+    leaks = findings(CANARIES, text_places(logs=log_stream.getvalue()))
+    # Reported under the first of its forms that the planted one contains (e.g. "0987650123" holds "987650123").
+    assert len(leaks) == 1 and leaks[0].startswith("phone (") and leaks[0].endswith("found in logs"), leaks
+
+
+@pytest.mark.parametrize("canary", CANARIES, ids=[c.name for c in CANARIES])
+async def test_the_scan_finds_each_canary_planted_in_a_database_row(services, canary):
+    """Each canary, written into a text column and into a sealed (binary) column, is found by the scan,
+    on SQLite in the file too; and a database without it is clean."""
+    assert_none_found(CANARIES, await database_places(services.db))
+    form = canary.forms[-1]
+    async with services.db.transaction() as session:
+        session.add(ProcessedUpdate(channel="telegram", update_id=form[:64]))
+        session.add(Conversation(chat_key="planted", channel="telegram", draft=("x" + form).encode("utf-16-le")))
+    places = await database_places(services.db)
+    leaks = findings([canary], places)
+    assert any(" found in table processed_update" in leak for leak in leaks), leaks
+    assert any(" found in table conversation" in leak for leak in leaks), leaks
+    if services.db.is_sqlite:
+        assert any("found in tinbao.db" in leak for leak in leaks), leaks
+
+
+async def test_the_scan_finds_a_canary_in_a_blob(tmp_path):
+    (tmp_path / "blobs" / "ab").mkdir(parents=True)
+    (tmp_path / "blobs" / "ab" / "f00").write_bytes(b"\x01" + CANARIES[0].forms[0].encode())
+    assert findings(CANARIES, folder_places(tmp_path / "blobs", "blobs")) == [
+        f"text ({CANARIES[0].forms[0]!r}, utf-8) found in blobs/ab/f00"]

@@ -97,9 +97,10 @@ class FakeTelegram:
         self.calls: list[tuple[str, dict]] = []
         self.commands: dict[tuple[str, int | None, str], list[dict]] = {}  # (scope type, chat_id, lang)
         self.webhook_url = ""
-        self._pending: list[list] = []  # [update, ignores_offset_once], sorted by update_id
+        self.offsets: list[int] = []  # the offset of every getUpdates call, in order of arrival
+        self._pending: list[list] = []  # [update_id, entry as served, ignores_offset_once], by update_id
         self._history: dict[int, dict] = {}
-        self._update_ids = itertools.count(100_000_001)
+        self._next_update_id = 100_000_001
         self._other_ids = itertools.count(1)  # file / callback-query ids
         self._message_ids: dict[int, itertools.count] = {}
         self._chats: dict[int, dict] = {}
@@ -110,6 +111,7 @@ class FakeTelegram:
         self._holds: dict[str, list[float]] = {}
         self._new_update = asyncio.Event()
         self._new_message = asyncio.Event()
+        self._new_offset = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._handlers = {
@@ -205,9 +207,31 @@ class FakeTelegram:
 
     def redeliver(self, update_id: int) -> None:
         """Queue the same update again; the next getUpdates returns it even if its offset passed it."""
-        self._pending.append([copy.deepcopy(self._history[update_id]), True])
-        self._pending.sort(key=lambda entry: entry[0]["update_id"])
+        self._pending.append([update_id, copy.deepcopy(self._history[update_id]), True])
+        self._pending.sort(key=lambda entry: entry[0])
         self._new_update.set()
+
+    def queue_raw(self, entry: Any) -> int:
+        """Queue any JSON value as one entry of getUpdates' answer, served exactly as given: nothing is
+        added or fixed, so a test can send what aiogram's models reject (a Bot API shape newer than
+        aiogram, an entry without update_id, one that is not an object).
+
+        A dict entry with an integer ``update_id`` takes its place in the queue by that id (not below the
+        next free one); any other entry takes the next free id as its place, hidden from the bot: it is
+        confirmed once an offset passes that place, as a real update would be. Returns the place."""
+        own = entry.get("update_id") if isinstance(entry, dict) else None
+        place = own if isinstance(own, int) and not isinstance(own, bool) else self._next_update_id
+        if place < self._next_update_id:
+            raise AssertionError(f"update_id {place} is below the next free id {self._next_update_id}")
+        self._next_update_id = place + 1
+        self._history[place] = copy.deepcopy(entry)
+        self._pending.append([place, copy.deepcopy(entry), False])
+        self._new_update.set()
+        return place
+
+    def next_update_id(self) -> int:
+        """The id the next queued update will get (so a test can build a raw update with it)."""
+        return self._next_update_id
 
     # --------------------------------------------------------------- inspection
     def messages_to(self, chat_id: int) -> list[dict]:
@@ -226,6 +250,22 @@ class FakeTelegram:
             raise AssertionError(
                 f"expected {count} messages to chat {chat_id} within {timeout}s, got {seen}") from None
         return self.messages_to(chat_id)
+
+    async def wait_for_offset(self, at_least: int, timeout: float = 5.0) -> None:
+        """Wait until the bot called getUpdates with an offset of at least ``at_least`` (it confirmed
+        every update below it)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while max(self.offsets, default=0) < at_least:
+                    self._new_offset.clear()
+                    await self._new_offset.wait()
+        except TimeoutError:
+            raise AssertionError(f"no getUpdates with offset >= {at_least} within {timeout}s; "
+                                 f"offsets: {self.offsets[-5:]}") from None
+
+    def pending_count(self) -> int:
+        """Updates not yet confirmed by an offset."""
+        return len(self._pending)
 
     @staticmethod
     def buttons(message: dict) -> list[tuple[str, str]]:
@@ -300,6 +340,8 @@ class FakeTelegram:
             raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
                                 "use deleteWebhook to delete the webhook first")
         offset, limit = int(p.get("offset") or 0), min(max(int(p.get("limit") or 100), 1), 100)
+        self.offsets.append(offset)
+        self._new_offset.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(p.get("timeout") or 0)
         while True:
@@ -307,13 +349,13 @@ class FakeTelegram:
             if offset < 0:  # "-N": forget all but the last N updates
                 self._pending = self._pending[offset:]
             elif offset:
-                self._pending = [e for e in self._pending if e[1] or e[0]["update_id"] >= offset]
+                self._pending = [e for e in self._pending if e[2] or e[0] >= offset]
             batch = self._pending[:limit]
             remaining = deadline - loop.time()
             if batch or remaining <= 0 or self._closing:
                 for entry in batch:
-                    entry[1] = False
-                return [entry[0] for entry in batch]
+                    entry[2] = False
+                return [entry[1] for entry in batch]
             try:
                 await asyncio.wait_for(self._new_update.wait(), remaining)
             except TimeoutError:
@@ -427,9 +469,10 @@ class FakeTelegram:
         return self._queue({"message": message})
 
     def _queue(self, body: dict) -> int:
-        update = {"update_id": next(self._update_ids), **body}
+        update = {"update_id": self._next_update_id, **body}
+        self._next_update_id += 1
         self._history[update["update_id"]] = copy.deepcopy(update)
-        self._pending.append([update, False])
+        self._pending.append([update["update_id"], update, False])
         self._new_update.set()
         return update["update_id"]
 

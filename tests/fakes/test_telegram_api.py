@@ -280,3 +280,23 @@ async def test_dispatcher_polling_end_to_end(bot, fake):
     finally:
         await dp.stop_polling()
         await polling
+
+
+@pytest.mark.asyncio
+async def test_queue_raw_serves_entries_exactly_as_given_and_confirms_them_by_place(fake):
+    api = f"{fake.base_url}/bot{fake.token}"
+    good = fake.send_text(CHAT, "a")
+    odd = {"update_id": fake.next_update_id(), "message": {"forward_origin": {"type": "hidden_user", "date": 1}}}
+    assert fake.queue_raw(odd) == odd["update_id"]
+    hidden_place = fake.queue_raw(["not", "an", "update"])
+    last = fake.send_text(CHAT, "b")
+    assert good < odd["update_id"] < hidden_place < last
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{api}/getUpdates", json={}) as resp:
+            entries = (await resp.json())["result"]
+        assert entries[1:3] == [odd, ["not", "an", "update"]]  # nothing added, nothing fixed
+        async with http.post(f"{api}/getUpdates", json={"offset": hidden_place + 1}) as resp:
+            assert [e["update_id"] for e in (await resp.json())["result"]] == [last]
+    assert fake.offsets == [0, hidden_place + 1]
+    with pytest.raises(AssertionError, match="below the next free id"):
+        fake.queue_raw({"update_id": good})

@@ -266,8 +266,9 @@ class Serving:
             await self._stop_polling(deadline)  # a channel still starting when asked misses the first stop()
         # 3. Past the bound (or hurried): what is left is cut. A cut turn's transaction rolls back.
         cut = {t for t in self.turns.tasks if not t.done()}
+        # A polling job waits for its own answers; those are reported as cut, not the job a second time.
         late = sorted(name for name, t in (self.intake | self.background).items()
-                      if t in waited and not t.done())
+                      if t in waited and not t.done() and not (cut and name in self.stoppers))
         await _cancel(cut | {t for t in waited if not t.done()})
         if cut:
             log.warning("%d answer(s) under way were cut short by the stop", len(cut))

@@ -38,9 +38,9 @@ def add_telegram_route(app: web.Application, channel: TelegramChannel, secret: s
     expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(_header_bytes(request.headers.get(TELEGRAM_SECRET_HEADER)), expected):
+        if not hmac.compare_digest(_header_bytes(request, TELEGRAM_SECRET_HEADER) or b"", expected):
             return web.Response(status=401)  # constant time, above: the secret is not guessed byte by byte
-        raw = await _body_up_to(request, TELEGRAM_MAX_BODY)
+        raw = await _read_capped(request, TELEGRAM_MAX_BODY)
         try:
             if raw is None:
                 raise ValueError("too large")
@@ -55,29 +55,6 @@ def add_telegram_route(app: web.Application, channel: TelegramChannel, secret: s
         return web.Response(status=200)
 
     app.router.add_post(WEBHOOK_PATH, receive)
-
-
-def _header_bytes(value: str | None) -> bytes:
-    """A header as the bytes that came in: aiohttp hands undecodable bytes over as surrogates, which
-    plain .encode() refuses (a 500 with a traceback instead of a 401)."""
-    if value is None:
-        return b""
-    try:
-        return value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return b""  # a lone surrogate: no secret is made of those
-
-
-async def _body_up_to(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None if it is longer than ``limit`` (read no further than that)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = bytearray()
-    while chunk := await request.content.read(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def webhook_app(channel: TelegramChannel, secret: str) -> web.Application:

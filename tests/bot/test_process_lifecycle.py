@@ -239,8 +239,12 @@ async def test_by_webhook_it_stops_listening_first_then_finishes_the_answer(tmp_
     async with site.start("run") as bot, aiohttp.ClientSession() as telegram:  # one session: kept-alive connections
         await bot.wait_for_line("serving Telegram by webhook")
         fake.hold(CHAT)
-        async with telegram.post(url, json=_update(1, CHAT, "/start"), headers=headers) as response:
-            assert response.status == 200
+
+        async def first_call() -> int:
+            async with telegram.post(url, json=_update(1, CHAT, "/start"), headers=headers) as response:
+                return response.status
+        # The webhook answers once the update is handled, so the first call's 200 waits for its held reply.
+        first = asyncio.create_task(first_call())
         await fake.wait_until_held(CHAT)
         bot.send_signal(signal.SIGTERM)
         await bot.wait_for_line("SIGTERM received: stopping")
@@ -256,7 +260,9 @@ async def test_by_webhook_it_stops_listening_first_then_finishes_the_answer(tmp_
                     refused = True
                     break
         assert refused and fake.held_for(CHAT) == 1 and not fake.messages_to(CHAT)
+        assert not first.done()
         fake.let_through(CHAT)
+        assert await asyncio.wait_for(first, WAIT) == 200
         code = await bot.wait(timeout=WAIT)
     assert code == 0, bot.stderr
     [welcome] = fake.messages_to(CHAT)

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from datetime import date, datetime, time, timedelta
 
+from handlers.buttons import ANNOUNCEMENT
 from handlers.context import VIETNAM
 from handlers.events import (CalendarError, format_offsets, local_dt, next_occurrences, parse_clock, parse_offsets,
                              sendable_from, upcoming_reminders)
@@ -273,8 +274,8 @@ def _preview(turn: Turn, broadcast: ReminderBroadcast, reach: int) -> Reply:
         id=broadcast.id, n=number(reach, turn.lang), area=where, when=when_text(goes))
         + f"\n\n────────\n{message.text}\n[{message.choices[0].label}]\n────────\n\n"
         + _("Send it? Until it goes out you can still cancel it with /announce cancel {id}.").format(id=broadcast.id))
-    return Reply(text, choices=[Choice(f"b:send:{broadcast.id}", _("✅ Send")),
-                                Choice(f"b:cancel:{broadcast.id}", _("✖ Cancel"))], columns=2)
+    return Reply(text, choices=[Choice(ANNOUNCEMENT.pack("send", broadcast.id), _("✅ Send")),
+                                Choice(ANNOUNCEMENT.pack("cancel", broadcast.id), _("✖ Cancel"))], columns=2)
 
 
 async def _own_broadcast(turn: Turn, officer: Officer, args: str) -> ReminderBroadcast:
@@ -326,7 +327,7 @@ async def cancel_broadcast(turn: Turn, officer: Officer, args: str) -> list[Repl
 
 
 async def on_button(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """ "b:send:12" / "b:cancel:12" from a preview (args arrive as "send 12")."""
+    """✅ Send / ✖ Cancel under a preview ("b:send:12" arrives as "send 12")."""
     verb, _sep, rest = args.partition(" ")
     if verb == "send":
         return await confirm_announcement(turn, officer, rest)
@@ -353,7 +354,7 @@ async def show_broadcasts(turn: Turn, officer: Officer, args: str) -> list[Reply
         cancellable = broadcast.kind == "announcement" and officer.role == "admin" and (
             broadcast.status == "scheduled" or (broadcast.status == "queued" and counts[broadcast.id].get("pending")))
         if cancellable:
-            choices.append(Choice(f"b:cancel:{broadcast.id}", _("✖ Cancel #{id}").format(id=broadcast.id)))
+            choices.append(Choice(ANNOUNCEMENT.pack("cancel", broadcast.id), _("✖ Cancel #{id}").format(id=broadcast.id)))
     return [Reply(_("Reminders and announcements:") + "\n\n" + "\n\n".join(blocks), choices=choices, columns=2)]
 
 

@@ -24,13 +24,21 @@ def _catalog(lang: str) -> dict[str, str]:
         return {}
     with path.open("rb") as fh:
         catalog = read_po(fh, locale=lang)
-    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+    # A message with a context (msgctxt) is keyed as gettext keys it: context, EOT, id.
+    return {f"{m.context}\x04{m.id}" if m.context else m.id: m.string
+            for m in catalog if m.id and m.string and not m.fuzzy}
 
 
 def translator(lang: str) -> Callable[[str], str]:
     """gettext for one language; an untranslated text falls back to English."""
     table = _catalog(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
     return lambda text: table.get(text, text)
+
+
+def contextual(lang: str, context: str, text: str) -> str:
+    """pgettext: the translation of ``text`` where it is used in ``context``; English falls back to the id."""
+    table = _catalog(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
+    return table.get(f"{context}\x04{text}", text)
 
 
 def number(value: int, lang: str) -> str:

@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handlers.buttons import RESERVED_PREFIXES
+
 SHIPPED = Path(__file__).parent / "data" / "questionnaire.toml"
 KINDS = {"choice", "text", "area", "location", "media", "contact", "review"}
 ROLES = {"category", "area", "urgency"}
@@ -92,6 +94,9 @@ def load_questionnaire(path: Path | None = None) -> Questionnaire:
         step_id, kind = raw.get("id"), raw.get("kind")
         if not isinstance(step_id, str) or not step_id.isidentifier() or step_id in seen:
             raise QuestionnaireError(f"{where}.id must be a unique identifier, got {step_id!r}")
+        if step_id in RESERVED_PREFIXES:
+            raise QuestionnaireError(f"{where}.id {step_id!r} is reserved for the bot's own buttons; "
+                                     f"choose another (reserved: {', '.join(sorted(RESERVED_PREFIXES))})")
         where = f"steps[{index}] ({step_id})"
         if kind not in KINDS:
             raise QuestionnaireError(f"{where}.kind must be one of {sorted(KINDS)}, got {kind!r}")

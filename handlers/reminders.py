@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import date
 
 from handlers.areas import AreaIndex, fold
+from handlers.buttons import REMINDER
 from handlers.context import VIETNAM, Services
 from handlers.events import ReminderSettings, next_occurrences
 from handlers.i18n import translator
@@ -24,8 +25,7 @@ from handlers.turn import Turn
 from storage import reminders as store
 from storage.models import ReminderBroadcast, ReminderEvent
 
-BUTTON_PREFIX = "remind:"
-OFF_BUTTON = "remind:off"  # under every reminder: one tap, no question asked
+OFF_BUTTON = REMINDER.pack("off")  # under every reminder: one tap, no question asked
 AREA_RESULTS = 6
 
 
@@ -96,9 +96,8 @@ async def remind(turn: Turn, args: str) -> list[Reply]:
     return await find_area(turn, args.strip())
 
 
-async def on_button(turn: Turn, payload: str) -> list[Reply]:
+async def on_button(turn: Turn, action: str) -> list[Reply]:
     """A tap on a reminder button: on, off (under every reminder), add or remove an area."""
-    action = payload[len(BUTTON_PREFIX):]
     if action == "on":
         return await turn_on(turn)
     if action == "off":
@@ -143,7 +142,7 @@ async def show(turn: Turn) -> list[Reply]:
                  "and of your area's local events. Nothing else is sent.")
         upcoming = await _next_event(turn, [])
         text = f"{text} {_quiet_note(turn)}".strip() + (f"\n{upcoming}" if upcoming else "")
-        return [Reply(text, choices=[Choice("remind:on", _("🔔 Turn on reminders"))])]
+        return [Reply(text, choices=[Choice(REMINDER.pack("on"), _("🔔 Turn on reminders"))])]
     chosen = await store.areas_of(session=turn.session, subscriber_id=subscriber.id)
     areas = turn.services.settings.areas
     lines = [_("Festival reminders are on.")]
@@ -155,7 +154,7 @@ async def show(turn: Turn) -> list[Reply]:
     if upcoming:
         lines.append(upcoming)
     lines += ["", _how_to_add(turn)]
-    choices = [Choice(f"remind:del={c}", _("✖ {area}").format(area=areas.display(c))) for c in chosen]
+    choices = [Choice(REMINDER.pack(f"del={c}"), _("✖ {area}").format(area=areas.display(c))) for c in chosen]
     choices.append(Choice(OFF_BUTTON, _("🔕 Turn off reminders")))
     return [Reply("\n".join(lines), choices=choices)]
 
@@ -217,7 +216,7 @@ async def find_area(turn: Turn, query: str) -> list[Reply]:
                         "/remind ben thanh").format(query=query[:60]))]
     areas = turn.services.settings.areas
     return [Reply(_("Which area's local events do you want to hear of?"),
-                  choices=[Choice(f"remind:add={a.code}", areas.display(a.code)) for a in found])]
+                  choices=[Choice(REMINDER.pack(f"add={a.code}"), areas.display(a.code)) for a in found])]
 
 
 async def add_area(turn: Turn, code: str) -> list[Reply]:

@@ -1,9 +1,9 @@
 """The entry point for every update: deduplicate, take the chat's turn, apply limits, route.
 
-A /command goes by the two tables at the end of this module: OFFICER_COMMANDS (the neutral
-answer for anyone who is not an officer) and COMMANDS (everyone's). Then buttons, then the answer
-to the tip-off's current question, then the neutral "I did not understand", which is also what
-any unknown command gets.
+A /command goes by the COMMANDS table at the end of this module (officers' commands get the neutral
+answer for anyone who is not an officer). Then a reserved button kind, by
+the BUTTONS table, then the answer to the tip-off's current question, then the neutral "I did not
+understand", which is also what any unknown command gets.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from handlers import followup, movement_report, officers, stats, tipoff, triage
-from handlers import broadcasts, reminders
+from handlers import broadcasts, buttons, reminders
 from handlers.areas import fold
+from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_commands
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, pick_language, translator
 from handlers.limits import count_message
@@ -146,27 +147,15 @@ async def _route(turn: Turn) -> list[Reply]:
         inbound.choice = _typed_menu_choice(turn)
     if inbound.command is not None:
         return await _command(turn, *inbound.command, in_tipoff=in_tipoff)
-    if inbound.choice and inbound.choice.startswith("t:"):
-        action, args = _officer_button(inbound.choice)
-        return await _as_officer(turn, action, args, in_tipoff)
-    if inbound.choice and inbound.choice.startswith("b:"):  # an announcement's ✅ Send / ✖ Cancel
-        return await _as_officer(turn, broadcasts.on_button, inbound.choice[2:].replace(":", " ", 1), in_tipoff)
-    if inbound.choice and inbound.choice.startswith(reminders.BUTTON_PREFIX):  # 🔕 under a reminder, areas
-        return await reminders.on_button(turn, inbound.choice) + (await tipoff.reprompt(turn) if in_tipoff else [])
-    if inbound.choice and inbound.choice.startswith("lang="):
-        return await _language(turn, inbound.choice[5:])
-    if in_tipoff:
+    kind = buttons.reserved_kind(inbound.choice)
+    if kind is not None:
+        return await BUTTONS[kind](turn, inbound.choice, in_tipoff)
+    if in_tipoff:  # a questionnaire step's button, or the answer typed
         return await tipoff.answer(turn)
     if inbound.choice is None and not inbound.files:
         answered = await followup.pending_answer(turn)
         if answered is not None:
             return answered
-    if inbound.choice == "menu:report":
-        return await tipoff.start(turn)
-    if inbound.choice == "menu:status":
-        return [Reply(_("Send /status followed by your receipt code, for example: /status TB-7K3MP-9QXFA"))]
-    if inbound.choice == "menu:help":
-        return [Reply(help_text(turn))]
     if inbound.text and tipoff.normalize_receipt_code(inbound.text) and inbound.text.strip().upper().startswith("TB"):
         return await show_status(turn, inbound.text)
     return await _not_understood(turn, in_tipoff)
@@ -174,13 +163,13 @@ async def _route(turn: Turn) -> list[Reply]:
 
 async def _command(turn: Turn, name: str, args: str, *, in_tipoff: bool) -> list[Reply]:
     """A /command: an officer's (the neutral answer for anyone else), everyone's, or not understood."""
-    if name in OFFICER_COMMANDS:
-        return await _as_officer(turn, OFFICER_COMMANDS[name], args, in_tipoff)
-    if name not in COMMANDS:
+    command = _BY_NAME.get(name)
+    if command is None:
         return await _not_understood(turn, in_tipoff)
-    action, then_resume = COMMANDS[name]
-    replies = await action(turn, args)
-    if then_resume and in_tipoff:  # answered on the side: the tip-off's question comes again
+    if command.audience != EVERYONE:
+        return await _as_officer(turn, command.handler, args, in_tipoff)
+    replies = await command.handler(turn, args)
+    if command.resumes and in_tipoff:  # answered on the side: the tip-off's question comes again
         replies += await tipoff.reprompt(turn)
     return replies
 
@@ -228,10 +217,55 @@ _OFFICER_BUTTONS = {
 }
 
 
-def _officer_button(payload: str):
-    """ "t:nv:K7QM2X:duplicate" → (judge_not_valuable, "K7QM2X duplicate"); unknown → (None, "")."""
-    parts = payload.split(":")
-    return _OFFICER_BUTTONS.get(parts[1] if len(parts) > 1 else ""), " ".join(parts[2:])
+async def _officer_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
+    """Under a tip or the queue: "t:nv:K7QM2X:duplicate" is /notvaluable K7QM2X duplicate; unknown ones are neutral."""
+    action, *args = buttons.OFFICER.unpack(payload)
+    return await _as_officer(turn, _OFFICER_BUTTONS.get(action), " ".join(args), in_tipoff)
+
+
+async def _announcement_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
+    """✅ Send / ✖ Cancel under an announcement's preview, for its admin only."""
+    return await _as_officer(turn, broadcasts.on_button, " ".join(buttons.ANNOUNCEMENT.unpack(payload, parts=2)),
+                             in_tipoff)
+
+
+async def _reminder_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
+    """🔕 under a reminder, or an area to add or remove; the tip-off's question comes again after it."""
+    [action] = buttons.REMINDER.unpack(payload, parts=1)
+    return await reminders.on_button(turn, action) + (await tipoff.reprompt(turn) if in_tipoff else [])
+
+
+async def _language_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
+    """Tiếng Việt / English after /language."""
+    [wanted] = buttons.LANGUAGE.unpack(payload, parts=1)
+    return await _language(turn, wanted)
+
+
+async def _menu_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
+    """The welcome's buttons; during a tip-off they are old buttons like any other."""
+    _ = turn._
+    if in_tipoff:
+        return await tipoff.answer(turn)
+    [item] = buttons.MENU.unpack(payload, parts=1)
+    if item == "report":
+        return await tipoff.start(turn)
+    if item == "status":
+        return [Reply(_("Send /status followed by your receipt code, for example: /status TB-7K3MP-9QXFA"))]
+    if item == "help":
+        return [Reply(help_text(turn))]
+    return await _not_understood(turn, in_tipoff)
+
+
+# Every reserved button kind and what a tap on it does (handlers/buttons.py has their payloads). A tap on
+# a questionnaire step's button, or on anything else, goes to the tip-off's current question or is not
+# understood. A forged or garbled payload of a known kind gets the same neutral answer and changes nothing.
+BUTTONS = {
+    buttons.OFFICER: _officer_tap,
+    buttons.ANNOUNCEMENT: _announcement_tap,
+    buttons.REMINDER: _reminder_tap,
+    buttons.LANGUAGE: _language_tap,
+    buttons.MENU: _menu_tap,
+}
 
 
 async def _is_supervisor(turn: Turn) -> bool:
@@ -266,8 +300,8 @@ async def _not_understood(turn: Turn, in_tipoff: bool) -> list[Reply]:
 
 def _menu(turn: Turn) -> list[Choice]:
     _ = turn._
-    return [Choice("menu:report", _("Report a crime")), Choice("menu:status", _("Check a tip")),
-            Choice("menu:help", _("Help"))]
+    return [Choice(buttons.MENU.pack("report"), _("Report a crime")), Choice(buttons.MENU.pack("status"), _("Check a tip")),
+            Choice(buttons.MENU.pack("help"), _("Help"))]
 
 
 def welcome(turn: Turn) -> list[Reply]:
@@ -303,33 +337,48 @@ async def _language(turn: Turn, args: str) -> list[Reply]:
 
 
 def _language_choices() -> list[Choice]:
-    return [Choice("lang=vi", "Tiếng Việt"), Choice("lang=en", "English")]
+    return [Choice(buttons.LANGUAGE.pack("vi"), "Tiếng Việt"), Choice(buttons.LANGUAGE.pack("en"), "English")]
 
 
-# Everyone's commands: what each does, and whether the tip-off's current question is asked again
-# after it (commands answered on the side, in the middle of a tip). Anything not here and not an
-# officer's command gets the neutral "I did not understand".
-COMMANDS = {
-    "/cancel": (_cancel, False),
-    "/language": (_language, False),  # it resumes the tip-off itself, after saying it is done
-    "/help": (_help, True),
-    "/status": (show_status, True),
-    "/remind": (reminders.remind, True),
-    "/enroll": (officers.enroll, False),
-    "/start": (_start, False),
-    "/report": (_report, False),
-    "/baotin": (_new_tip, False),
-}
-# Officers' commands, each taking (turn, officer, args). Anyone who is not an enrolled officer gets
-# the same neutral answer as for an unknown command, so nobody learns that these exist.
-OFFICER_COMMANDS = {
+# Every command, in the order of the chats' menus (handlers/commands.py says what each field means).
+# Everyone's commands that answer on the side resume the tip-off's question after them. Anyone who is not
+# an enrolled officer gets, for an officer's or supervisor's command, the same neutral answer as for an
+# unknown one, so nobody learns that these exist. Plain officers are told figures are for supervisors.
+COMMANDS = (
+    Command("/report", EVERYONE, _report, NC_("command menu", "Report a crime")),
+    Command("/status", EVERYONE, show_status, NC_("command menu", "Check a tip with its code"), resumes=True),
+    Command("/cancel", EVERYONE, _cancel, NC_("command menu", "Cancel the tip you are writing")),
+    Command("/remind", EVERYONE, reminders.remind, NC_("command menu", "Festival reminders"), resumes=True),
+    # /language resumes the tip-off itself, after saying it is done
+    Command("/language", EVERYONE, _language, NC_("command menu", "Change language")),
+    Command("/help", EVERYONE, _help, NC_("command menu", "Help"), resumes=True),
+    Command("/start", EVERYONE, _start),
+    Command("/baotin", EVERYONE, _new_tip),
+    Command("/enroll", EVERYONE, officers.enroll),
     # triage
-    "/queue": triage.show_queue, "/next": triage.claim_next, "/tip": triage.read_tip,
-    "/valuable": triage.judge_valuable, "/notvaluable": triage.judge_not_valuable, "/note": triage.add_note,
-    "/release": triage.release, "/transfer": triage.transfer, "/case": triage.link_case, "/ask": followup.ask,
-    "/whoami": triage.whoami,
-    # figures (supervisors and admins; plain officers are told so)
-    "/stats": stats.show_stats, "/baocao": movement_report.send_report,
+    Command("/queue", OFFICER, triage.show_queue, NC_("command menu", "Waiting tips of my unit")),
+    Command("/next", OFFICER, triage.claim_next, NC_("command menu", "Claim the next tip")),
+    Command("/tip", OFFICER, triage.read_tip, NC_("command menu", "Read a tip: /tip REF")),
+    Command("/valuable", OFFICER, triage.judge_valuable, NC_("command menu", "Valuable: /valuable REF")),
+    Command("/notvaluable", OFFICER, triage.judge_not_valuable, NC_("command menu", "Not valuable: /notvaluable REF REASON")),
+    Command("/ask", OFFICER, followup.ask, NC_("command menu", "Ask the tipster")),
+    Command("/note", OFFICER, triage.add_note, NC_("command menu", "Note")),
+    Command("/case", OFFICER, triage.link_case, NC_("command menu", "Link a case: /case REF CASE SUBJECTS")),
+    Command("/release", OFFICER, triage.release, NC_("command menu", "Back to the queue")),
+    Command("/transfer", OFFICER, triage.transfer, NC_("command menu", "Transfer to another unit")),
+    Command("/whoami", OFFICER, triage.whoami, NC_("command menu", "About me (officer)")),
     # festival reminders: any officer adds events for their areas and follows broadcasts; /announce is an admin's
-    "/event": broadcasts.event_command, "/announce": broadcasts.announce, "/broadcasts": broadcasts.show_broadcasts,
-}
+    Command("/event", OFFICER, broadcasts.event_command, NC_("command menu", "Festival events: /event add")),
+    Command("/broadcasts", OFFICER, broadcasts.show_broadcasts, NC_("command menu", "Progress of reminders and announcements")),
+    Command("/announce", OFFICER, broadcasts.announce, NC_("command menu", "Announce (admin): /announce AREA | TEXT")),
+    # figures (supervisors and admins)
+    Command("/stats", SUPERVISOR, stats.show_stats, NC_("command menu", "Figures: /stats week|month|quarter|year")),
+    Command("/baocao", SUPERVISOR, movement_report.send_report, NC_("command menu", "Movement report: /baocao FROM TO")),
+)
+_BY_NAME = {command.name: command for command in COMMANDS}
+OFFICER_COMMANDS = frozenset(c.name for c in COMMANDS if c.audience != EVERYONE)
+
+
+def command_menu(menu: str, lang: str) -> list[tuple[str, str]]:
+    """The (command, description) lines of a chat's menu: "citizen", "officer" or "supervisor"."""
+    return menu_commands(COMMANDS, menu, lang)

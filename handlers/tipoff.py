@@ -22,6 +22,7 @@ import unicodedata
 from datetime import datetime
 
 from handlers.areas import fold
+from handlers.buttons import any_step_value, step_button, step_value
 from handlers.codes import RECEIPT
 from handlers.i18n import number
 from handlers.limits import day_window, tips_today
@@ -124,8 +125,7 @@ def is_expired(turn: Turn) -> bool:
 # --- prompts -------------------------------------------------------------------------------------
 
 def _button(step: Step, value: str, label: str) -> Choice:
-    # The step is part of the payload, so an old button tapped at a later question is recognised.
-    return Choice(id=f"{step.id}:{value}", label=label)
+    return Choice(id=step_button(step.id, value), label=label)
 
 
 def prompt(turn: Turn, draft: Draft, *, lead: str | None = None) -> Reply:
@@ -282,8 +282,8 @@ def _control(turn: Turn, step: Step) -> str | None:
     """The value of a tapped button of this step, or of a typed number or label of its buttons."""
     inbound = turn.inbound
     if inbound.choice is not None:
-        prefix = f"{step.id}:"
-        return inbound.choice[len(prefix):] if inbound.choice.startswith(prefix) else "\0stale"
+        value = step_value(step.id, inbound.choice)
+        return "\0stale" if value is None else value
     return None
 
 
@@ -293,11 +293,11 @@ def _typed(turn: Turn, choices: list[Choice]) -> str | None:
     if not text:
         return None
     if text.isdecimal() and len(text) < 4 and 1 <= int(text) <= len(choices):
-        return choices[int(text) - 1].id.split(":", 1)[1]
+        return any_step_value(choices[int(text) - 1].id)
     wanted = fold(text)
     for choice in choices:
         if wanted and fold(choice.label) == wanted:
-            return choice.id.split(":", 1)[1]
+            return any_step_value(choice.id)
     return None
 
 
@@ -312,7 +312,7 @@ def _wrong_kind(turn: Turn, step: Step) -> str:
     _ = turn._
     inbound = turn.inbound
     if inbound.choice is not None:
-        if inbound.choice.startswith(f"{step.id}:"):
+        if step_value(step.id, inbound.choice) is not None:
             return _("Please pick one of the options.")
         return _("That button belongs to an earlier question.")
     if inbound.unsupported:

@@ -23,6 +23,7 @@ import json
 import re
 from datetime import datetime
 
+from handlers.buttons import OFFICER
 from handlers.context import VIETNAM
 from handlers.i18n import N_, number, translator
 from handlers.messages import CHANNEL_PREFIXES, Choice, OutgoingFile, Reply, Route
@@ -113,8 +114,9 @@ def _tip_buttons(turn: Turn, tip: Tip) -> list[Choice]:
     _ = turn._
     if tip.status in triage_store.JUDGED or tip.purged_at:
         return []
-    return [Choice(f"t:valuable:{tip.ref}", _("✅ Valuable")), Choice(f"t:notvaluable:{tip.ref}", _("❌ Not valuable")),
-            Choice(f"t:release:{tip.ref}", _("↩️ Release"))]
+    return [Choice(OFFICER.pack("valuable", tip.ref), _("✅ Valuable")),
+            Choice(OFFICER.pack("notvaluable", tip.ref), _("❌ Not valuable")),
+            Choice(OFFICER.pack("release", tip.ref), _("↩️ Release"))]
 
 
 async def _tipster_route(turn: Turn, tip: Tip) -> tuple[Route, str] | None:
@@ -174,9 +176,9 @@ async def show_queue(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     lines = [_("Open tips: {total} (page {page}/{pages})").format(
         total=number(total, turn.lang), page=page, pages=pages), ""]
     lines += [_summary(turn, tip) for tip in tips]
-    choices = [Choice(f"t:open:{tip.ref}", tip.ref) for tip in tips]
+    choices = [Choice(OFFICER.pack("open", tip.ref), tip.ref) for tip in tips]
     if page < pages:
-        choices.append(Choice(f"t:queue:{page + 1}", _("Next page ▶")))
+        choices.append(Choice(OFFICER.pack("queue", page + 1), _("Next page ▶")))
     return [Reply("\n".join(lines), choices=choices, columns=3)]
 
 
@@ -270,7 +272,7 @@ async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Re
     reason = reason.strip().lower()
     if reason not in NOT_VALUABLE_REASONS:
         return [Reply(_("Why is tip {ref} not valuable?").format(ref=tip.ref),
-                      choices=[Choice(f"t:nv:{tip.ref}:{code}", _(label)) for code, label in NOT_VALUABLE_REASONS.items()])]
+                      choices=[Choice(OFFICER.pack("nv", tip.ref, code), _(label)) for code, label in NOT_VALUABLE_REASONS.items()])]
     _set_verdict(turn, officer, tip, "not_valuable", reason)
     await _audit(turn, officer, "verdict", tip, f"not_valuable reason={reason}")
     await close_contact(turn, tip)

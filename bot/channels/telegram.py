@@ -47,30 +47,13 @@ from bot.delivery import Deliveries
 from bot.logs import where
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
-from handlers.tipline import TipLine
+from handlers.i18n import LANGUAGES
+from handlers.tipline import TipLine, command_menu
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 TEXT_LIMIT = 4096
-# What citizens see in the command menu; officer commands are set per chat, never here.
-CITIZEN_COMMANDS = {
-    "vi": [("report", "Gửi tin báo tố giác tội phạm"), ("status", "Tra cứu tin báo bằng mã"),
-           ("cancel", "Hủy tin báo đang viết"), ("remind", "Nhắc ngày hội"), ("language", "Đổi ngôn ngữ"),
-           ("help", "Hướng dẫn")],
-    "en": [("report", "Report a crime"), ("status", "Check a tip with its code"),
-           ("cancel", "Cancel the tip you are writing"), ("remind", "Festival reminders"),
-           ("language", "Change language"), ("help", "Help")],
-}
-OFFICER_COMMANDS = [("queue", "Tin báo đang chờ của đơn vị"), ("next", "Nhận tin báo tiếp theo"),
-                    ("tip", "Xem tin báo: /tip MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
-                    ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("ask", "Hỏi người báo tin"),
-                    ("note", "Ghi chú"), ("case", "Gắn vụ án: /case MÃ VỤ SỐ_ĐỐI_TƯỢNG"), ("release", "Trả lại hàng chờ"),
-                    ("transfer", "Chuyển đơn vị"), ("whoami", "Thông tin cán bộ"),
-                    ("event", "Sự kiện ngày hội: /event add"), ("broadcasts", "Tiến độ nhắc và thông báo"),
-                    ("announce", "Thông báo (quản trị): /announce KHU_VỰC | NỘI_DUNG")]
-SUPERVISOR_COMMANDS = [("stats", "Số liệu: /stats tuần|tháng|quý|năm"),
-                       ("baocao", "Báo cáo phong trào: /baocao TỪ_NGÀY ĐẾN_NGÀY")]
 _DEFAULT_NAMES = {"photo": "photo.jpg", "video": "video.mp4", "voice": "voice.ogg", "audio": "audio", "document": "file"}
 
 
@@ -201,7 +184,7 @@ async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:
     """Officers get their commands in this chat only; citizens never see them in their menu."""
     scope = BotCommandScopeChat(chat_id=chat_id)
     if menu in ("officer", "supervisor"):
-        commands = CITIZEN_COMMANDS["vi"] + OFFICER_COMMANDS + (SUPERVISOR_COMMANDS if menu == "supervisor" else [])
+        commands = command_menu(menu, "vi")  # the officers' menu reads Vietnamese
         await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in commands], scope=scope)
     else:
         await bot.delete_my_commands(scope=scope)
@@ -354,7 +337,8 @@ class TelegramChannel:
             pass  # the message is too old to edit, or already shows the choice
 
     async def set_commands(self) -> None:
-        for lang, commands in CITIZEN_COMMANDS.items():
+        for lang in LANGUAGES:
+            commands = command_menu("citizen", lang)
             await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in commands],
                                            scope=BotCommandScopeDefault(),
                                            language_code=None if lang == "vi" else lang)

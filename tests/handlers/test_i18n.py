@@ -18,25 +18,25 @@ try:  # Babel >= 2.15
 except ImportError:  # pragma: no cover
     from babel.messages.frontend import parse_mapping as parse_mapping_cfg
 
-from handlers.i18n import translator
+from handlers.i18n import contextual, translator
 
 ROOT = Path(__file__).resolve().parents[2]
 BABEL_CFG = ROOT / "babel.cfg"
 VI_PO = ROOT / "handlers" / "locales" / "vi" / "LC_MESSAGES" / "tinbao.po"
-# The same keywords as the extract command (pybabel extract --no-default-keywords -k _ -k N_).
-KEYWORDS = {"_": None, "N_": None}
+# The same keywords as the extract command (pybabel extract --no-default-keywords -k _ -k N_ -k NC_:1c,2).
+KEYWORDS = {"_": None, "N_": None, "NC_": ((1, "c"), 2)}
 
 
 @cache
-def extracted() -> dict[str, list[str]]:
-    """msgid → where it is used ("handlers/tipoff.py:168"), extracted as pybabel extract does."""
+def extracted() -> dict[tuple[str | None, str], list[str]]:
+    """(msgctxt, msgid) → where it is used ("handlers/tipoff.py:168"), extracted as pybabel extract does."""
     with BABEL_CFG.open(encoding="utf-8") as fh:
         method_map, options_map = parse_mapping_cfg(fh, str(BABEL_CFG))
     found: dict[str, list[str]] = {}
-    for filename, lineno, message, _comments, _context in extract_from_dir(
+    for filename, lineno, message, _comments, context in extract_from_dir(
             str(ROOT), method_map, options_map, keywords=KEYWORDS):
         assert isinstance(message, str), f"{filename}:{lineno}: plural messages are not supported: {message!r}"
-        found.setdefault(message, []).append(f"{filename}:{lineno}")
+        found.setdefault((context, message), []).append(f"{filename}:{lineno}")
     return found
 
 
@@ -57,15 +57,15 @@ def placeholders(text: str) -> set[str]:
 
 def test_sources_have_messages():
     messages = extracted()
-    assert "Done" in messages, "babel.cfg no longer maps handlers/**.py, or the keywords changed"
+    assert (None, "Done") in messages and ("command menu", "Help") in messages, "babel.cfg no longer maps handlers/**.py, or the keywords changed"
     assert len(messages) >= 50
 
 
 def test_every_message_has_a_vietnamese_translation():
     catalog = vi_catalog()
     missing = []
-    for msgid, where in sorted(extracted().items()):
-        message = catalog.get(msgid)
+    for (context, msgid), where in sorted(extracted().items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        message = catalog.get(msgid, context=context)
         if message is None:
             missing.append(f"{msgid!r} ({', '.join(where)}): not in the .po")
         elif message.fuzzy:
@@ -112,6 +112,9 @@ def test_translator():
     assert vi("A text nobody translated") == "A text nobody translated"
     # The runtime sees exactly what the .po says, for every message.
     for message in vi_catalog():
-        if message.id and message.string and not message.fuzzy:
+        if message.id and message.string and not message.fuzzy and message.context:
+            assert contextual("vi", message.context, message.id) == message.string
+            assert contextual("en", message.context, message.id) == message.id
+        elif message.id and message.string and not message.fuzzy:
             assert vi(message.id) == message.string
             assert en(message.id) == message.id

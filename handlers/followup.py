@@ -16,6 +16,7 @@ from handlers.officers import actor
 from handlers.triage import _check_holder, _check_open, _tip_in_scope, _tipster_route, officer_route_of
 from handlers.turn import Turn
 from storage import keys as key_store
+from storage import tip_states
 from storage import triage as triage_store
 from storage.audit import append_audit
 from storage.followups import close_follow_up, has_follow_up, oldest_follow_up, open_follow_up
@@ -48,8 +49,7 @@ async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     tipster_key = services.keyring.pseudonym(CHANNEL_PREFIXES[route.channel], route.chat_id)
     await open_follow_up(session=turn.session, keyring=services.keyring, chat_key=tipster_key,
                          content=json.dumps({"tip": tip.id, "officer": officer.id, "question": name.split(":")[1]}))
-    tip.status, tip.claimed_by, tip.updated_at = "needs_info", tip.claimed_by or officer.id, turn.now
-    turn.session.add(tip)
+    tip_states.ask(session=turn.session, tip=tip, officer_id=officer.id, now=turn.now)
     await append_audit(session=turn.session, keyring=services.keyring, actor=actor(officer), action="ask",
                        tip_ref=tip.ref)
     received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y")
@@ -81,14 +81,11 @@ async def pending_answer(turn: Turn) -> list[Reply] | None:
             length=len(text), n=MAX_ANSWER))]
     tip = await turn.session.get(Tip, waiting["tip"])
     await close_follow_up(session=turn.session, follow_up=follow_up)
-    if tip is None or tip.purged_at is not None or tip.status in triage_store.JUDGED:
+    if tip is None or tip.purged_at is not None or tip.status in tip_states.JUDGED:
         return [Reply(_("Thank you. This tip has already been dealt with, so no answer is needed any more."))]
     data_key = await key_store.load_data_key(session=turn.session, keyring=services.keyring, owner_id=tip.id)
     await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="answer", value=text)
-    if tip.status == "needs_info":
-        tip.status = "in_review"
-    tip.updated_at = turn.now
-    turn.session.add(tip)
+    tip_states.answered(session=turn.session, tip=tip, now=turn.now)
     await append_audit(session=turn.session, keyring=services.keyring, actor="tipster", action="answer",
                        tip_ref=tip.ref)
     replies = [Reply(_("Thank you, your answer was passed on to the officer."))]

@@ -8,16 +8,17 @@ from handlers.limits import count_status_check
 from handlers.messages import Reply
 from handlers.tipoff import normalize_receipt_code
 from handlers.turn import Turn
+from storage.tip_states import TipStatus
 from storage.tips import find_tip_by_receipt
 
 # What a tipster may learn of each state; "not valuable" and its reason are never told.
 STATUS_TEXTS = {
-    "new": N_("Received, waiting for review."),
-    "in_review": N_("Being reviewed by an officer."),
-    "transferred": N_("Being reviewed by an officer."),
-    "needs_info": N_("An officer has a question for you; please answer it in this chat."),
-    "valuable": N_("Judged valuable. Thank you for helping keep our community safe!"),
-    "not_valuable": N_("Review finished. Thank you for your tip."),
+    TipStatus.NEW: N_("Received, waiting for review."),
+    TipStatus.IN_REVIEW: N_("Being reviewed by an officer."),
+    TipStatus.TRANSFERRED: N_("Being reviewed by an officer."),
+    TipStatus.NEEDS_INFO: N_("An officer has a question for you; please answer it in this chat."),
+    TipStatus.VALUABLE: N_("Judged valuable. Thank you for helping keep our community safe!"),
+    TipStatus.NOT_VALUABLE: N_("Review finished. Thank you for your tip."),
 }
 
 
@@ -36,5 +37,5 @@ async def show_status(turn: Turn, args: str) -> list[Reply]:
     if tip is None:
         return [Reply(_("No tip has this code. Please check it and try again."))]
     received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
-    state = _(STATUS_TEXTS.get(tip.status, STATUS_TEXTS["in_review"]))
+    state = _(STATUS_TEXTS.get(tip.status, STATUS_TEXTS[TipStatus.IN_REVIEW]))
     return [Reply(_("Tip received on {date}.\nStatus: {state}").format(date=received, state=state))]

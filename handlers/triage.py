@@ -31,12 +31,14 @@ from handlers.officers import ROLE_NAMES, actor, in_scope, officer_help, scope
 from handlers.tipoff import CONTACT_FIELD, REPLY_ROUTE_FIELD, shown_answer
 from handlers.turn import Turn
 from storage import keys as key_store
+from storage import tip_states
 from storage import tips as tip_store
 from storage import triage as triage_store
 from storage.audit import append_audit
 from storage.followups import close_follow_up, follow_ups_of
-from storage.models import Officer, Tip
+from storage.models import Officer, Tip, TipBase
 from storage.officers import officer_route
+from storage.tip_states import TipStatus
 
 NOT_VALUABLE_REASONS = {
     "insufficient": N_("Not enough information"),
@@ -46,8 +48,9 @@ NOT_VALUABLE_REASONS = {
     "other": N_("Other"),
 }
 STATUS_NAMES = {
-    "new": N_("new"), "transferred": N_("transferred"), "in_review": N_("in review"),
-    "needs_info": N_("waiting for the tipster"), "valuable": N_("valuable"), "not_valuable": N_("not valuable"),
+    TipStatus.NEW: N_("new"), TipStatus.TRANSFERRED: N_("transferred"), TipStatus.IN_REVIEW: N_("in review"),
+    TipStatus.NEEDS_INFO: N_("waiting for the tipster"), TipStatus.VALUABLE: N_("valuable"),
+    TipStatus.NOT_VALUABLE: N_("not valuable"),
 }
 CASE_REF = re.compile(r"^[\w./-]{1,64}$")
 
@@ -72,14 +75,14 @@ def _check_open(turn: Turn, tip: Tip) -> None:
     _ = turn._
     if tip.purged_at is not None:
         raise Refusal(_("Tip {ref} was purged under the retention rules.").format(ref=tip.ref))
-    if tip.status in triage_store.JUDGED:
+    if tip.status in tip_states.JUDGED:
         raise Refusal(_("Tip {ref} was already judged {verdict}.").format(ref=tip.ref, verdict=_(STATUS_NAMES[tip.status])))
 
 
 async def _check_holder(turn: Turn, officer: Officer, tip: Tip) -> None:
     """Only the officer who claimed a tip (or a supervisor) may act on it while it is in review."""
     _ = turn._
-    if tip.claimed_by not in (None, officer.id) and officer.role == "officer" and tip.status in ("in_review", "needs_info"):
+    if tip.claimed_by not in (None, officer.id) and officer.role == "officer" and tip.status in tip_states.CLAIMED:
         holder = await turn.session.get(Officer, tip.claimed_by)
         raise Refusal(_("Tip {ref} is being reviewed by {name}.").format(ref=tip.ref, name=holder.name if holder else "?"))
 
@@ -99,7 +102,7 @@ def _age(turn: Turn, since: datetime) -> str:
     return _("{n} days").format(n=number(minutes // 1440, turn.lang))
 
 
-def _summary(turn: Turn, tip: Tip) -> str:
+def _summary(turn: Turn, tip: TipBase) -> str:
     """One line from clear columns only: what a queue may show without decrypting anything."""
     _ = turn._
     category = turn.services.settings.questionnaire.category_step.option(tip.category)
@@ -112,7 +115,7 @@ def _summary(turn: Turn, tip: Tip) -> str:
 
 def _tip_buttons(turn: Turn, tip: Tip) -> list[Choice]:
     _ = turn._
-    if tip.status in triage_store.JUDGED or tip.purged_at:
+    if tip.status in tip_states.JUDGED or tip.purged_at:
         return []
     return [Choice(OFFICER.pack("valuable", tip.ref), _("✅ Valuable")),
             Choice(OFFICER.pack("notvaluable", tip.ref), _("❌ Not valuable")),
@@ -185,7 +188,7 @@ async def show_queue(turn: Turn, officer: Officer, args: str) -> list[Reply]:
 async def claim_next(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/next: take the next waiting tip (atomic: two officers never get the same one) and read it."""
     _ = turn._
-    tip = await triage_store.claim_next(session=turn.session, unit_ids=scope(turn, officer), officer_id=officer.id,
+    tip = await tip_states.claim_next(session=turn.session, unit_ids=scope(turn, officer), officer_id=officer.id,
                                         now=turn.now)
     if tip is None:
         return [Reply(_("No tip is waiting in your units."))]
@@ -198,8 +201,8 @@ async def read_tip(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/tip REF: the tip decrypted, with its evidence re-sent; the view is audited."""
     tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "", lock=False)
     replies: list[Reply] = []
-    if tip.status in triage_store.PENDING and tip.purged_at is None:
-        if await triage_store.claim(session=turn.session, tip=tip, officer_id=officer.id, now=turn.now):
+    if tip.status in tip_states.PENDING and tip.purged_at is None:
+        if await tip_states.claim(session=turn.session, tip=tip, officer_id=officer.id, now=turn.now):
             await _audit(turn, officer, "claim", tip)
             replies += await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."))
     return await _read(turn, officer, tip) + replies
@@ -224,7 +227,7 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
         lines.append(_("• Tipster's phone (they chose to give it): {phone}").format(phone=fields[CONTACT_FIELD]))
     else:
         lines.append(_("• Tipster: anonymous"))
-    if REPLY_ROUTE_FIELD not in fields and tip.status not in triage_store.JUDGED:
+    if REPLY_ROUTE_FIELD not in fields and tip.status not in tip_states.JUDGED:
         lines.append(_("• The tipster declined follow-up questions."))
     for name in sorted((n for n in fields if ":" in n), key=lambda n: (int(n.split(":")[1]), n)):
         kind, _n = name.split(":")
@@ -253,7 +256,7 @@ async def judge_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]
     await _check_holder(turn, officer, tip)
     if note.strip():
         await _add_note(turn, tip, note.strip())
-    _set_verdict(turn, officer, tip, "valuable", None)
+    _set_verdict(turn, officer, tip, TipStatus.VALUABLE, None)
     await _audit(turn, officer, "verdict", tip, "valuable")
     told = await notify_tipster(turn, tip, N_("Your tip of {date} was judged valuable. Thank you for helping keep "
                                                "our community safe!"))
@@ -273,16 +276,14 @@ async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Re
     if reason not in NOT_VALUABLE_REASONS:
         return [Reply(_("Why is tip {ref} not valuable?").format(ref=tip.ref),
                       choices=[Choice(OFFICER.pack("nv", tip.ref, code), _(label)) for code, label in NOT_VALUABLE_REASONS.items()])]
-    _set_verdict(turn, officer, tip, "not_valuable", reason)
+    _set_verdict(turn, officer, tip, TipStatus.NOT_VALUABLE, reason)
     await _audit(turn, officer, "verdict", tip, f"not_valuable reason={reason}")
     await close_contact(turn, tip)
     return [Reply(_("Tip {ref} is judged not valuable ({reason}).").format(ref=tip.ref, reason=_(NOT_VALUABLE_REASONS[reason])))]
 
 
-def _set_verdict(turn: Turn, officer: Officer, tip: Tip, status: str, reason: str | None) -> None:
-    tip.status, tip.verdict_reason, tip.verdict_at, tip.updated_at = status, reason, turn.now, turn.now
-    tip.claimed_by = tip.claimed_by or officer.id
-    turn.session.add(tip)
+def _set_verdict(turn: Turn, officer: Officer, tip: Tip, verdict: TipStatus, reason: str | None) -> None:
+    tip_states.judge(session=turn.session, tip=tip, verdict=verdict, reason=reason, officer_id=officer.id, now=turn.now)
 
 
 async def _add_note(turn: Turn, tip: Tip, text: str) -> None:
@@ -310,10 +311,9 @@ async def release(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "")
     _check_open(turn, tip)
     await _check_holder(turn, officer, tip)
-    if tip.status not in ("in_review", "needs_info"):
+    if tip.status not in tip_states.CLAIMED:
         return [Reply(_("Tip {ref} is not claimed.").format(ref=tip.ref))]
-    tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = "new", None, None, turn.now
-    turn.session.add(tip)
+    tip_states.release(session=turn.session, tip=tip, now=turn.now)
     await _audit(turn, officer, "release", tip)
     return [Reply(_("Tip {ref} is back in the queue.").format(ref=tip.ref))]
 
@@ -334,8 +334,7 @@ async def transfer(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if unit.id == tip.unit_id:
         return [Reply(_("Tip {ref} is already with {unit}.").format(ref=tip.ref, unit=unit.name))]
     previous = tip.unit_id
-    tip.unit_id, tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = unit.id, "transferred", None, None, turn.now
-    turn.session.add(tip)
+    tip_states.transfer(session=turn.session, tip=tip, unit_id=unit.id, now=turn.now)
     await _audit(turn, officer, "transfer", tip, f"from={previous} to={unit.id}")
     return [Reply(_("Tip {ref} was transferred to {unit}.").format(ref=tip.ref, unit=unit.name))]
 
@@ -348,7 +347,7 @@ async def link_case(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if len(parts) != 3:
         return [Reply(usage)]
     tip = await _tip_in_scope(turn, officer, parts[0])
-    if tip.status != "valuable":
+    if tip.status != TipStatus.VALUABLE:
         return [Reply(_("Only a tip judged valuable can be linked to a case."))]
     if not CASE_REF.match(parts[1]) or not parts[2].isdecimal() or len(parts[2]) > 5 or int(parts[2]) > 10_000:
         return [Reply(usage)]

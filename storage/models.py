@@ -62,21 +62,26 @@ class RateCounter(SQLModel, table=True):
     count: int = 0
 
 
-class Tip(SQLModel, table=True):
+class TipBase(SQLModel):
+    """The clear columns a line of the queue shows: reading them needs no key and opens nothing sealed."""
+
+    ref: str = Field(unique=True, max_length=16)  # what officers type: short, random, not the receipt
+    category: str = Field(index=True, max_length=32)
+    area_code: str = Field(index=True, max_length=32)
+    urgent: bool = False
+    status: str = Field(default="new", index=True, max_length=16)  # a storage.tip_states.TipStatus
+    unit_id: str | None = Field(default=None, index=True, max_length=32)
+    attachment_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Tip(TipBase, table=True):
     """A submitted tip: clear triage columns here, sealed answers in TipField."""
 
     __tablename__ = "tip"
     id: str = Field(primary_key=True, max_length=32)
-    ref: str = Field(unique=True, max_length=16)  # what officers type: short, random, not the receipt
     channel: str = Field(max_length=16)
-    category: str = Field(index=True, max_length=32)
-    area_code: str = Field(index=True, max_length=32)
-    urgent: bool = False
-    status: str = Field(default="new", index=True, max_length=16)
-    unit_id: str | None = Field(default=None, index=True, max_length=32)
-    attachment_count: int = 0
     receipt_hash: str = Field(unique=True, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
     claimed_by: int | None = Field(default=None, index=True)  # officer id
     claimed_at: datetime | None = None
@@ -86,6 +91,10 @@ class Tip(SQLModel, table=True):
     subject_count: int = 0  # subjects (đối tượng) involved in that case
     alerted_at: datetime | None = None  # when officers were last reminded that it waits
     purged_at: datetime | None = None  # sealed content deleted under the retention rules; counts stay
+
+
+class TipInQueue(TipBase):
+    """A line of /queue, as handlers read it: the clear columns only, detached from the session."""
 
 
 class TipField(SQLModel, table=True):

@@ -26,7 +26,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Tip
-from storage.triage import JUDGED, OPEN
+from storage.tip_states import JUDGED, OPEN
 
 # The Monday midnight, Vietnam time, that every week bucket counts from (2000-01-03 was a Monday).
 _WEEK_ORIGIN = datetime(2000, 1, 2, 17, 0, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.blobs import BlobStore
 from storage.crypto import DataKey
-from storage.models import Attachment, Tip, TipField, utcnow
+from storage.models import Attachment, Tip, TipField
 
 
 def new_id() -> str:
@@ -98,11 +98,6 @@ async def find_tip_by_receipt(*, session: AsyncSession, receipt_hash: str) -> Ti
 async def read_tip_fields(*, session: AsyncSession, data_key: DataKey) -> dict[str, str]:
     rows = (await session.exec(select(TipField).where(TipField.tip_id == data_key.owner_id))).all()
     return {row.name: data_key.open_text(row.name, row.sealed) for row in rows}
-
-
-async def set_status(*, session: AsyncSession, tip: Tip, status: str) -> None:
-    tip.status, tip.updated_at = status, utcnow()
-    session.add(tip)
 
 
 async def delete_tip_field(*, session: AsyncSession, tip_id: str, name: str) -> None:

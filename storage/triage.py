@@ -1,61 +1,31 @@
-"""Tip queue operations for officers: list, claim atomically, judge, transfer, purge."""
+"""Tip queue operations for officers: list, find, add sealed notes, find stale and purgeable tips, purge.
+
+The moves from one state to another (claim, release, transfer, judge, ask) are in storage/tip_states.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, delete, func, update
+from sqlalchemy import delete, func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import keys as key_store
 from storage import tips as tip_store
 from storage.blobs import BlobStore
-from storage.models import Tip, TipField
+from storage.models import Tip, TipField, TipInQueue
+from storage.tip_states import OPEN, PENDING, TipStatus, queue_order
 
-# Waiting for an officer: nobody has it, or it came back (released, transferred, answered).
-PENDING = ("new", "transferred")
-OPEN = ("new", "transferred", "in_review", "needs_info")
-JUDGED = ("valuable", "not_valuable")
-
-
-def _queue_order():
-    return (case((Tip.urgent, 0), else_=1), Tip.created_at)
 
 
 async def queue(*, session: AsyncSession, unit_ids: Sequence[str], offset: int = 0, limit: int = 10,
-                statuses: Sequence[str] = OPEN) -> tuple[list[Tip], int]:
+                statuses: Sequence[str] = OPEN) -> tuple[list[TipInQueue], int]:
     """The unit's open tips: urgent first, then oldest first; with the total for paging."""
     where = (Tip.unit_id.in_(unit_ids), Tip.status.in_(statuses))
     total = (await session.exec(select(func.count()).select_from(Tip).where(*where))).one()
-    rows = (await session.exec(select(Tip).where(*where).order_by(*_queue_order()).offset(offset).limit(limit))).all()
-    return list(rows), int(total)
-
-
-async def claim_next(*, session: AsyncSession, unit_ids: Sequence[str], officer_id: int, now: datetime) -> Tip | None:
-    """Atomically take the next waiting tip: two officers never get the same one."""
-    query = select(Tip).where(Tip.unit_id.in_(unit_ids), Tip.status.in_(PENDING)).order_by(*_queue_order()).limit(1)
-    if session.bind.dialect.name == "postgresql":
-        # Skip rows another officer is claiming this instant instead of queueing behind them.
-        query = query.with_for_update(skip_locked=True)
-    tip = (await session.exec(query)).first()
-    if tip is None:
-        return None
-    tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = "in_review", officer_id, now, now
-    session.add(tip)
-    await session.flush()
-    return tip
-
-
-async def claim(*, session: AsyncSession, tip: Tip, officer_id: int, now: datetime) -> bool:
-    """Claim a given waiting tip; False if someone else got it first."""
-    result = await session.exec(update(Tip).where(Tip.id == tip.id, Tip.status.in_(PENDING)).values(
-        status="in_review", claimed_by=officer_id, claimed_at=now, updated_at=now))
-    if result.rowcount == 1:
-        await session.refresh(tip)
-        return True
-    return False
+    rows = (await session.exec(select(Tip).where(*where).order_by(*queue_order()).offset(offset).limit(limit))).all()
+    return [TipInQueue.model_validate(row) for row in rows], int(total)
 
 
 async def tip_by_ref(*, session: AsyncSession, ref: str, lock: bool = False) -> Tip | None:
@@ -79,14 +49,14 @@ async def stale_tips(*, session: AsyncSession, claimed_before: datetime, receive
                      alerted_before: datetime) -> list[Tip]:
     """Tips waiting unclaimed, or sitting in review, longer than the limits; not re-alerted too often."""
     waiting = Tip.status.in_(PENDING) & (Tip.created_at < received_before)
-    reviewing = (Tip.status == "in_review") & (Tip.claimed_at < claimed_before)
+    reviewing = (Tip.status == TipStatus.IN_REVIEW) & (Tip.claimed_at < claimed_before)
     not_recent = Tip.alerted_at.is_(None) | (Tip.alerted_at < alerted_before)
     return list((await session.exec(select(Tip).where(waiting | reviewing, not_recent)
                                     .order_by(Tip.unit_id, Tip.created_at))).all())
 
 
 async def purgeable(*, session: AsyncSession, judged_before: datetime, limit: int) -> list[Tip]:
-    query = (select(Tip).where(Tip.status == "not_valuable", Tip.purged_at.is_(None), Tip.verdict_at < judged_before)
+    query = (select(Tip).where(Tip.status == TipStatus.NOT_VALUABLE, Tip.purged_at.is_(None), Tip.verdict_at < judged_before)
              .order_by(Tip.verdict_at).limit(limit))
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -95,7 +65,7 @@ async def purgeable(*, session: AsyncSession, judged_before: datetime, limit: in
 
 async def count_purgeable(*, session: AsyncSession, judged_before: datetime) -> int:
     return int((await session.exec(select(func.count()).select_from(Tip).where(
-        Tip.status == "not_valuable", Tip.purged_at.is_(None), Tip.verdict_at < judged_before))).one())
+        Tip.status == TipStatus.NOT_VALUABLE, Tip.purged_at.is_(None), Tip.verdict_at < judged_before))).one())
 
 
 async def purge_tip(*, session: AsyncSession, blobs: BlobStore, tip: Tip, now: datetime) -> None:

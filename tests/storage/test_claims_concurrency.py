@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from storage.models import Tip, utcnow
 from storage.tips import new_id
-from storage.triage import claim_next
+from storage.tip_states import claim_next
 
 TIPS = 1_000
 OFFICERS = 50

@@ -1,0 +1,139 @@
+"""A tip's states, and the only functions that move a tip from one to another.
+
+```mermaid
+stateDiagram-v2
+    [*] --> new: a citizen sends the tip
+    new --> in_review: claim (/next, /tip)
+    transferred --> in_review: claim
+    in_review --> new: release
+    needs_info --> new: release
+    in_review --> needs_info: ask (/ask)
+    needs_info --> needs_info: ask again
+    needs_info --> in_review: the tipster answers
+    new --> transferred: transfer
+    transferred --> transferred: transfer
+    in_review --> transferred: transfer
+    needs_info --> transferred: transfer
+    new --> valuable: judge
+    transferred --> valuable: judge
+    in_review --> valuable: judge
+    needs_info --> valuable: judge
+    new --> not_valuable: judge
+    transferred --> not_valuable: judge
+    in_review --> not_valuable: judge
+    needs_info --> not_valuable: judge
+    not_valuable --> [*]: purged after the retention period (the row stays for the figures)
+```
+
+Each function checks the state it starts from and raises ``StateError`` otherwise: the handlers refuse
+politely before calling (the officer reads why), so a ``StateError`` is a bug, not a user's mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import case, update
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Tip
+
+
+class TipStatus(StrEnum):
+    NEW = "new"
+    TRANSFERRED = "transferred"
+    IN_REVIEW = "in_review"
+    NEEDS_INFO = "needs_info"  # a question waits for the tipster
+    VALUABLE = "valuable"
+    NOT_VALUABLE = "not_valuable"
+
+
+# Waiting for an officer: nobody has it, or it came back (released, transferred).
+PENDING = (TipStatus.NEW, TipStatus.TRANSFERRED)
+CLAIMED = (TipStatus.IN_REVIEW, TipStatus.NEEDS_INFO)
+OPEN = PENDING + CLAIMED
+JUDGED = (TipStatus.VALUABLE, TipStatus.NOT_VALUABLE)
+
+
+class StateError(RuntimeError):
+    """A transition was asked of a tip in a state it does not start from."""
+
+
+def _from(tip: Tip, allowed: Sequence[TipStatus], transition: str) -> None:
+    if tip.status not in allowed:
+        raise StateError(f"tip {tip.ref}: cannot {transition} from {tip.status!r}")
+
+
+def queue_order():
+    """Urgent tips first, then the oldest."""
+    return (case((Tip.urgent, 0), else_=1), Tip.created_at)
+
+
+async def claim_next(*, session: AsyncSession, unit_ids: Sequence[str], officer_id: int, now: datetime) -> Tip | None:
+    """Atomically take the next waiting tip: two officers never get the same one."""
+    query = select(Tip).where(Tip.unit_id.in_(unit_ids), Tip.status.in_(PENDING)).order_by(*queue_order()).limit(1)
+    if session.bind.dialect.name == "postgresql":
+        # Skip rows another officer is claiming this instant instead of queueing behind them.
+        query = query.with_for_update(skip_locked=True)
+    tip = (await session.exec(query)).first()
+    if tip is None:
+        return None
+    tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = TipStatus.IN_REVIEW.value, officer_id, now, now
+    session.add(tip)
+    await session.flush()
+    return tip
+
+
+async def claim(*, session: AsyncSession, tip: Tip, officer_id: int, now: datetime) -> bool:
+    """Claim a given waiting tip; False if someone else got it first (the row's state decides, not ours)."""
+    result = await session.exec(update(Tip).where(Tip.id == tip.id, Tip.status.in_(PENDING)).values(
+        status=TipStatus.IN_REVIEW.value, claimed_by=officer_id, claimed_at=now, updated_at=now))
+    if result.rowcount == 1:
+        await session.refresh(tip)
+        return True
+    return False
+
+
+def release(*, session: AsyncSession, tip: Tip, now: datetime) -> None:
+    """A claimed tip goes back to the queue, held by nobody."""
+    _from(tip, CLAIMED, "release")
+    tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = TipStatus.NEW.value, None, None, now
+    session.add(tip)
+
+
+def transfer(*, session: AsyncSession, tip: Tip, unit_id: str, now: datetime) -> None:
+    """An open tip goes to another unit's queue, held by nobody."""
+    _from(tip, OPEN, "transfer")
+    tip.unit_id, tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = (
+        unit_id, TipStatus.TRANSFERRED.value, None, None, now)
+    session.add(tip)
+
+
+def judge(*, session: AsyncSession, tip: Tip, verdict: TipStatus, reason: str | None, officer_id: int,
+          now: datetime) -> None:
+    """The verdict on an open tip; the officer who judged it holds it if nobody did."""
+    _from(tip, OPEN, "judge")
+    if verdict not in JUDGED:
+        raise StateError(f"tip {tip.ref}: {verdict!r} is not a verdict")
+    tip.status, tip.verdict_reason, tip.verdict_at, tip.updated_at = verdict.value, reason, now, now
+    tip.claimed_by = tip.claimed_by or officer_id
+    session.add(tip)
+
+
+def ask(*, session: AsyncSession, tip: Tip, officer_id: int, now: datetime) -> None:
+    """A question to the tipster is on its way: the tip waits for the answer, held by whoever held it (or the asker)."""
+    _from(tip, OPEN, "ask about")
+    tip.status, tip.claimed_by, tip.updated_at = TipStatus.NEEDS_INFO.value, tip.claimed_by or officer_id, now
+    session.add(tip)
+
+
+def answered(*, session: AsyncSession, tip: Tip, now: datetime) -> None:
+    """The tipster's answer arrived: a tip waiting for it is in review again; any other open tip stays as it is."""
+    _from(tip, OPEN, "take an answer for")
+    if tip.status == TipStatus.NEEDS_INFO:
+        tip.status = TipStatus.IN_REVIEW.value
+    tip.updated_at = now
+    session.add(tip)

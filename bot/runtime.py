@@ -20,7 +20,7 @@ from typing import Any
 from bot.config import Config, ConfigError
 from bot.logs import RedactSecrets, install_log_hygiene
 from bot.startup import DATABASE_WAIT, TokenCheck, pause, reach_database, telegram_check, zalo_bot_check
-from handlers import maintenance, tipoff
+from handlers import drafts, maintenance
 from handlers.context import Services
 from handlers.messages import Inbound, Reply, Route
 from handlers.tipline import TipLine
@@ -67,7 +67,7 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
     last_purge = None
     while True:
         try:
-            wiped = await tipoff.wipe_stale_drafts(services)
+            wiped = await drafts.wipe_stale_drafts(services)
             if wiped:
                 log.info("wiped %d stale drafts", wiped)
             await deliveries.send(await maintenance.remind_officers(services), origin=Route("system", "-"))

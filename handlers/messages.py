@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 # The prefix that namespaces a channel's chat ids before they are turned into pseudonyms.
 CHANNEL_PREFIXES = {"telegram": "tg", "zalo": "zl", "zalo_oa": "zoa", "console": "cli"}
@@ -103,6 +104,13 @@ class OutgoingFile:
     mime: str | None = None
 
 
+class TypeInstead(StrEnum):
+    """What a citizen can type where a channel has no location or contact button (the handlers accept both)."""
+
+    ADDRESS = "address"
+    PHONE = "phone"
+
+
 @dataclass
 class Reply:
     """A message to send back; choices become buttons, or a numbered list where there are none."""
@@ -115,6 +123,8 @@ class Reply:
     to: Route | None = None  # None: the chat that wrote
     files: list[OutgoingFile] = field(default_factory=list)
     commands_menu: str | None = None  # "officer", "supervisor" or "citizen": the command list this chat should now see
+    language: str | None = None  # the language the text is in ("vi", "en"), so a channel's own words can match it
+    type_instead: TypeInstead | None = None  # what to type where the location or contact button cannot be shown
 
 
 def numbered_text(reply: Reply) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 from handlers.buttons import RESERVED_PREFIXES
 
 SHIPPED = Path(__file__).parent / "data" / "questionnaire.toml"
-KINDS = {"choice", "text", "area", "location", "media", "contact", "review"}
 ROLES = {"category", "area", "urgency"}
 LANGUAGES = ("vi", "en")
 
@@ -80,6 +79,10 @@ def _texts(raw: dict, key: str, where: str) -> dict[str, str]:
 
 def load_questionnaire(path: Path | None = None) -> Questionnaire:
     """Read and check a questionnaire file; the shipped one when ``path`` is None."""
+    # The kinds' behaviour needs the conversation machinery, which needs the settings this loader makes:
+    # the registry is read when a file is loaded, not when this module is imported.
+    from handlers.step_kinds import KINDS
+
     path = Path(path) if path else SHIPPED
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -102,8 +105,6 @@ def load_questionnaire(path: Path | None = None) -> Questionnaire:
             raise QuestionnaireError(f"{where}.kind must be one of {sorted(KINDS)}, got {kind!r}")
         choices = tuple(Option(id=str(c["id"]), labels=_texts({"l": c}, "l", f"{where}.choices"))
                         for c in raw.get("choices", []))
-        if kind == "choice" and not choices:
-            raise QuestionnaireError(f"{where} is a choice step without choices")
         when = {k: tuple(v) if isinstance(v, list) else (str(v),) for k, v in raw.get("when", {}).items()}
         for ref in when:
             if ref not in seen:
@@ -111,11 +112,15 @@ def load_questionnaire(path: Path | None = None) -> Questionnaire:
         role = raw.get("role")
         if role is not None and role not in ROLES:
             raise QuestionnaireError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r}")
-        steps.append(Step(
+        step = Step(
             id=step_id, kind=kind, labels=_texts(raw, "label", where), prompts=_texts(raw, "prompt", where),
             choices=choices, optional=bool(raw.get("optional", False)), free_text=bool(raw.get("free_text", False)),
             min_length=int(raw.get("min_length", 1)), max_length=int(raw.get("max_length", 4000)), when=when,
-            role=role, urgent_choices=tuple(raw.get("urgent_choices", ()))))
+            role=role, urgent_choices=tuple(raw.get("urgent_choices", ())))
+        problem = KINDS[kind].check(step, where)
+        if problem:
+            raise QuestionnaireError(problem)
+        steps.append(step)
         seen.add(step_id)
     if not steps or steps[-1].kind != "review":
         raise QuestionnaireError(f"{path}: the last step must be of kind 'review'")

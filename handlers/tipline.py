@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from handlers import followup, movement_report, officers, stats, tipoff, triage
+from handlers import drafts, followup, movement_report, officers, stats, tipoff, triage
 from handlers import broadcasts, buttons, reminders
 from handlers.areas import fold
 from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_commands
@@ -84,6 +84,9 @@ class TipLine:
             replies = await self._flood_guard(turn)
             if replies is None:
                 replies = _files_left_behind(turn, await route(turn))
+            for reply in replies:
+                if reply.language is None and reply.to is None:  # to another chat: its sender says which
+                    reply.language = turn.lang
             if conversation.flow is None:
                 conversation.offered = ",".join(c.id for r in replies for c in r.choices)[:255] or None
             conversation.updated_at = turn.now
@@ -103,8 +106,8 @@ class TipLine:
 async def route(turn: Turn) -> list[Reply]:
     _ = turn._
     lead = None
-    if tipoff.is_expired(turn):
-        await tipoff.wipe_draft(turn)
+    if drafts.is_expired(turn):
+        await drafts.wipe_draft(turn)
         lead = _("Your unfinished tip was deleted after {hours} hours without activity.").format(
             hours=int(turn.services.settings.limits.draft_ttl.total_seconds() // 3600))
     replies = await _route(turn)
@@ -141,7 +144,7 @@ def _typed_menu_choice(turn: Turn) -> str | None:
 async def _route(turn: Turn) -> list[Reply]:
     _ = turn._
     inbound = turn.inbound
-    in_tipoff = turn.conversation.flow == tipoff.FLOW
+    in_tipoff = turn.conversation.flow == drafts.FLOW
     if (not in_tipoff and inbound.choice is None and inbound.command is None
             and not await followup.question_waiting(turn)):  # "2" may answer an officer's question
         inbound.choice = _typed_menu_choice(turn)
@@ -176,7 +179,7 @@ async def _command(turn: Turn, name: str, args: str, *, in_tipoff: bool) -> list
 
 async def _cancel(turn: Turn, _args: str) -> list[Reply]:
     _ = turn._
-    if await tipoff.wipe_draft(turn):
+    if await drafts.wipe_draft(turn):
         return [Reply(_("Your tip was cancelled and deleted. Send /report to start again."))]
     return [Reply(_("There is nothing to cancel."))]
 
@@ -189,7 +192,7 @@ async def _help(turn: Turn, _args: str) -> list[Reply]:
 
 async def _unfinished(turn: Turn) -> list[Reply] | None:
     """In the middle of a tip, /start and /report lead back to it rather than starting again."""
-    if turn.conversation.flow != tipoff.FLOW:
+    if turn.conversation.flow != drafts.FLOW:
         return None
     return await tipoff.reprompt(turn, lead=turn._("You have an unfinished tip. Let us continue it, "
                                                    "or send /cancel to delete it."))
@@ -207,7 +210,7 @@ async def _report(turn: Turn, args: str) -> list[Reply]:
     if args and await _is_supervisor(turn):
         # "/report FROM TO" from a supervisor is the movement report; bare /report, and /report from
         # anyone else, stays the citizen's tip-off, so no citizen ever learns the other meaning.
-        return await _as_officer(turn, movement_report.send_report, args, turn.conversation.flow == tipoff.FLOW)
+        return await _as_officer(turn, movement_report.send_report, args, turn.conversation.flow == drafts.FLOW)
     return await _new_tip(turn, args)
 
 
@@ -330,7 +333,7 @@ async def _language(turn: Turn, args: str) -> list[Reply]:
         turn.session.add(turn.conversation)
         _ = translator(wanted)
         done = _("Language set to English.") if wanted == "en" else _("Language set to Vietnamese.")
-        if turn.conversation.flow == tipoff.FLOW:
+        if turn.conversation.flow == drafts.FLOW:
             return await tipoff.reprompt(turn, lead=done)
         return [Reply(done)]
     return [Reply(turn._("Choose your language:"), choices=_language_choices())]

@@ -28,7 +28,8 @@ from handlers.context import VIETNAM
 from handlers.i18n import N_, number, translator
 from handlers.messages import CHANNEL_PREFIXES, Choice, OutgoingFile, Reply, Route
 from handlers.officers import ROLE_NAMES, actor, in_scope, officer_help, scope
-from handlers.tipoff import CONTACT_FIELD, REPLY_ROUTE_FIELD, shown_answer
+from handlers.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
+from handlers.step_kinds import shown_answer, shown_without_step
 from handlers.turn import Turn
 from storage import keys as key_store
 from storage import tip_states
@@ -40,6 +41,7 @@ from storage.models import Officer, Tip, TipBase
 from storage.officers import officer_route
 from storage.tip_states import TipStatus
 
+_NOT_ANSWERS = (CONTACT_FIELD, REPLY_ROUTE_FIELD)  # sealed beside the answers, shown (or not) on their own
 NOT_VALUABLE_REASONS = {
     "insufficient": N_("Not enough information"),
     "false": N_("Untrue"),
@@ -220,9 +222,15 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
     lines = [header, _("Received: {when} · unit: {unit}").format(
         when=tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M"),
         unit=services.settings.unit_tree.name(tip.unit_id)), ""]
+    named = {step.id for step in services.settings.questionnaire.steps}
     for step in services.settings.questionnaire.steps:
         if step.id in fields and step.kind not in ("review", "contact"):
             lines.append(f"• {step.label(turn.lang)}: {shown_answer(turn, step, json.loads(fields[step.id]))}")
+    # Answers to steps the questionnaire file no longer names (renamed, removed) are the tip's all the same.
+    for name in sorted(n for n in fields if n not in named and ":" not in n and n not in _NOT_ANSWERS):
+        answer = _stored_answer(fields[name])
+        if answer is not None:
+            lines.append(f"• {name}: {shown_without_step(turn, answer)}")
     if CONTACT_FIELD in fields:
         lines.append(_("• Tipster's phone (they chose to give it): {phone}").format(phone=fields[CONTACT_FIELD]))
     else:
@@ -240,6 +248,15 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
     if files:
         replies.append(Reply(_("Evidence of {ref}:").format(ref=tip.ref), files=files))
     return replies
+
+
+def _stored_answer(sealed_text: str) -> dict | None:
+    """An answer as the tip-off stored it (a JSON object); None for anything else sealed beside it."""
+    try:
+        value = json.loads(sealed_text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def _evidence(turn: Turn, tip: Tip, data_key) -> list[OutgoingFile]:

@@ -460,16 +460,16 @@ async def test_half_an_emoji_is_kept_as_a_replacement_character_not_a_failure(ci
 
 async def test_a_failure_while_answering_loses_nothing_and_the_update_can_be_sent_again(citizen, services,
                                                                                       monkeypatch, caplog):
-    from handlers import tipoff
+    from handlers import step_kinds
 
     await reach(citizen, "evidence")
     before = await stored(services, citizen)
-    real_save = tipoff.tip_store.save_attachment
+    real_save = step_kinds.tip_store.save_attachment
 
     async def failing_save(**kwargs):
         await real_save(**kwargs)  # the row and the file are written, then the disk fills up
         raise OSError("No space left on device")
-    monkeypatch.setattr(tipoff.tip_store, "save_attachment", failing_save)
+    monkeypatch.setattr(step_kinds.tip_store, "save_attachment", failing_save)
     replies = await citizen.deliver(update_id="E1", files=[document(pdf(1000))])
     assert [r.text for r in replies] == [
         "Sorry, something went wrong on our side and your last message was not saved. Please send it again."]
@@ -479,7 +479,7 @@ async def test_a_failure_while_answering_loses_nothing_and_the_update_can_be_sen
     assert {k: v for k, v in after.items() if k != "blobs"} == {k: v for k, v in before.items() if k != "blobs"}
     assert "%PDF" not in caplog.text
 
-    monkeypatch.setattr(tipoff.tip_store, "save_attachment", real_save)
+    monkeypatch.setattr(step_kinds.tip_store, "save_attachment", real_save)
     replies = await citizen.deliver(update_id="E1", files=[document(pdf(1000))])  # the platform retries
     assert "Files received so far: 2" in replies[0].text
     assert (await stored(services, citizen))["counts"]["Attachment"] == 2

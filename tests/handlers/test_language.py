@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from handlers.messages import CHANNEL_PREFIXES
-from handlers.tipoff import DRAFT_FIELD, Draft
+from handlers.drafts import DRAFT_FIELD, Draft
 from storage.keys import load_data_key
 from storage.models import Conversation
 from tests.support.chat import ChatClient

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from handlers import tipoff
+from handlers import submission
 from handlers.context import Limits
 from handlers.messages import IncomingFile
-from handlers.tipoff import wipe_stale_drafts
+from handlers.drafts import wipe_stale_drafts
 from tests.support.chat import ChatClient
 from tests.support.images import jpeg_with_gps
 from tests.support.state import stored
@@ -217,7 +217,7 @@ async def test_status_attempts_are_limited_per_hour(citizen, services, clock, ti
     "  tb 7ok3m 1qxfo ",
 ])
 async def test_a_receipt_code_is_found_however_it_is_typed(citizen, services, clock, tipline, monkeypatch, typed):
-    monkeypatch.setattr(tipoff, "new_receipt_code", lambda: "TB-70K3M-1QXF0")
+    monkeypatch.setattr(submission, "new_receipt_code", lambda: "TB-70K3M-1QXF0")
     code = await send_a_tip(other_citizen(tipline, "700100201"))
     assert code == "TB-70K3M-1QXF0"
     before = await stored(services, citizen)
@@ -231,7 +231,7 @@ async def test_a_receipt_code_is_found_however_it_is_typed(citizen, services, cl
 @pytest.mark.parametrize("typed", ["/status TB-AAAAA-AAAAA", "/status hello", "/status TB-70K3M-1QXF", "TB-ZZZZZ-ZZZZZ",
                                    "/status TB-70K3M-1QXF0-1", "/status TB-UUUUU-UUUUU", "/status " + "9" * 5000])
 async def test_an_unknown_code_is_refused_politely(citizen, services, clock, tipline, monkeypatch, typed):
-    monkeypatch.setattr(tipoff, "new_receipt_code", lambda: "TB-70K3M-1QXF0")
+    monkeypatch.setattr(submission, "new_receipt_code", lambda: "TB-70K3M-1QXF0")
     await send_a_tip(other_citizen(tipline, "700100201"))
     before = await stored(services, citizen)
     replies = await citizen.send(typed)

@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from handlers.messages import IncomingFile
 from handlers.tipline import TipLine
-from handlers.tipoff import DRAFT_FIELD
+from handlers.drafts import DRAFT_FIELD
 from storage.db import Database
 from storage.keys import load_data_key
 from storage.models import Attachment, Conversation, Tip

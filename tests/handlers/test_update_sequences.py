@@ -43,6 +43,7 @@ from sqlalchemy import delete, text
 from sqlmodel import SQLModel, select
 
 from handlers import tipoff
+from handlers.drafts import DRAFT_FIELD, FLOW, REPLY_ROUTE_FIELD, wipe_stale_drafts
 from handlers.areas import AreaIndex
 from handlers.context import Limits, Services, TipLineSettings
 from handlers.i18n import LOCALES, pick_language, translator
@@ -322,7 +323,7 @@ class Sequence:
             self.steps.append(f"the clock jumps {payload} h")
         elif kind == "sweep":
             self.steps.append("the sweep of stale drafts runs")
-            await tipoff.wipe_stale_drafts(self.services)
+            await wipe_stale_drafts(self.services)
             for i in range(len(CHATS)):
                 await self.check_conversation(i)
         elif kind == "redeliver" and self.delivered:
@@ -410,10 +411,10 @@ class Sequence:
                 f"draft={'set' if conv.draft else None}")
             if conv.flow is None:
                 return conv
-            assert conv.flow == tipoff.FLOW, where(f"an unknown flow {conv.flow!r}")
+            assert conv.flow == FLOW, where(f"an unknown flow {conv.flow!r}")
             key = await load_data_key(session=session, keyring=self.services.keyring, owner_id=conv.draft_id)
             assert key is not None, where("the draft's data key is gone")
-            state = json.loads(key.open_text(tipoff.DRAFT_FIELD, conv.draft))
+            state = json.loads(key.open_text(DRAFT_FIELD, conv.draft))
             step = self.step[chat] = state["step"]
             self.reached.add(step)
             assert step in STEP_IDS, where(f"the draft stands at a step that does not exist: {step!r}")
@@ -447,8 +448,8 @@ class Sequence:
                 key = await load_data_key(session=session, keyring=services.keyring, owner_id=tip.id)
                 fields = await read_tip_fields(session=session, data_key=key)
                 assert len(json.loads(fields["description"])["text"]) >= 10, where("a tip without its description")
-                if tipoff.REPLY_ROUTE_FIELD in fields:
-                    route = json.loads(fields[tipoff.REPLY_ROUTE_FIELD])
+                if REPLY_ROUTE_FIELD in fields:
+                    route = json.loads(fields[REPLY_ROUTE_FIELD])
                     assert (route["channel"], route["chat_id"]) == CHATS[chat][:2], where(
                         f"the tip of chat {chat} would answer {route['channel']}:{route['chat_id']}")
                 evidence = await open_attachments(session=session, blobs=services.blobs, data_key=key)

@@ -75,7 +75,7 @@ def _services(url: str, folder: Path, keyring):
 
 
 def _settings(rate: int):
-    from handlers.events import ReminderSettings
+    from handlers.reminders.festival_calendar import ReminderSettings
     return ReminderSettings(rate_per_second=rate, quiet_start=clock_time(0), quiet_end=clock_time(0))
 
 

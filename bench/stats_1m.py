@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from handlers.areas import Area, AreaIndex  # noqa: E402
-from handlers.charts import render_chart  # noqa: E402
+from handlers.figures.charts import render_chart  # noqa: E402
 from handlers.context import TipLineSettings  # noqa: E402
-from handlers.movement_report import Figures, Period  # noqa: E402
+from handlers.figures.movement_report import Figures, Period  # noqa: E402
 from handlers.units import Unit, UnitTree  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402

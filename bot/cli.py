@@ -63,7 +63,7 @@ def cmd_run(args) -> int:
 def cmd_chat(args) -> int:
     from bot import runtime
     from bot.channels.console import chat
-    from handlers.tipline import TipLine
+    from handlers.router import TipLine
     config = _config(args)
     setup_logging("WARNING")
 
@@ -190,7 +190,7 @@ def _with_services(config, job):
 
 
 def cmd_officers_invite(args) -> int:
-    from handlers.officers import InviteError, create_invite_code
+    from handlers.officer.accounts import InviteError, create_invite_code
     config = _config(args)
     try:
         code = _with_services(config, lambda s: create_invite_code(s, unit_id=args.unit, role=args.role, name=args.name))
@@ -238,7 +238,7 @@ def cmd_officers_revoke(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    from handlers.maintenance import anchor_audit
+    from handlers.officer.maintenance import anchor_audit
     from storage.audit import AnchorError, audit_head, verify_audit
     from storage.models import AuditEntry
     from sqlalchemy import func
@@ -272,7 +272,7 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_purge(args) -> int:
-    from handlers.maintenance import STRAY_FILE_GRACE, purge_not_valuable, sweep_stray_files
+    from handlers.officer.maintenance import STRAY_FILE_GRACE, purge_not_valuable, sweep_stray_files
     config = _config(args)
     progress = Progress("purging tips judged not valuable", 0)
 
@@ -290,7 +290,7 @@ def cmd_purge(args) -> int:
 
 def cmd_report(args) -> int:
     """The movement report of a unit and a period, as text, CSV or XLSX: the same figures as /report."""
-    from handlers.movement_report import Period, ReportError, cli_report, file_name, parse_date, rendered
+    from handlers.figures.movement_report import Period, ReportError, cli_report, file_name, parse_date, rendered
     from storage.stats import STEPS
     config = _config(args)
     first, last = parse_date(args.date_from), parse_date(args.date_to)
@@ -328,7 +328,7 @@ def cmd_reminders_status(args) -> int:
     """Recent and coming broadcasts with their counts; a bar each for those still going out."""
     from datetime import timedelta
 
-    from handlers.reminders import when_text
+    from handlers.reminders.subscriptions import when_text
     from storage import outbox
     from storage import reminders as store
     config = _config(args)
@@ -364,8 +364,8 @@ def cmd_reminders_status(args) -> int:
 
 def cmd_reminders_calendar(args) -> int:
     """The coming events (national days and local ones) and when their reminders go out, Vietnam time."""
-    from handlers.events import next_occurrences, parse_offsets, upcoming_reminders
-    from handlers.reminders import day_text, when_text
+    from handlers.reminders.festival_calendar import next_occurrences, parse_offsets, upcoming_reminders
+    from handlers.reminders.subscriptions import day_text, when_text
     from storage import reminders as store
     config = _config(args)
     settings = config.reminder_settings()

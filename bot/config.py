@@ -18,9 +18,9 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
 
 from handlers.areas import Area, AreaIndex
 from handlers.context import Limits, Stats, TipLineSettings, Triage
-from handlers.events import CalendarError, Offset, ReminderSettings, load_calendar, parse_clock
+from handlers.reminders.festival_calendar import CalendarError, Offset, ReminderSettings, load_calendar, parse_clock
 from handlers.units import Unit, UnitTree
-from handlers.questionnaire import QuestionnaireError, load_questionnaire
+from handlers.citizen.questionnaire_file import QuestionnaireError, load_questionnaire
 
 DEFAULT_PATH = Path("config.toml")
 

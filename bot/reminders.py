@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from handlers.context import Services
-from handlers.events import (ReminderSettings, broadcast_key, due_reminders, format_offsets, parse_offsets,
-                             quiet_until, sendable_from)
+from handlers.reminders.festival_calendar import (ReminderSettings, broadcast_key, due_reminders, format_offsets,
+                                                  parse_offsets, quiet_until, sendable_from)
 from handlers.messages import Reply
-from handlers.reminders import areas_within, reminder_reply
+from handlers.reminders.subscriptions import areas_within, reminder_reply
 from storage import outbox
 from storage import reminders as store
 from storage.models import ReminderBroadcast, ReminderEvent

@@ -20,10 +20,11 @@ from typing import Any
 from bot.config import Config, ConfigError
 from bot.logs import RedactSecrets, install_log_hygiene
 from bot.startup import DATABASE_WAIT, TokenCheck, pause, reach_database, telegram_check, zalo_bot_check
-from handlers import drafts, maintenance
+from handlers.citizen import drafts
+from handlers.officer import maintenance
 from handlers.context import Services
 from handlers.messages import Inbound, Reply, Route
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
 from storage.crypto import Keyring

@@ -15,7 +15,7 @@ choices kept in ``conversation.offered``) must keep meaning what they meant.
 
 The first five prefixes are reserved: the questionnaire loader refuses a step whose id is one of them, so
 a step called ``remind`` can never be taken for the reminders' buttons. To add a kind: one ``ButtonKind``
-below, and its handler in the table in handlers/tipline.py.
+below, and its handler in the table in handlers/router.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a /command is: its name, who may use it, what handles it, and its line in the chat's menu.
 
-The table of every command is ``COMMANDS`` in handlers/tipline.py; the router and every channel's
+The table of every command is ``COMMANDS`` in handlers/router.py; the router and every channel's
 command menu read it (``menu_commands``), so a command is added in one place.
 """
 

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from handlers.areas import AreaIndex
-from handlers.questionnaire import Questionnaire, load_questionnaire
+from handlers.citizen.questionnaire_file import Questionnaire, load_questionnaire
 from handlers.units import UnitTree
 from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
 
-if TYPE_CHECKING:  # handlers.events needs VIETNAM from here
-    from handlers.events import ReminderSettings
+if TYPE_CHECKING:  # handlers.reminders.festival_calendar needs VIETNAM from here
+    from handlers.reminders.festival_calendar import ReminderSettings
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from handlers.context import VIETNAM
-from handlers.turn import Turn
+from handlers.chat_turn import Turn
 from storage.limits import add_to_window, count_in_window
 
 

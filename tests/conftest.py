@@ -12,7 +12,7 @@ import pytest
 from handlers.areas import AreaIndex
 from handlers.context import Limits, Services, TipLineSettings
 from handlers.units import UnitTree
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database, normalize_url

@@ -84,7 +84,7 @@ def test_every_package_has_modules_to_check():
     modules = project_modules()
     for package in PACKAGES:
         assert sum(name.startswith(package + ".") for name in modules) >= 5, package
-    assert "handlers.tipline" in modules and "storage.db" in modules and "bot.cli" in modules
+    assert "handlers.router" in modules and "storage.db" in modules and "bot.cli" in modules
 
 
 def test_imports_go_bot_handlers_storage_and_never_back():
@@ -102,7 +102,7 @@ def test_imports_go_bot_handlers_storage_and_never_back():
     ("storage.x", "import httpx", "storage.x imports httpx: storage talks to no platform"),
 ])
 def test_the_check_catches_an_import_that_goes_back(module, source, problem):
-    problems = layer_problems({module: source, "bot.y": "import handlers.tipline\nimport storage.db\n"})
+    problems = layer_problems({module: source, "bot.y": "import handlers.router\nimport storage.db\n"})
     assert any(problem in p for p in problems), problems
 
 

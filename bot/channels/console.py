@@ -10,7 +10,7 @@ from typing import TextIO
 
 from bot.delivery import Deliveries
 from handlers.messages import Choice, Contact, IncomingFile, Inbound, Location, Reply, Route, numbered_text
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 
 CHANNEL = "console"
 HELP = """tinbao chat: type as a citizen would (try /start). Extra commands for the terminal:

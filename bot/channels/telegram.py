@@ -48,7 +48,7 @@ from bot.logs import where
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
 from handlers.i18n import LANGUAGES
-from handlers.tipline import TipLine, command_menu
+from handlers.router import TipLine, command_menu
 
 log = logging.getLogger(__name__)
 

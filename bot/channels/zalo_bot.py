@@ -87,7 +87,7 @@ from bot.channels.http_client import HttpClient, failure_line
 from bot.delivery import Deliveries
 from handlers.i18n import translator
 from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,7 @@ from bot.delivery import Deliveries
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.i18n import translator
 from handlers.messages import Choice, Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 from storage import zalo_oa as store
 from storage.officers import list_officers, officer_route
 

@@ -17,13 +17,13 @@ from sqlmodel import select
 from bot.cli import main
 from bot.config import ENV_OVERRIDES, load_config
 from bot.runtime import open_services
-from handlers.officers import normalize_invite_code
-from handlers.tipline import TipLine
+from handlers.officer.accounts import normalize_invite_code
+from handlers.router import TipLine
 from storage.crypto import Keyring
 from storage.keys import load_data_key
 from storage.models import AuditEntry, DataKeyRecord, Invite, Officer, Tip, TipField, utcnow
 from storage.tips import open_attachments, read_tip_fields
-from tests.handlers.test_triage import submit_tip
+from tests.handlers.officer.test_triage import submit_tip
 from tests.support.chat import ChatClient
 from tests.support.deployment import config_toml
 

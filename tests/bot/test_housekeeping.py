@@ -13,7 +13,7 @@ from bot.delivery import Deliveries
 from bot.runtime import housekeeping
 from storage.audit import AuditAnchor
 from storage.models import AuditEntry, Conversation, Tip
-from tests.handlers.test_triage import enrol, submit_tip
+from tests.handlers.officer.test_triage import enrol, submit_tip
 from tests.support.chat import ChatClient
 
 

@@ -12,8 +12,8 @@ import pytest
 from bot.cli import main
 from bot.config import ENV_OVERRIDES, ConfigError, load_config
 from bot.runtime import open_services
-from handlers.events import Offset
-from handlers.tipline import TipLine
+from handlers.reminders.festival_calendar import Offset
+from handlers.router import TipLine
 from storage.crypto import Keyring
 from tests.support.chat import ChatClient
 

@@ -21,9 +21,9 @@ from sqlmodel import select
 from bot.channels.telegram import ReminderSender, make_bot
 from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Dispatcher, Outcome, sync_calendar, tick
 from handlers.context import VIETNAM
-from handlers.events import CalendarEvent, Offset, ReminderSettings
+from handlers.reminders.festival_calendar import CalendarEvent, Offset, ReminderSettings
 from handlers.messages import CHANNEL_PREFIXES, Choice, Reply
-from handlers.reminders import OFF_BUTTON
+from handlers.reminders.subscriptions import OFF_BUTTON
 from storage import outbox
 from storage import reminders as store
 from storage.db import Database
@@ -367,7 +367,7 @@ async def test_403_unsubscribes_the_citizen_who_blocked_the_bot(services, fake, 
     assert await statuses(services) == {"sent": 2, "failed": 1}
     await announce(services, config, key="announce:again", area="79.26734")
     assert await statuses(services) == {"sent": 2, "failed": 1, "pending": 2}  # not queued for the blocker again
-    from tests.handlers.test_triage import enrol
+    from tests.handlers.officer.test_triage import enrol
     admin = await enrol(services, tipline, "910", unit="ca-hcm", role="admin", name="Trung tá Hà")
     await admin.send("/broadcasts")
     assert "sent 2 · failed 1 · pending 0 · unknown 0" in admin.text and "blocked the bot 1" in admin.text

@@ -18,10 +18,10 @@ from sqlmodel import select
 from bot.channels.telegram import TelegramChannel, make_bot
 from bot.cli import main
 from bot.config import ENV_OVERRIDES
-from handlers import movement_report
-from handlers.charts import HEIGHT, WIDTH
-from handlers.officers import create_invite_code
-from handlers.tipline import TipLine
+from handlers.figures import movement_report
+from handlers.figures.charts import HEIGHT, WIDTH
+from handlers.officer.accounts import create_invite_code
+from handlers.router import TipLine
 from storage.crypto import Keyring
 from storage.models import AuditEntry
 from tests.fakes.telegram_api import FakeTelegram

@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.channels.telegram import TelegramChannel, make_bot
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 from storage.keys import load_data_key
 from storage.models import Attachment, Tip
 from storage.tips import read_tip_fields

@@ -16,10 +16,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.channels.telegram import TelegramChannel, make_bot
-from handlers.maintenance import purge_not_valuable
-from handlers.officers import create_invite_code
-from handlers.tipline import OFFICER_COMMANDS, TipLine
-from handlers.tipoff import normalize_receipt_code
+from handlers.officer.maintenance import purge_not_valuable
+from handlers.officer.accounts import create_invite_code
+from handlers.router import OFFICER_COMMANDS, TipLine
+from handlers.citizen.tipoff import normalize_receipt_code
 from storage.audit import verify_audit
 from storage.keys import load_data_key
 from storage.models import AuditEntry, Officer, Tip, TipField, utcnow

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from bot.channels.telegram import TelegramChannel, make_bot
 from bot.webhook import WEBHOOK_PATH, webhook_app
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 from storage.models import Conversation, ProcessedUpdate
 from tests.fakes.telegram_api import FakeTelegram
 

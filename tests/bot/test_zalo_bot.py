@@ -670,7 +670,7 @@ async def test_run_forced_to_webhook_without_a_secret_refuses_to_start(tmp_path,
 # --- an officer's verdict reaches the tipster on Zalo -------------------------------------------
 
 async def test_an_officers_verdict_reaches_the_tipster_on_zalo(fake, citizen, zalo, services, tipline):
-    from handlers.officers import create_invite_code
+    from handlers.officer.accounts import create_invite_code
     from tests.support.chat import ChatClient
     await to_evidence(citizen)
     assert "TB-" in await finish_tip(citizen)

@@ -33,7 +33,7 @@ from bot.reminders import BLOCKED, SENT, TRANSIENT, Outcome
 from bot.webhook import ZALO_OA_WEBHOOK_PATH, zalo_oa_webhook_app
 from handlers.i18n import translator
 from handlers.messages import Choice, OutgoingFile, Reply, Route
-from handlers.officers import create_invite_code
+from handlers.officer.accounts import create_invite_code
 from storage import zalo_oa as store
 from storage.crypto import Keyring
 from storage.db import Database
@@ -648,7 +648,7 @@ async def test_reminder_refusals_become_outcomes_the_dispatcher_understands(fake
 
 async def test_the_outbox_dispatcher_sends_oa_reminders_through_the_channel(fake, client, tipline, services, connected):
     from bot.reminders import Dispatcher, tick
-    from handlers.events import ReminderSettings
+    from handlers.reminders.festival_calendar import ReminderSettings
     from storage import outbox
     from storage import reminders as reminders_store
     from tests.bot.test_reminder_delivery import DAYTIME

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from handlers import buttons
-from handlers.questionnaire import SHIPPED, QuestionnaireError, load_questionnaire
+from handlers.citizen.questionnaire_file import SHIPPED, QuestionnaireError, load_questionnaire
 from tests.support.state import stored
 
 

@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 
 from handlers.codes import ALPHABET, RECEIPT
-from handlers.submission import new_receipt_code
+from handlers.citizen.submission import new_receipt_code
 
 CODES = 200_000
 SHAPE = re.compile(r"TB-([0-9A-HJKMNP-TV-Z]{5})-([0-9A-HJKMNP-TV-Z]{5})")
@@ -65,7 +65,8 @@ def test_the_uniformity_check_catches_codes_with_fewer_bits():
 
 def test_every_process_draws_other_codes():
     """No fixed seed: two bot processes started alike hand out different codes."""
-    program = "from handlers.submission import new_receipt_code; print(' '.join(new_receipt_code() for _ in range(500)))"
+    program = ("from handlers.citizen.submission import new_receipt_code; "
+               "print(' '.join(new_receipt_code() for _ in range(500)))")
     runs = [set(subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
                                timeout=60).stdout.split()) for _ in range(2)]
     assert all(len(run) == 500 for run in runs) and not runs[0] & runs[1]

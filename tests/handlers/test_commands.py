@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.tipline import COMMANDS, OFFICER_COMMANDS, command_menu
+from handlers.router import COMMANDS, OFFICER_COMMANDS, command_menu
 
 CITIZEN_VI = [("report", "Gửi tin báo tố giác tội phạm"), ("status", "Tra cứu tin báo bằng mã"),
               ("cancel", "Hủy tin báo đang viết"), ("remind", "Nhắc ngày hội"), ("language", "Đổi ngôn ngữ"),

@@ -29,7 +29,7 @@ KEYWORDS = {"_": None, "N_": None, "NC_": ((1, "c"), 2)}
 
 @cache
 def extracted() -> dict[tuple[str | None, str], list[str]]:
-    """(msgctxt, msgid) → where it is used ("handlers/tipoff.py:168"), extracted as pybabel extract does."""
+    """(msgctxt, msgid) → where it is used ("handlers/citizen/tipoff.py:168"), extracted as pybabel extract does."""
     with BABEL_CFG.open(encoding="utf-8") as fh:
         method_map, options_map = parse_mapping_cfg(fh, str(BABEL_CFG))
     found: dict[str, list[str]] = {}

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from handlers.messages import CHANNEL_PREFIXES
-from handlers.drafts import DRAFT_FIELD, Draft
+from handlers.citizen.drafts import DRAFT_FIELD, Draft
 from storage.keys import load_data_key
 from storage.models import Conversation
 from tests.support.chat import ChatClient
@@ -194,7 +194,7 @@ async def test_switching_at_the_review_shows_the_review_in_the_new_language(tipl
 
 @pytest.mark.parametrize(("hint", "english"), [("en-US", True), ("en", True), ("vi", False), (None, False)])
 async def test_the_apology_for_a_failure_follows_the_clients_language(tipline, monkeypatch, hint, english):
-    from handlers import tipline as tipline_module
+    from handlers import router as tipline_module
 
     async def broken(turn):
         raise RuntimeError("storage went away")

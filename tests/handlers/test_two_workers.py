@@ -18,13 +18,13 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.messages import IncomingFile
-from handlers.tipline import TipLine
-from handlers.drafts import DRAFT_FIELD
+from handlers.router import TipLine
+from handlers.citizen.drafts import DRAFT_FIELD
 from storage.db import Database
 from storage.keys import load_data_key
 from storage.models import Attachment, Conversation, Tip
 from storage.tips import read_tip_fields
-from tests.handlers.test_tipoff import walk_to_review
+from tests.handlers.citizen.test_tipoff import walk_to_review
 from tests.support.chat import ChatClient
 from tests.support.images import jpeg_with_gps
 from tests.support.state import chat_key

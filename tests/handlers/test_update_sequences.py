@@ -42,14 +42,14 @@ from babel.messages.pofile import read_po
 from sqlalchemy import delete, text
 from sqlmodel import SQLModel, select
 
-from handlers import tipoff
-from handlers.drafts import DRAFT_FIELD, FLOW, REPLY_ROUTE_FIELD, wipe_stale_drafts
+from handlers.citizen import tipoff
+from handlers.citizen.drafts import DRAFT_FIELD, FLOW, REPLY_ROUTE_FIELD, wipe_stale_drafts
 from handlers.areas import AreaIndex
 from handlers.context import Limits, Services, TipLineSettings
 from handlers.i18n import LOCALES, pick_language, translator
 from handlers.messages import CHANNEL_PREFIXES, Contact, IncomingFile, Inbound, Location, Reply
-from handlers.questionnaire import load_questionnaire
-from handlers.tipline import OFFICER_COMMANDS, TipLine
+from handlers.citizen.questionnaire_file import load_questionnaire
+from handlers.router import OFFICER_COMMANDS, TipLine
 from handlers.units import UnitTree
 from storage.blobs import BlobStore
 from storage.crypto import Keyring

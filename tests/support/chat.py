@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from handlers.messages import Contact, IncomingFile, Inbound, Location, Reply
-from handlers.tipline import TipLine
+from handlers.router import TipLine
 
 _update_ids = itertools.count(1)
 

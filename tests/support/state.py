@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.messages import CHANNEL_PREFIXES
-from handlers.drafts import DRAFT_FIELD, Draft
+from handlers.citizen.drafts import DRAFT_FIELD, Draft
 from storage.keys import load_data_key
 from storage.models import Attachment, Conversation, DataKeyRecord, Tip, TipField
 

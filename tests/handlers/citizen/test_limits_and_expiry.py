@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from handlers import submission
+from handlers.citizen import submission
 from handlers.context import Limits
 from handlers.messages import IncomingFile
-from handlers.drafts import wipe_stale_drafts
+from handlers.citizen.drafts import wipe_stale_drafts
 from tests.support.chat import ChatClient
 from tests.support.images import jpeg_with_gps
 from tests.support.state import stored

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from handlers.turn import Turn
+from handlers.chat_turn import Turn
 from storage import keys as key_store
 from storage import tips as tip_store
 from storage.conversations import stale_drafts

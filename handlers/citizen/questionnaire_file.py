@@ -8,7 +8,7 @@ from pathlib import Path
 
 from handlers.buttons import RESERVED_PREFIXES
 
-SHIPPED = Path(__file__).parent / "data" / "questionnaire.toml"
+SHIPPED = Path(__file__).parents[1] / "data" / "questionnaire.toml"
 ROLES = {"category", "area", "urgency"}
 LANGUAGES = ("vi", "en")
 
@@ -81,7 +81,7 @@ def load_questionnaire(path: Path | None = None) -> Questionnaire:
     """Read and check a questionnaire file; the shipped one when ``path`` is None."""
     # The kinds' behaviour needs the conversation machinery, which needs the settings this loader makes:
     # the registry is read when a file is loaded, not when this module is imported.
-    from handlers.step_kinds import KINDS
+    from handlers.citizen.step_kinds import KINDS
 
     path = Path(path) if path else SHIPPED
     try:

@@ -1,7 +1,7 @@
 """The kinds of questionnaire step: one class each, saying how the step asks, takes an answer, and shows it.
 
 A step's ``kind`` in the questionnaire file names one of ``KINDS`` at the end of this module, and the
-loader (handlers/questionnaire.py) refuses any other. To add a kind: a class here with ``ask``/``take``/
+loader (handlers/citizen/questionnaire_file.py) refuses any other. To add a kind: a class here with ``ask``/``take``/
 ``show`` (and ``check`` for what the file must say), and its line in ``KINDS``.
 
 ``take`` returns the answer to keep (a dict, sealed in the draft), a message saying what is wrong (a str:
@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 from handlers.areas import fold
 from handlers.buttons import any_step_value, step_button, step_value
-from handlers.drafts import Draft, save_draft, wipe_draft
+from handlers.citizen.drafts import Draft, save_draft, wipe_draft
 from handlers.i18n import number
 from handlers.messages import Choice, IncomingFile, Reply, TypeInstead
-from handlers.submission import submit
+from handlers.citizen.submission import submit
 from storage import tips as tip_store
 from storage.media import UnsupportedImage, strip_image_metadata
 
 if TYPE_CHECKING:
-    from handlers.questionnaire import Step
-    from handlers.turn import Turn
+    from handlers.citizen.questionnaire_file import Step
+    from handlers.chat_turn import Turn
 
 log = logging.getLogger(__name__)
 

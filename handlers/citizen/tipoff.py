@@ -16,13 +16,13 @@ The steps are data (``handlers/data/questionnaire.toml``); the diagram shows the
 from __future__ import annotations
 
 from handlers.codes import RECEIPT
-from handlers.drafts import FLOW, Draft, first_open_step, load_draft, save_draft, wipe_draft
+from handlers.citizen.drafts import FLOW, Draft, first_open_step, load_draft, save_draft, wipe_draft
 from handlers.i18n import number
 from handlers.limits import tips_today
 from handlers.messages import Reply
-from handlers.questionnaire import Step
-from handlers.step_kinds import KINDS, prompt
-from handlers.turn import Turn
+from handlers.citizen.questionnaire_file import Step
+from handlers.citizen.step_kinds import KINDS, prompt
+from handlers.chat_turn import Turn
 from storage import keys as key_store
 from storage import tips as tip_store
 

@@ -6,11 +6,11 @@ import json
 import logging
 
 from handlers.codes import RECEIPT
-from handlers.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD, Draft
+from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD, Draft
 from handlers.i18n import number
 from handlers.limits import day_window, tips_today
 from handlers.messages import Reply
-from handlers.turn import Turn
+from handlers.chat_turn import Turn
 from storage import tips as tip_store
 from storage.limits import add_to_window
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from handlers.officers import create_invite_code
+from handlers.officer.accounts import create_invite_code
 from storage.audit import verify_audit
 from storage.models import AuditEntry, FollowUp, Officer, Tip, TipField
 from storage.officers import revoke_officer
-from tests.handlers.test_tipoff import walk_to_review
+from tests.handlers.citizen.test_tipoff import walk_to_review
 from tests.support.chat import ChatClient
 
 

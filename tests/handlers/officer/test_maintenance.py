@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import delete, func, update
 from sqlmodel import select
 
-from handlers.maintenance import anchor_audit, purge_not_valuable, remind_officers, sweep_stray_files
+from handlers.officer.maintenance import anchor_audit, purge_not_valuable, remind_officers, sweep_stray_files
 from handlers.messages import Route
 from storage.audit import GENESIS, AuditAnchor, Head, append_audit, verify_audit
 from storage.db import Database
 from storage.models import Attachment, AuditEntry, DataKeyRecord, Officer, Tip, TipField, utcnow
 from storage.officers import revoke_officer
 from storage.tips import open_attachments
-from tests.handlers.test_triage import enrol, submit_tip
+from tests.handlers.officer.test_triage import enrol, submit_tip
 from tests.support.images import jpeg_with_gps
 
 

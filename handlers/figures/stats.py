@@ -8,7 +8,7 @@ flowchart LR
     C -- no --> N[no such unit in your units]
     C -- yes --> D[counts in SQL, small ones hidden] --> E[text] --> F[PNG chart]
 ```
-Anyone who is not an officer gets the tip line's neutral answer (see tipline._as_officer).
+Anyone who is not an officer gets the tip line's neutral answer (see router._as_officer).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import asyncio
 from datetime import date, timedelta
 
 from handlers.areas import fold
-from handlers.charts import render_chart
+from handlers.figures.charts import render_chart
 from handlers.context import VIETNAM
 from handlers.i18n import N_
 from handlers.messages import OutgoingFile, Reply
-from handlers.movement_report import Figures, Period, chat_table, figures_unit, load_figures, parse_range
-from handlers.turn import Turn
+from handlers.figures.movement_report import Figures, Period, chat_table, figures_unit, load_figures, parse_range
+from handlers.chat_turn import Turn
 from storage.models import Officer
 
 # What may be typed, folded without accents: "/stats quý", "/stats quy", "/stats quarter".

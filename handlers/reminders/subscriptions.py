@@ -18,10 +18,10 @@ from datetime import date
 from handlers.areas import AreaIndex, fold
 from handlers.buttons import REMINDER
 from handlers.context import VIETNAM, Services
-from handlers.events import ReminderSettings, next_occurrences
+from handlers.reminders.festival_calendar import ReminderSettings, next_occurrences
 from handlers.i18n import translator
 from handlers.messages import Choice, Reply
-from handlers.turn import Turn
+from handlers.chat_turn import Turn
 from storage import reminders as store
 from storage.models import ReminderBroadcast, ReminderEvent
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from handlers.messages import TypeInstead
-from handlers.questionnaire import SHIPPED, QuestionnaireError, load_questionnaire
-from handlers.step_kinds import KINDS
-from handlers.tipline import TipLine
-from tests.handlers.test_triage import enrol, submit_tip
+from handlers.citizen.questionnaire_file import SHIPPED, QuestionnaireError, load_questionnaire
+from handlers.citizen.step_kinds import KINDS
+from handlers.router import TipLine
+from tests.handlers.officer.test_triage import enrol, submit_tip
 
 
 def test_the_loader_takes_exactly_the_registered_kinds(tmp_path: Path):

@@ -27,10 +27,10 @@ from handlers.buttons import OFFICER
 from handlers.context import VIETNAM
 from handlers.i18n import N_, number, translator
 from handlers.messages import CHANNEL_PREFIXES, Choice, OutgoingFile, Reply, Route
-from handlers.officers import ROLE_NAMES, actor, in_scope, officer_help, scope
-from handlers.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
-from handlers.step_kinds import shown_answer, shown_without_step
-from handlers.turn import Turn
+from handlers.officer.accounts import ROLE_NAMES, actor, in_scope, officer_help, scope
+from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
+from handlers.citizen.step_kinds import shown_answer, shown_without_step
+from handlers.chat_turn import Turn
 from storage import keys as key_store
 from storage import tip_states
 from storage import tips as tip_store

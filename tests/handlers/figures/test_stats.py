@@ -16,9 +16,9 @@ from PIL import Image
 from sqlmodel import select
 
 from handlers.areas import Area, AreaIndex
-from handlers.charts import HEIGHT, HIDDEN_COLOUR, VERDICTS, WIDTH, render_chart
+from handlers.figures.charts import HEIGHT, HIDDEN_COLOUR, VERDICTS, WIDTH, render_chart
 from handlers.context import Stats, TipLineSettings
-from handlers.movement_report import (
+from handlers.figures.movement_report import (
     COUNT_KINDS,
     TIP_KINDS,
     Figures,
@@ -28,12 +28,12 @@ from handlers.movement_report import (
     to_csv,
     to_xlsx,
 )
-from handlers.officers import create_invite_code
-from handlers.stats import parse_stats_args
+from handlers.officer.accounts import create_invite_code
+from handlers.figures.stats import parse_stats_args
 from handlers.units import Unit, UnitTree
 from storage.models import AuditEntry
 from storage.stats import PeriodFigures, Tally
-from tests.handlers.test_triage import enrol
+from tests.handlers.officer.test_triage import enrol
 from tests.storage.test_stats import BEN_THANH, SAI_GON, january_tips, load
 from tests.support.chat import ChatClient
 

@@ -460,7 +460,7 @@ async def test_half_an_emoji_is_kept_as_a_replacement_character_not_a_failure(ci
 
 async def test_a_failure_while_answering_loses_nothing_and_the_update_can_be_sent_again(citizen, services,
                                                                                       monkeypatch, caplog):
-    from handlers import step_kinds
+    from handlers.citizen import step_kinds
 
     await reach(citizen, "evidence")
     before = await stored(services, citizen)

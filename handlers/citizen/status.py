@@ -6,8 +6,8 @@ from handlers.context import VIETNAM
 from handlers.i18n import N_
 from handlers.limits import count_status_check
 from handlers.messages import Reply
-from handlers.tipoff import normalize_receipt_code
-from handlers.turn import Turn
+from handlers.citizen.tipoff import normalize_receipt_code
+from handlers.chat_turn import Turn
 from storage.tip_states import TipStatus
 from storage.tips import find_tip_by_receipt
 

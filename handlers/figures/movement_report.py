@@ -30,9 +30,9 @@ from babel.numbers import format_decimal
 from handlers.context import VIETNAM, Services, TipLineSettings
 from handlers.i18n import N_, number, translator
 from handlers.messages import OutgoingFile, Reply
-from handlers.officers import actor, scope
-from handlers.triage import Refusal
-from handlers.turn import Turn
+from handlers.officer.accounts import actor, scope
+from handlers.officer.triage import Refusal
+from handlers.chat_turn import Turn
 from storage import stats as stats_store
 from storage.audit import append_audit
 from storage.models import Officer

@@ -13,16 +13,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from handlers import drafts, followup, movement_report, officers, stats, tipoff, triage
-from handlers import broadcasts, buttons, reminders
+from handlers import buttons
+from handlers.citizen import drafts, tipoff
+from handlers.figures import movement_report, stats
+from handlers.officer import accounts, followup, triage
+from handlers.reminders import broadcasts, subscriptions
 from handlers.areas import fold
 from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_commands
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, pick_language, translator
 from handlers.limits import count_message
 from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, Inbound, Reply
-from handlers.status import show_status
-from handlers.turn import Turn
+from handlers.citizen.status import show_status
+from handlers.chat_turn import Turn
 from storage.conversations import lock_conversation, mark_update_processed
 
 log = logging.getLogger(__name__)
@@ -185,9 +188,9 @@ async def _cancel(turn: Turn, _args: str) -> list[Reply]:
 
 
 async def _help(turn: Turn, _args: str) -> list[Reply]:
-    officer = await officers.current_officer(turn)
-    extra = [Reply(officers.officer_help(turn) + "\n" + broadcasts.officer_help(turn))] if officer else []
-    return [Reply(help_text(turn) + "\n\n" + reminders.citizen_help(turn))] + extra
+    officer = await accounts.current_officer(turn)
+    extra = [Reply(accounts.officer_help(turn) + "\n" + broadcasts.officer_help(turn))] if officer else []
+    return [Reply(help_text(turn) + "\n\n" + subscriptions.citizen_help(turn))] + extra
 
 
 async def _unfinished(turn: Turn) -> list[Reply] | None:
@@ -235,7 +238,7 @@ async def _announcement_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[R
 async def _reminder_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
     """🔕 under a reminder, or an area to add or remove; the tip-off's question comes again after it."""
     [action] = buttons.REMINDER.unpack(payload, parts=1)
-    return await reminders.on_button(turn, action) + (await tipoff.reprompt(turn) if in_tipoff else [])
+    return await subscriptions.on_button(turn, action) + (await tipoff.reprompt(turn) if in_tipoff else [])
 
 
 async def _language_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
@@ -272,18 +275,18 @@ BUTTONS = {
 
 
 async def _is_supervisor(turn: Turn) -> bool:
-    officer = await officers.current_officer(turn)
+    officer = await accounts.current_officer(turn)
     return officer is not None and officer.role in ("supervisor", "admin")
 
 
 async def _as_officer(turn: Turn, action, args: str, in_tipoff: bool) -> list[Reply]:
     """Officer commands and buttons; anyone else, or a forged button, gets the neutral answer."""
-    officer = await officers.current_officer(turn)
+    officer = await accounts.current_officer(turn)
     if officer is None or action is None:
         if in_tipoff and turn.inbound.choice is not None:
             return await tipoff.answer(turn)  # answered like any other old button: "t:" is not special
         replies = await _not_understood(turn, in_tipoff)
-        if await officers.was_officer(turn):  # revoked: take the officer menu off their chat too
+        if await accounts.was_officer(turn):  # revoked: take the officer menu off their chat too
             replies[-1].commands_menu = "citizen"
         return replies
     try:
@@ -351,13 +354,13 @@ COMMANDS = (
     Command("/report", EVERYONE, _report, NC_("command menu", "Report a crime")),
     Command("/status", EVERYONE, show_status, NC_("command menu", "Check a tip with its code"), resumes=True),
     Command("/cancel", EVERYONE, _cancel, NC_("command menu", "Cancel the tip you are writing")),
-    Command("/remind", EVERYONE, reminders.remind, NC_("command menu", "Festival reminders"), resumes=True),
+    Command("/remind", EVERYONE, subscriptions.remind, NC_("command menu", "Festival reminders"), resumes=True),
     # /language resumes the tip-off itself, after saying it is done
     Command("/language", EVERYONE, _language, NC_("command menu", "Change language")),
     Command("/help", EVERYONE, _help, NC_("command menu", "Help"), resumes=True),
     Command("/start", EVERYONE, _start),
     Command("/baotin", EVERYONE, _new_tip),
-    Command("/enroll", EVERYONE, officers.enroll),
+    Command("/enroll", EVERYONE, accounts.enroll),
     # triage
     Command("/queue", OFFICER, triage.show_queue, NC_("command menu", "Waiting tips of my unit")),
     Command("/next", OFFICER, triage.claim_next, NC_("command menu", "Claim the next tip")),

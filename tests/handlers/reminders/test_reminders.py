@@ -9,13 +9,13 @@ import pytest
 from sqlmodel import select
 
 from handlers.context import VIETNAM
-from handlers.events import (Offset, ReminderSettings, due_reminders, load_calendar, next_occurrences, quiet_until,
-                             sendable_from)
+from handlers.reminders.festival_calendar import (Offset, ReminderSettings, due_reminders, load_calendar,
+                                                  next_occurrences, quiet_until, sendable_from)
 from handlers.messages import Inbound
-from handlers.reminders import OFF_BUTTON
+from handlers.reminders.subscriptions import OFF_BUTTON
 from storage.models import (AuditEntry, DataKeyRecord, ReminderBroadcast, ReminderEvent, ReminderOutbox,
                             ReminderSubscriber, ReminderSubscriberArea)
-from tests.handlers.test_triage import enrol
+from tests.handlers.officer.test_triage import enrol
 from tests.support.chat import ChatClient
 from tests.support.reminders import Clock
 
@@ -335,7 +335,7 @@ def test_the_shipped_calendar_has_the_national_days():
 
 
 def test_a_wrong_calendar_file_names_the_event_and_key(tmp_path):
-    from handlers.events import CalendarError
+    from handlers.reminders.festival_calendar import CalendarError
     path = tmp_path / "events.toml"
     path.write_text('[[events]]\nid = "x"\ndates = ["02-30"]\ntitle = { vi = "X" }\n', encoding="utf-8")
     with pytest.raises(CalendarError, match=r"events\[0\] \(x\): '02-30' is not a day of the year"):

@@ -7,7 +7,7 @@ from handlers.codes import INVITE
 from handlers.i18n import N_
 from handlers.limits import hour_window
 from handlers.messages import Reply
-from handlers.turn import Turn
+from handlers.chat_turn import Turn
 from storage.audit import append_audit
 from storage.limits import add_to_window
 from storage.models import Officer, Tip

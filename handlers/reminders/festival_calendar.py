@@ -23,7 +23,7 @@ from pathlib import Path
 
 from handlers.context import VIETNAM
 
-SHIPPED = Path(__file__).parent / "data" / "events.toml"
+SHIPPED = Path(__file__).parents[1] / "data" / "events.toml"
 LANGUAGES = ("vi", "en")
 _OFFSET = re.compile(r"^\s*(\d{1,3})\s*d(?:\s+(\d{1,2}):(\d{2}))?\s*$")
 _ANNUAL = re.compile(r"^(\d{2})-(\d{2})$")

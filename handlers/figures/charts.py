@@ -15,7 +15,7 @@ import unicodedata
 from datetime import date, timedelta
 
 from handlers.i18n import N_
-from handlers.movement_report import Figures, percent
+from handlers.figures.movement_report import Figures, percent
 
 WIDTH, HEIGHT, DPI = 1200, 1000, 100  # pixels: wide enough for a year of weeks, readable on a phone
 FONT = "DejaVu Sans"

@@ -12,9 +12,9 @@ import unicodedata
 from handlers.context import VIETNAM
 from handlers.i18n import N_, translator
 from handlers.messages import CHANNEL_PREFIXES, Reply
-from handlers.officers import actor
-from handlers.triage import _check_holder, _check_open, _tip_in_scope, _tipster_route, officer_route_of
-from handlers.turn import Turn
+from handlers.officer.accounts import actor
+from handlers.officer.triage import _check_holder, _check_open, _tip_in_scope, _tipster_route, officer_route_of
+from handlers.chat_turn import Turn
 from storage import keys as key_store
 from storage import tip_states
 from storage import triage as triage_store

@@ -20,14 +20,14 @@ from datetime import date, datetime, time, timedelta
 
 from handlers.buttons import ANNOUNCEMENT
 from handlers.context import VIETNAM
-from handlers.events import (CalendarError, format_offsets, local_dt, next_occurrences, parse_clock, parse_offsets,
-                             sendable_from, upcoming_reminders)
+from handlers.reminders.festival_calendar import (CalendarError, format_offsets, local_dt, next_occurrences,
+                                                  parse_clock, parse_offsets, sendable_from, upcoming_reminders)
 from handlers.i18n import N_, number
 from handlers.messages import Choice, Reply
-from handlers.officers import actor, scope
-from handlers.reminders import areas_within, day_text, reminder_reply, settings_of, when_text
-from handlers.triage import Refusal
-from handlers.turn import Turn
+from handlers.officer.accounts import actor, scope
+from handlers.reminders.subscriptions import areas_within, day_text, reminder_reply, settings_of, when_text
+from handlers.officer.triage import Refusal
+from handlers.chat_turn import Turn
 from storage import reminders as store
 from storage.audit import append_audit
 from storage.models import Officer, ReminderBroadcast, ReminderEvent

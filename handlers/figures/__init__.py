@@ -1,0 +1,1 @@
+"""The movement's figures for supervisors: /stats, the movement report, charts."""

@@ -1,0 +1,1 @@
+"""Festival reminders: the calendar, citizens' subscriptions, officers' events and announcements."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # A leading word that only says what kind of unit a place is: "phuong ben thanh" finds "ben thanh".
@@ -56,3 +57,14 @@ class AreaIndex:
             hits = [code for code, name in self._folded.items() if all(w in name.split() for w in words)]
         hits.sort(key=lambda c: (_strip_prefix(self._folded[c]) != wanted, self._folded[c]))
         return [self.areas[c] for c in hits[:limit]]
+
+
+def with_all_below(root: str, parents: Iterable[tuple[str, str | None]]) -> list[str]:
+    """``root`` and everything below it in a tree given as (id, parent) pairs, level by level."""
+    pairs = list(parents)
+    found, frontier = [root], [root]
+    while frontier:
+        children = [child for child, parent in pairs if parent in frontier]
+        found += children
+        frontier = children
+    return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers.areas import AreaIndex
+from handlers.areas import AreaIndex, with_all_below
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,4 @@ class UnitTree:
 
     def subtree(self, unit_id: str) -> list[str]:
         """The unit and every unit below it."""
-        found, frontier = [unit_id], [unit_id]
-        while frontier:
-            children = [u.id for u in self.units.values() if u.parent in frontier]
-            found += children
-            frontier = children
-        return found
+        return with_all_below(unit_id, ((u.id, u.parent) for u in self.units.values()))

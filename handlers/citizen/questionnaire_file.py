@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from handlers.buttons import RESERVED_PREFIXES
+from handlers.toml_files import read_toml
 
 SHIPPED = Path(__file__).parents[1] / "data" / "questionnaire.toml"
 ROLES = {"category", "area", "urgency"}
@@ -84,12 +84,7 @@ def load_questionnaire(path: Path | None = None) -> Questionnaire:
     from handlers.citizen.step_kinds import KINDS
 
     path = Path(path) if path else SHIPPED
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise QuestionnaireError(f"questionnaire file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise QuestionnaireError(f"questionnaire file {path} is not valid TOML: {exc}") from None
+    doc = read_toml(path, what="questionnaire", error=QuestionnaireError)
     steps: list[Step] = []
     seen: set[str] = set()
     for index, raw in enumerate(doc.get("steps", [])):

@@ -13,7 +13,7 @@ from handlers.context import VIETNAM
 from handlers.i18n import N_, translator
 from handlers.messages import CHANNEL_PREFIXES, Reply
 from handlers.officer.accounts import actor
-from handlers.officer.triage import _check_holder, _check_open, _tip_in_scope, _tipster_route, officer_route_of
+from handlers.officer.triage import _tipster_route, officer_route_of, tip_to_work_on
 from handlers.chat_turn import Turn
 from storage import keys as key_store
 from storage import tip_states
@@ -29,10 +29,7 @@ MAX_ANSWER = 4000
 async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/ask REF QUESTION: the tipster gets the question in this bot; their answer is attached to the tip."""
     _ = turn._
-    ref, _sep, question = args.partition(" ")
-    tip = await _tip_in_scope(turn, officer, ref)
-    _check_open(turn, tip)
-    await _check_holder(turn, officer, tip)
+    tip, question = await tip_to_work_on(turn, officer, args)
     question = unicodedata.normalize("NFC", question).strip()
     if not question:
         return [Reply(_("Write the question after the reference: /ask {ref} QUESTION").format(ref=tip.ref))]
@@ -57,7 +54,7 @@ async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     to_tipster = translator(lang)(N_("An officer has a question about your tip of {date}:\n\n«{question}»\n\n"
                                      "Please answer with your next message here.")).format(date=received, question=question)
     return [Reply(_("Your question on {ref} was sent to the tipster.").format(ref=tip.ref)),
-            Reply(to_tipster, to=route)]
+            Reply(to_tipster, to=route, language=lang)]
 
 
 async def question_waiting(turn: Turn) -> bool:

@@ -89,6 +89,15 @@ async def _check_holder(turn: Turn, officer: Officer, tip: Tip) -> None:
         raise Refusal(_("Tip {ref} is being reviewed by {name}.").format(ref=tip.ref, name=holder.name if holder else "?"))
 
 
+async def tip_to_work_on(turn: Turn, officer: Officer, args: str) -> tuple[Tip, str]:
+    """ "REF rest…": the tip, still open and not another officer's, and the rest of the arguments."""
+    ref, _sep, rest = args.partition(" ")
+    tip = await _tip_in_scope(turn, officer, ref)
+    _check_open(turn, tip)
+    await _check_holder(turn, officer, tip)
+    return tip, rest
+
+
 async def _audit(turn: Turn, officer: Officer, action: str, tip: Tip | None = None, detail: str = "") -> None:
     await append_audit(session=turn.session, keyring=turn.services.keyring, actor=actor(officer), action=action,
                        tip_ref=tip.ref if tip else None, detail=detail)
@@ -143,7 +152,7 @@ async def notify_tipster(turn: Turn, tip: Tip, text: str) -> list[Reply]:
     route, lang = found
     _ = translator(lang)
     received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y")
-    return [Reply(_(text).format(date=received), to=route)]
+    return [Reply(_(text).format(date=received), to=route, language=lang)]
 
 
 async def close_contact(turn: Turn, tip: Tip) -> None:
@@ -267,10 +276,7 @@ async def _evidence(turn: Turn, tip: Tip, data_key) -> list[OutgoingFile]:
 async def judge_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/valuable REF [note]: the tip helped; the tipster is thanked."""
     _ = turn._
-    ref, _sep, note = args.partition(" ")
-    tip = await _tip_in_scope(turn, officer, ref)
-    _check_open(turn, tip)
-    await _check_holder(turn, officer, tip)
+    tip, note = await tip_to_work_on(turn, officer, args)
     if note.strip():
         await _add_note(turn, tip, note.strip())
     _set_verdict(turn, officer, tip, TipStatus.VALUABLE, None)
@@ -285,10 +291,7 @@ async def judge_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]
 async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/notvaluable REF REASON: reason from the list; the tipster is never told the reason."""
     _ = turn._
-    ref, _sep, reason = args.partition(" ")
-    tip = await _tip_in_scope(turn, officer, ref)
-    _check_open(turn, tip)
-    await _check_holder(turn, officer, tip)
+    tip, reason = await tip_to_work_on(turn, officer, args)
     reason = reason.strip().lower()
     if reason not in NOT_VALUABLE_REASONS:
         return [Reply(_("Why is tip {ref} not valuable?").format(ref=tip.ref),
@@ -325,9 +328,7 @@ async def add_note(turn: Turn, officer: Officer, args: str) -> list[Reply]:
 async def release(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/release REF: give the tip back to the queue."""
     _ = turn._
-    tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "")
-    _check_open(turn, tip)
-    await _check_holder(turn, officer, tip)
+    tip, _rest = await tip_to_work_on(turn, officer, args)
     if tip.status not in tip_states.CLAIMED:
         return [Reply(_("Tip {ref} is not claimed.").format(ref=tip.ref))]
     tip_states.release(session=turn.session, tip=tip, now=turn.now)

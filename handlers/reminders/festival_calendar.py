@@ -16,12 +16,12 @@ flowchart LR
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from handlers.context import VIETNAM
+from handlers.toml_files import read_toml
 
 SHIPPED = Path(__file__).parents[1] / "data" / "events.toml"
 LANGUAGES = ("vi", "en")
@@ -128,12 +128,7 @@ def _texts(raw: dict, key: str, where: str, *, required: bool) -> dict[str, str]
 def load_calendar(path: Path | None = None) -> tuple[CalendarEvent, ...]:
     """Read and check a calendar file; the shipped national days when ``path`` is None."""
     path = Path(path) if path else SHIPPED
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CalendarError(f"calendar file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CalendarError(f"calendar file {path} is not valid TOML: {exc}") from None
+    doc = read_toml(path, what="calendar", error=CalendarError)
     events: list[CalendarEvent] = []
     for index, raw in enumerate(doc.get("events", [])):
         where = f"events[{index}]"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from handlers.areas import AreaIndex, fold
+from handlers.areas import AreaIndex, fold, with_all_below
 from handlers.buttons import REMINDER
 from handlers.context import VIETNAM, Services
 from handlers.reminders.festival_calendar import ReminderSettings, next_occurrences
@@ -36,12 +36,7 @@ def settings_of(services: Services) -> ReminderSettings:
 
 def areas_within(areas: AreaIndex, code: str) -> list[str]:
     """The area and every area below it: an event of a province reaches the subscribers of its wards."""
-    found, frontier = [code], [code]
-    while frontier:
-        children = [a.code for a in areas.areas.values() if a.parent in frontier]
-        found += children
-        frontier = children
-    return found
+    return with_all_below(code, ((a.code, a.parent) for a in areas.areas.values()))
 
 
 def day_text(day: date) -> str:

@@ -81,7 +81,7 @@ def _settings(rate: int):
 
 async def prepare(args, url: str, folder: Path) -> int:
     """What 50,000 citizens' /remind on and one admin's announcement leave in the outbox."""
-    from bot.reminders import tick
+    from bot.reminder_dispatcher import tick
     from storage import reminders as store
     from storage.crypto import Keyring
     from storage.migrate import upgrade
@@ -104,7 +104,7 @@ def run_worker(url: str, folder: str, rate: int, token: str, base_url: str, go, 
     """A worker process: one dispatcher with its own database pool and bot session, until the outbox is empty."""
     async def work() -> int:
         from bot.channels.telegram import ReminderSender, make_bot
-        from bot.reminders import Dispatcher
+        from bot.reminder_dispatcher import Dispatcher
         from storage.crypto import Keyring
         services = _services(url, Path(folder), Keyring.load(Path(folder) / "keyring.json"))
         bot = make_bot(token, base_url)

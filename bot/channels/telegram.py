@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
+import json
 import logging
 import typing
 from collections import Counter
@@ -14,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiogram.types
-
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -39,13 +40,15 @@ from aiogram.types import (
     TelegramObject,
     Update,
 )
+from aiohttp import web
 from pydantic import ValidationError
 
+from bot.channels.base import (BLOCKED, REJECTED, SENT, TRANSIENT, ChatQueue, Outcome, pause_unless_stopped,
+                               unless_stopped)
 from bot.config import ConfigError
-
 from bot.delivery import Deliveries
 from bot.logs import where
-from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
+from bot.webhook import header_bytes, read_capped
 from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
 from handlers.i18n import LANGUAGES
 from handlers.router import TipLine, command_menu
@@ -115,27 +118,15 @@ def _markup(reply: Reply):
     return ReplyKeyboardRemove()
 
 
-async def send_replies(bot: Bot, chat_id: int | str, replies: list[Reply]) -> None:
-    """Send each reply, split at Telegram's 4,096 characters; the buttons go with the last part."""
-    for reply in replies:
-        parts = split_text(reply.text, TEXT_LIMIT) if reply.text else []
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            await _send(bot.send_message, chat_id, part, reply_markup=_markup(reply) if last else None)
-        for file in reply.files:
-            await _send_file(bot, chat_id, file)
-        if reply.commands_menu:
-            await set_chat_commands(bot, chat_id, reply.commands_menu)
-
-
-async def _send_file(bot: Bot, chat_id, file: OutgoingFile) -> None:
+async def _send_file(bot: Bot, chat_id, file: OutgoingFile) -> bool:
     upload = BufferedInputFile(file.data, filename=file.filename or _DEFAULT_NAMES.get(file.kind, "file"))
     method = {"photo": bot.send_photo, "video": bot.send_video, "voice": bot.send_voice,
               "audio": bot.send_audio}.get(file.kind, bot.send_document)
-    await _send(method, chat_id, upload)
+    return await _send(method, chat_id, upload)
 
 
-async def _send(method, chat_id, *args, **kwargs) -> None:
+async def _send(method, chat_id, *args, **kwargs) -> bool:
+    """True once sent; False when the chat blocked the bot (the message is dropped)."""
     try:
         await method(chat_id, *args, **kwargs)
     except TelegramRetryAfter as exc:
@@ -145,6 +136,8 @@ async def _send(method, chat_id, *args, **kwargs) -> None:
         await method(chat_id, *args, **kwargs)
     except TelegramForbiddenError:
         log.info("a chat has blocked the bot; message dropped")
+        return False
+    return True
 
 
 class ReminderSender:
@@ -196,6 +189,9 @@ POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates open when nothing is wa
 REPOLL_WHILE_BUSY = 0.5  # seconds: while a turn runs, newer updates are fetched this often
 BACKOFF_START, BACKOFF_MAX = 1.0, 60.0
 STOP_TIMEOUT = 10.0  # seconds the turns already taken get to finish when polling stops
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_BODY = 1024 * 1024  # an update is a few kilobytes; files come as ids, not bytes
 UNAUTHORIZED_HINT = "Telegram refused the bot token (401 Unauthorized): check TINBAO_TELEGRAM_TOKEN"
 
 
@@ -284,6 +280,8 @@ class _Window:
 class TelegramChannel:
     """The tip line on Telegram: one router for messages, one for button taps."""
 
+    name, label, webhook_path = CHANNEL, "Telegram", WEBHOOK_PATH
+
     backoff_start, backoff_max, poll_timeout = BACKOFF_START, BACKOFF_MAX, POLL_TIMEOUT
 
     def __init__(self, *, bot: Bot, tipline: TipLine, deliveries: Deliveries | None = None) -> None:
@@ -294,7 +292,8 @@ class TelegramChannel:
         # What became of each update taken (handled, duplicate, undecodable, ignored, failed): for metrics.
         self.outcomes: Counter[str] = Counter()
         self._stopping = asyncio.Event()
-        self._chats: dict[int, asyncio.Task] = {}  # each chat's latest turn: its updates are taken in order
+        self._chats = ChatQueue()  # one chat's updates are taken in the order Telegram sent them
+        self._reminders = ReminderSender(bot)
         self.dispatcher = Dispatcher()
         private = Router(name="private-chats")
         private.message.filter(F.chat.type == ChatType.PRIVATE)
@@ -320,8 +319,64 @@ class TelegramChannel:
         await self._show_chosen(message, query.data)
         await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
-        await send_replies(self.bot, int(chat_id), replies)
+    async def send(self, chat_id: str, replies: list[Reply]) -> int:
+        """Send each reply, split at Telegram's 4,096 characters; the buttons go with the last part.
+        Returns how many messages did not go out (the chat blocked the bot)."""
+        bot, chat, dropped = self.bot, int(chat_id), 0
+        for reply in replies:
+            parts = split_text(reply.text, TEXT_LIMIT) if reply.text else []
+            for index, part in enumerate(parts):
+                last = index == len(parts) - 1
+                dropped += not await _send(bot.send_message, chat, part, reply_markup=_markup(reply) if last else None)
+            for file in reply.files:
+                dropped += not await _send_file(bot, chat, file)
+            if reply.commands_menu:
+                await set_chat_commands(bot, chat, reply.commands_menu)
+        return dropped
+
+    async def send_reminder(self, chat_id: str, reply: Reply) -> Outcome:
+        """One reminder with its stop button; what Telegram answered as an Outcome."""
+        return await self._reminders(chat_id, reply)
+
+    async def serve(self) -> None:
+        """Long polling until stop()."""
+        await self.run_polling()
+
+    async def announce(self, url: str, secret: str) -> None:
+        """Tell Telegram where to post updates (the web server is already listening)."""
+        await self.set_commands()
+        await self.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+    def add_routes(self, app: web.Application, secret: str) -> None:
+        """POST /telegram/webhook: a call without the right X-Telegram-Bot-Api-Secret-Token header gets 401
+        and nothing else happens. A good call's update is decoded on its own and handled before Telegram
+        gets its 200; one that cannot be read or decoded is counted and answered 200 too (Telegram would
+        only send it again, holding up the updates behind it)."""
+        if not secret:  # without it any call would be taken: forged updates in any citizen's name
+            raise ValueError("a Telegram webhook needs its secret token")
+        expected = secret.encode()
+
+        async def receive(request: web.Request) -> web.Response:
+            if not hmac.compare_digest(header_bytes(request, SECRET_HEADER) or b"", expected):
+                return web.Response(status=401)  # constant time, above: the secret is not guessed byte by byte
+            raw = await read_capped(request, MAX_BODY)
+            try:
+                if raw is None:
+                    raise ValueError("too large")
+                update = json.loads(raw)
+            except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than Python goes
+                self.outcomes[UNDECODABLE] += 1
+                log.warning("a Telegram webhook call was skipped: its body is %s",
+                            "too large" if raw is None else "not UTF-8" if isinstance(exc, UnicodeDecodeError)
+                            else "not JSON")
+                return web.Response(status=200)
+            await self.process(update)
+            return web.Response(status=200)
+
+        app.router.add_post(WEBHOOK_PATH, receive)
 
     async def _show_chosen(self, message: Message, data: str | None) -> None:
         # Keep the chat readable: the question stays, its buttons go, the choice is written under it.
@@ -437,20 +492,9 @@ class TelegramChannel:
             return  # fetched again while an earlier update is still being handled: it is already taken
         again = window.redelivered(update_id)
         window.seen(update_id)
-        chat = _chat_key(raw)
-        previous = self._chats.get(chat) if chat is not None else None
-        task = asyncio.create_task(self._in_turn(previous, raw, again=again))
+        task = self._chats.run(_chat_key(raw), lambda: self.process(raw, again=again))
         window.running[update_id] = task
         task.add_done_callback(lambda _task: window.finished(update_id))
-        if chat is not None:
-            self._chats[chat] = task
-            task.add_done_callback(lambda done: self._chats.pop(chat, None) if self._chats.get(chat) is done
-                                   else None)
-
-    async def _in_turn(self, previous: asyncio.Task | None, raw: Any, *, again: bool) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # one chat's updates in the order Telegram sent them
-        await self.process(raw, again=again)
 
     async def _while_busy(self, window: _Window) -> None:
         """Wait until the offset can move or a moment passed (newer updates behind a slow turn are
@@ -477,27 +521,14 @@ class TelegramChannel:
                         "recognised", _failure(exc))
 
     async def _unless_stopped(self, call: Awaitable[Any]) -> Any:
-        """The call's result, or None as soon as stop() is called (the call is then abandoned)."""
-        work = asyncio.ensure_future(call)
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not work.done():
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-        return work.result() if not work.cancelled() else None
+        return await unless_stopped(call, self._stopping)
 
     async def _back_off(self, delay: float) -> float:
         await self._pause(delay)
         return min(delay * 2, self.backoff_max)
 
     async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+        await pause_unless_stopped(seconds, self._stopping)
 
     async def stop(self) -> None:
         """Polling ends: no new update is taken, the ones taken are finished."""

@@ -4,88 +4,32 @@ Thin on purpose, like the Telegram adapter: what to ask and what to keep is deci
 channel-neutral handlers. The Zalo packages on PyPI are not used: they block inside async code
 and never look at ``ok``.
 
-What the Zalo Bot API documentation says (docs.zaloplatforms.com/docs/BOT, pages getMe,
-getUpdates, setWebhook, webhook, sendMessage, sendPhoto, sendChatAction). The official pages
-were not in our stored copy of the web; what follows was checked against public transcriptions
-of them made in 2026 (one quoting "Stable v2.5.0"), which agree with each other:
-
-- Calls: "https://bot-api.zaloplatforms.com/bot<BOT_TOKEN>/<functionName>", POST with a JSON
-  body; function names are case-sensitive. Every answer is JSON ``{"ok": true, "result": …}``
-  or ``{"ok": false, "error_code": 401, "description": "Unauthorized"}``. Documented codes:
-  400 bad request, 401 "Token đã hết hạn hoặc không hợp lệ" (expired or invalid token),
-  403, 404, 408 "Quá thời gian xử lý cho phép" (request timeout), 429 "Quota exceeded".
-  Which HTTP status goes with ``ok: false`` is not documented; one integration reports that a
-  wrong token gets an answer that is not JSON at all. We therefore trust neither: any answer
-  that is not JSON with ``ok: true`` is a ZaloBotError.
-- The token: "Bot Token (format: 12345689:abc-xyz)", i.e. digits, a colon, then letters.
-- getUpdates: long polling, parameter ``timeout`` "tính bằng giây (mặc định: 30)" (seconds,
-  default 30; the table says String, the example sends a number: we send a string, as working
-  integrations do). "Response is a single JSON object similar to webhook data": one event per
-  call, no offset, no update id, no acknowledgement. "getUpdates không hoạt động nếu bạn đang
-  thiết lập Webhook. Phải gọi deleteWebhook trước" (it does not work while a webhook is set).
-  When the long poll ends with nothing new the docs are silent; integrations in production
-  see ``ok: false, error_code: 408``, which we read as "nothing new". Its sample answer has no
-  ``event_name`` at all (``{"ok": true, "result": {"message": {"chat", "text", "message_id",
-  "date", "from": {"id", "first_name"}}}}``, github.com/XuanNguyenNB/QuanLyThuChi_Bot_Telegram_Zalom,
-  docs/ZALO_BOT_API.md, a transcription dated 10/12/2025): the kind is then read from the message's
-  fields (``event_kind``), never dropped.
-- setWebhook {url, secret_token}: "secret_token … (8 - 256 ký tự). Đính kèm trong header
-  X-Bot-Api-Secret-Token ở mọi request từ Zalo" (sent in that header on every call); the URL
-  must be public https. deleteWebhook and getWebhookInfo take ``{}`` and answer {url, updated_at}.
-- Webhook body, quoted from the docs' sample: ``{"ok": true, "result": {"event_name":
-  "message.text.received", "message": {"from": {"id": "6ede9afa66b88fe6d6a9", "display_name":
-  "Ted", "is_bot": false}, "chat": {"id": "6ede9afa66b88fe6d6a9", "chat_type": "PRIVATE"},
-  "text": "Xin chào", "message_id": "2d758cb5e222177a4e35", "date": 1750316131602}}}``.
-  One integration reports bodies arriving without the ``ok``/``result`` wrapper: we take both.
-  "dùng chat.id để gửi tin trả lời" (reply to chat.id); ``chat_type`` is PRIVATE or GROUP (beta).
-  ``date`` is in milliseconds; ids are strings.
-- Events: "message.text.received"; "message.image.received: Nhận tin nhắn hình ảnh (photo,
-  caption)" — the image URL is in ``photo`` (a string), the text under it in ``caption``; one
-  integration saw the URL in ``photo_url`` instead, so we read ``photo_url`` when ``photo`` is
-  absent; "message.sticker.received (sticker, url)"; "message.voice.received (voice_url)";
-  "message.unsupported.received: Nhận tin nhắn từ nhóm đối tượng đặc biệt (trẻ em, bảo vệ dữ
-  liệu theo luật)" — content withheld by Zalo for protected users (children, data-protection law).
-  The docs list no location, contact, file or video event, and no buttons of any kind.
-- sendMessage {chat_id, text}: "text … (độ dài 1 đến 2000 ký tự)" (1 to 2,000 characters);
-  optional parse_mode (markdown|html), which we never send: citizens' words are echoed in our
-  texts and must not turn into formatting. sendPhoto {chat_id, photo: URL, caption 1–2000}.
-  sendChatAction {chat_id, action: "typing"} ("upload_photo" is "sắp ra mắt", coming soon).
-- Silent in the docs: whether ``message_id`` is unique per bot or per chat (we treat it as the
-  update id, as it looks like an 80-bit random hex string); whether image/voice URLs need
-  authentication (we fetch them with a plain GET); voice formats (sendVoice wants .aac).
-
-Choices made here:
-- Every event is decoded on its own, in polling and by webhook: one that cannot be read (not an
-  object, no message, no chat id, or anything our decoder trips on) is counted in
-  ``ZaloBotChannel.outcomes`` and logged as one line naming what was wrong, never its content,
-  and the others go on. A webhook body that is not JSON, or too large, is answered 200 all the
-  same (after the secret check) and counted: Zalo would only send it again.
-- Evidence: an image is a photo, a voice note with a ``voice_url`` is a voice file: both are
-  downloaded lazily, only when the conversation is at the evidence question, with a size cap.
-  A voice event without a URL, a sticker, and "unsupported" content become ``unsupported``:
-  the handlers answer those with a clear message.
-- Groups and messages from bots are ignored: tips are private, as on Telegram.
-- Zalo gives no language: ``language`` is None and the handlers use the configured default.
+The API as its documentation describes it (docs.zaloplatforms.com/docs/BOT: getMe, getUpdates, setWebhook,
+webhook, sendMessage, sendPhoto, sendChatAction), checked against public transcriptions of those pages made in
+2026 (one of them github.com/XuanNguyenNB/QuanLyThuChi_Bot_Telegram_Zalom, docs/ZALO_BOT_API.md), is in
+docs/zalo-bot.md, with what each point rests on and the choices made here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
-import mimetypes
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import web
 
-from bot.channels.downloads import DownloadFailed, download_capped
-from bot.channels.http_client import HttpClient, failure_line
+from bot.channels.base import (BLOCKED, REJECTED, SENT, TRANSIENT, ChatQueue, Outcome, pause_unless_stopped,
+                               unless_stopped)
+from bot.channels.http_client import failure_line
+from bot.channels.zalo_common import Fetcher, ZaloCallError, ZaloHttpClient, clean, mime_of, url_of, with_hints
 from bot.delivery import Deliveries
-from handlers.i18n import translator
+from bot.webhook import header_bytes, read_capped
 from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
 from handlers.router import TipLine
 
@@ -98,24 +42,26 @@ POLL_TIMEOUT = 30  # seconds Zalo holds a getUpdates call open; its own default
 NOTHING_NEW = 408  # getUpdates' "Request timeout": the long poll ended without an event
 UNAUTHORIZED = 401
 BACKOFF_START, BACKOFF_MAX = 1.0, 60.0
+WEBHOOK_PATH = "/zalo/webhook"
+SECRET_HEADER = "X-Bot-Api-Secret-Token"
+MAX_BODY = 256 * 1024  # an event is a few hundred bytes; images and voice notes come as URLs
 
 TEXT, IMAGE, STICKER, VOICE, UNSUPPORTED = (f"message.{kind}.received" for kind in
                                             ("text", "image", "sticker", "voice", "unsupported"))
 
 
-class ZaloBotError(Exception):
+class ZaloBotError(ZaloCallError):
     """A Zalo Bot API call that did not succeed: ``ok: false``, an HTTP error, a network failure.
 
     Carries what Zalo said (error_code, description) and the method, never the token or the URL."""
 
-    def __init__(self, error_code: int | None, description: str, *, method: str = "") -> None:
-        self.error_code, self.description, self.method = error_code, description, method
-        code = f" {error_code}" if error_code is not None else ""
-        super().__init__(f"Zalo Bot API {method or 'call'} failed:{code} {description}")
+    platform = "Zalo Bot API"
 
 
-class ZaloBotClient(HttpClient):
+class ZaloBotClient(ZaloHttpClient):
     """The Zalo Bot API over aiohttp: one method per documented call, ``ok`` always checked."""
+
+    error = ZaloBotError
 
     def __init__(self, token: str, *, api_base: str = API_BASE, timeout: float = 20.0,
                  session: aiohttp.ClientSession | None = None) -> None:
@@ -129,44 +75,17 @@ class ZaloBotClient(HttpClient):
     def __repr__(self) -> str:  # the default repr would not show the token, but be explicit
         return f"ZaloBotClient(api_base={self.api_base!r})"
 
-    def _clean(self, text: Any, params: dict[str, Any]) -> str:
-        # Zalo's own words end up in logs: keep them short, and never let them carry the token, nor
-        # what we sent (a chat id, a citizen's words) should Zalo quote it back.
-        text = str(text or "").replace(self._token, "<redacted>")
-        for value in params.values():
-            if isinstance(value, str) and len(value) >= 4:
-                text = text.replace(value, "<redacted>")
-        return text[:300]
-
     async def call(self, method: str, params: dict[str, Any] | None = None, *,
                    timeout: float | None = None) -> Any:
         """POST one method; the ``result`` on success, else ZaloBotError (a 200 with ok:false too)."""
-        session = await self._http()
-        url = f"{self.api_base}/bot{self._token}/{method}"
-        failure: str | None = None
-        try:
-            async with session.post(url, json=params or {},
-                                    timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as response:
-                status, raw = response.status, await response.read()
-        except TimeoutError:
-            failure = "no answer in time"
-        except aiohttp.ClientError as exc:
-            # Only the class name: aiohttp's messages may quote the URL, and the URL holds the token.
-            failure = f"network error ({type(exc).__name__})"
-        if failure is not None:  # raised outside the except block so no exception with the URL is chained
-            raise ZaloBotError(None, failure, method=method)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ZaloBotError(status if status >= 400 else None, f"HTTP {status}, answer is not Zalo JSON",
-                               method=method)
+        status, body = await self.post_json(f"{self.api_base}/bot{self._token}/{method}", method=method,
+                                            timeout=timeout, json=params or {})
         if body.get("ok") is not True or status >= 400:
             code = body.get("error_code")
             code = code if isinstance(code, int) else (status if status >= 400 else None)
-            raise ZaloBotError(code, self._clean(body.get("description"), params or {}) or f"HTTP {status}",
-                               method=method)
+            # Zalo's words end up in logs: never the token, nor what we sent should Zalo quote it back.
+            hidden = [self._token, *(params or {}).values()]
+            raise ZaloBotError(code, clean(body.get("description"), hidden) or f"HTTP {status}", method=method)
         return body.get("result")
 
     async def get_me(self) -> dict:
@@ -204,13 +123,6 @@ class ZaloBotClient(HttpClient):
     async def send_chat_action(self, chat_id: str, action: str = "typing") -> Any:
         return await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes:
-        """A citizen's file from Zalo's URL; at most ``max_bytes + 1`` bytes, so the handlers can say "too large"."""
-        try:
-            return await download_capped(await self._http(), url, max_bytes=max_bytes, timeout=self.timeout)
-        except DownloadFailed as exc:
-            raise ZaloBotError(None, str(exc), method="download") from None
-
 
 # --- events → Inbound ---------------------------------------------------------------------------
 
@@ -242,7 +154,7 @@ def event_kind(event: dict, message: dict) -> str:
     name = event.get("event_name")
     if isinstance(name, str) and name:
         return name
-    if _url(message.get("photo")) or _url(message.get("photo_url")):
+    if url_of(message.get("photo")) or url_of(message.get("photo_url")):
         return IMAGE
     if "voice_url" in message or "voice" in message:
         return VOICE
@@ -261,16 +173,10 @@ def _update_id(message_id: Any) -> str | None:
     return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
 
 
-def _url(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else None
-
-
-def _mime(url: str, default: str) -> str:
-    guessed = mimetypes.guess_type(urlsplit(url).path)[0]
-    return guessed if guessed and guessed.split("/")[0] == default.split("/")[0] else default
-
-
-Fetcher = Callable[[str], Callable[[], Awaitable[bytes]]]
+# Events that carry a file by URL: (the file's kind, the fields its URL may be in, in order, the MIME type
+# when the URL shows none, what the citizen is told is missing without one).
+_FILE_EVENTS = {IMAGE: ("photo", ("photo", "photo_url"), "image/jpeg", "image"),
+                VOICE: ("voice", ("voice_url", "voice"), "audio/aac", "voice")}
 
 
 def to_inbound(event: Any, *, fetcher: Fetcher) -> Inbound | None:
@@ -299,20 +205,16 @@ def to_inbound(event: Any, *, fetcher: Fetcher) -> Inbound | None:
             inbound.text = text
         else:
             inbound.unsupported = "empty"
-    elif name == IMAGE:
-        caption = message.get("caption")
-        inbound.text = caption if isinstance(caption, str) and caption.strip() else None
-        url = _url(message.get("photo")) or _url(message.get("photo_url"))
+    elif name in _FILE_EVENTS:
+        if name == IMAGE:
+            caption = message.get("caption")
+            inbound.text = caption if isinstance(caption, str) and caption.strip() else None
+        kind, fields, default_mime, missing = _FILE_EVENTS[name]
+        url = next((found for found in (url_of(message.get(f)) for f in fields) if found), None)
         if url:
-            inbound.files.append(IncomingFile("photo", None, fetcher(url), mime=_mime(url, "image/jpeg")))
+            inbound.files.append(IncomingFile(kind, None, fetcher(url), mime=mime_of(url, default_mime)))
         else:
-            inbound.unsupported = "image"
-    elif name == VOICE:
-        url = _url(message.get("voice_url")) or _url(message.get("voice"))
-        if url:
-            inbound.files.append(IncomingFile("voice", None, fetcher(url), mime=_mime(url, "audio/aac")))
-        else:
-            inbound.unsupported = "voice"
+            inbound.unsupported = missing
     elif name == STICKER:
         inbound.unsupported = "sticker"
     elif name.startswith("message.") and name.endswith(".received"):
@@ -337,41 +239,11 @@ _HINTS = {
 }
 
 
-def _hint(label: str) -> str:
-    for msgid, texts in _HINTS.items():
-        for lang in ("vi", "en"):
-            if label == translator(lang)(msgid):
-                return texts[lang]
-    return f"✍️ {label}"  # a label we do not know: still tell the citizen it is there
-
-
 def render(reply: Reply) -> list[str]:
     """The reply as Zalo messages: hints for missing buttons, numbered choices, 2,000-character parts."""
-    text = reply.text
-    for label in (reply.location_button, reply.contact_button):
-        if label:
-            text = f"{text}\n\n{_hint(label)}" if text else _hint(label)
+    text = with_hints(reply.text, (reply.location_button, reply.contact_button), _HINTS)
     text = numbered_text(Reply(text, choices=reply.choices))
     return split_text(text, TEXT_LIMIT) if text.strip() else []
-
-
-async def send_replies(client: ZaloBotClient, chat_id: str, replies: list[Reply]) -> int:
-    """Send every part of every reply; a part Zalo refuses is logged and the rest still go. Returns failures."""
-    failures = 0
-    for reply in replies:
-        if reply.files:
-            # sendPhoto takes a URL only: the Zalo Bot API has no upload, and evidence is never put
-            # at a public address. (A command menu, reply.commands_menu, does not exist on Zalo either.)
-            log.warning("%d file(s) cannot be sent through Zalo; only the text was sent", len(reply.files))
-        for part in render(reply):
-            try:
-                await client.send_message(chat_id, part)
-            except ZaloBotError as exc:
-                # Not retried: whether Zalo delivered it is unknown, and a citizen getting a question
-                # twice is worse than resending their answer, which the handlers re-prompt for.
-                failures += 1
-                log.warning("a reply could not be sent to Zalo: %s", exc)
-    return failures
 
 
 # --- the channel --------------------------------------------------------------------------------
@@ -380,6 +252,8 @@ class ZaloBotChannel:
     """The tip line on Zalo: long polling or webhook events, each handled in its own task.
 
     One chat's events are handled (and answered) in the order they came; chats run side by side."""
+
+    name, label, webhook_path = CHANNEL, "Zalo", WEBHOOK_PATH
 
     def __init__(self, *, client: ZaloBotClient, tipline: TipLine, deliveries: Deliveries | None = None,
                  poll_timeout: int = POLL_TIMEOUT) -> None:
@@ -392,16 +266,11 @@ class ZaloBotChannel:
         self.poll_timeout = poll_timeout
         # What became of each event Zalo sent: handled, ignored (groups, bots…), undecodable, failed.
         self.outcomes: Counter[str] = Counter()
-        self._last_of_chat: dict[str, asyncio.Task] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._chats = ChatQueue()
         self._stopping = asyncio.Event()
 
     def _fetcher(self, url: str) -> Callable[[], Awaitable[bytes]]:
-        max_bytes = self.tipline.services.settings.limits.max_file_bytes
-
-        async def fetch() -> bytes:
-            return await self.client.download(url, max_bytes=max_bytes)
-        return fetch
+        return self.client.fetcher(self.tipline.services.settings.limits.max_file_bytes)(url)
 
     def dispatch(self, event: Any) -> asyncio.Task | None:
         """Start handling one event; it waits for the chat's previous event to be answered first.
@@ -419,12 +288,7 @@ class ZaloBotChannel:
             self.outcomes["ignored"] += 1
             log.debug("a Zalo event was ignored (a group, a bot, or not a message)")
             return None
-        chat_id = inbound.chat_id
-        task = asyncio.create_task(self._in_turn(self._last_of_chat.get(chat_id), inbound))
-        self._last_of_chat[chat_id] = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda done: self._forget(chat_id, done))
-        return task
+        return self._chats.run(inbound.chat_id, lambda: self.handle(inbound))
 
     def receive(self, raw: bytes) -> None:
         """A webhook body (its secret already checked): every event in it dispatched, each on its own."""
@@ -444,16 +308,6 @@ class ZaloBotChannel:
         self.outcomes["undecodable"] += 1
         log.warning("a Zalo event could not be read and was skipped: %s", reason)
 
-    def _forget(self, chat_id: str, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if self._last_of_chat.get(chat_id) is task:  # idle chats are dropped so memory does not grow
-            del self._last_of_chat[chat_id]
-
-    async def _in_turn(self, previous: asyncio.Task | None, inbound: Inbound) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # its own failure is logged there; only the order matters here
-        await self.handle(inbound)
-
     async def handle(self, inbound: Inbound) -> None:
         """A citizen wrote, or sent an image, a voice note or a sticker: answer it."""
         try:
@@ -468,9 +322,47 @@ class ZaloBotChannel:
         else:
             self.outcomes["handled"] += 1
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
-        """Deliver replies to a Zalo chat (the one that wrote, or another one the handlers name)."""
-        await send_replies(self.client, chat_id, replies)
+    async def send(self, chat_id: str, replies: list[Reply]) -> int:
+        """Deliver replies to a Zalo chat (the one that wrote, or another one the handlers name): every part
+        of every reply; a part Zalo refuses is logged and the rest still go. Returns how many failed."""
+        failures = 0
+        for reply in replies:
+            if reply.files:
+                # sendPhoto takes a URL only: the Zalo Bot API has no upload, and evidence is never put
+                # at a public address. (A command menu, reply.commands_menu, does not exist on Zalo either.)
+                log.warning("%d file(s) cannot be sent through Zalo; only the text was sent", len(reply.files))
+            for part in render(reply):
+                try:
+                    await self.client.send_message(chat_id, part)
+                except ZaloBotError as exc:
+                    # Not retried: whether Zalo delivered it is unknown, and a citizen getting a question
+                    # twice is worse than resending their answer, which the handlers re-prompt for.
+                    failures += 1
+                    log.warning("a reply could not be sent to Zalo: %s", exc)
+        return failures
+
+    async def send_reminder(self, chat_id: str, reply: Reply) -> Outcome:
+        """A reminder: its errors as outcomes. Zalo shows no buttons, so only the text goes, which already
+        says how to stop (/remind off)."""
+        try:
+            await self.client.send_message(chat_id, reply.text)
+        except ZaloBotError as exc:
+            code = exc.error_code
+            if code == 429:
+                return Outcome.wait(5)  # Zalo names no wait; a few seconds, and the pace for everyone
+            if code == 403:
+                return BLOCKED
+            if code is None or code in (401, 408) or code >= 500:
+                return TRANSIENT
+            return REJECTED
+        return SENT
+
+    async def serve(self) -> None:
+        """Long polling until stop()."""
+        await self.run_polling()
+
+    async def close(self) -> None:
+        await self.client.close()
 
     async def _typing(self, chat_id: str) -> None:
         try:
@@ -506,32 +398,42 @@ class ZaloBotChannel:
         await self.drain()
 
     async def _unless_stopped(self, call: Awaitable[Any]) -> Any:
-        """The call's result, or None as soon as stop() is called (the call is then abandoned)."""
-        work = asyncio.ensure_future(call)
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not work.done():
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-        return work.result() if not work.cancelled() else None
+        return await unless_stopped(call, self._stopping)
 
     async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+        await pause_unless_stopped(seconds, self._stopping)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Let the events already taken finish, so no citizen loses an answer on shutdown."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self._chats.drain(timeout)
 
     async def stop(self) -> None:
         self._stopping.set()
 
-    async def start_webhook(self, url: str, secret: str) -> None:
+    def add_routes(self, app: web.Application, secret: str) -> None:
+        """POST /zalo/webhook: a call without the right X-Bot-Api-Secret-Token header gets 401, and
+        nothing else happens (its body is not even read). A good call is answered 200 at once and each
+        event in it handled in its own task, so Zalo never waits for our database or its own sendMessage.
+        A body that cannot be read (not JSON, not an event, over MAX_BODY) still gets 200 and is
+        counted: Zalo would only send the same bytes again, and nothing in them can be answered."""
+        if not secret:
+            raise ValueError("a Zalo webhook needs its secret token")
+        expected = secret.encode()
+
+        async def receive(request: web.Request) -> web.Response:
+            given = header_bytes(request, SECRET_HEADER)
+            # Constant time: the secret is not guessed byte by byte.
+            if given is None or not hmac.compare_digest(given, expected):
+                return web.Response(status=401)
+            raw = await read_capped(request, MAX_BODY)
+            if raw is None:
+                self.skip(f"webhook body over {MAX_BODY // 1024} KiB")
+            else:
+                self.receive(raw)  # each event on its own: one that cannot be read does not stop the others
+            return web.json_response({"ok": True})
+
+        app.router.add_post(WEBHOOK_PATH, receive)
+
+    async def announce(self, url: str, secret: str) -> None:
         """Tell Zalo where to post events; the web server must already be listening (Zalo checks it)."""
         await self.client.set_webhook(url, secret)

@@ -90,7 +90,7 @@ async def tinbao(config: Path, *args: str) -> int:
 
 
 async def test_the_cli_shows_the_calendar_and_the_broadcasts(deployment, capsys):
-    from bot.reminders import tick
+    from bot.reminder_dispatcher import tick
     from storage import reminders as store
     services = await open_services(load_config(deployment))
     try:

@@ -19,7 +19,8 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.telegram import ReminderSender, make_bot
-from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Dispatcher, Outcome, sync_calendar, tick
+from bot.channels.base import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
+from bot.reminder_dispatcher import Dispatcher, sync_calendar, tick
 from handlers.context import VIETNAM
 from handlers.reminders.festival_calendar import CalendarEvent, Offset, ReminderSettings
 from handlers.messages import CHANNEL_PREFIXES, Choice, Reply
@@ -423,15 +424,15 @@ async def test_a_reminder_telegram_answers_too_late_is_sent_again_not_dropped(se
     assert message["text"].startswith("📢 Announcement\n\nMời bà con")
 
 
-async def test_the_zalo_sender_sends_the_text_alone_and_reports_answers():
-    from bot.channels.zalo_bot import ZaloBotClient
-    from bot.reminders import zalo_sender
+async def test_the_zalo_sender_sends_the_text_alone_and_reports_answers(services):
+    from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
+    from handlers.router import TipLine
     from tests.fakes.zalo_bot_api import FakeZaloBot
     server = FakeZaloBot()
     await server.start()
     client = ZaloBotClient(server.token, api_base=server.base_url)
     try:
-        send = zalo_sender(client)
+        send = ZaloBotChannel(client=client, tipline=TipLine(services)).send_reminder
         reply = Reply("🔔 Ngày hội\n\nTo stop them: /remind off", choices=[Choice(OFF_BUTTON, "🔕 Stop reminders")])
         assert await send("6ede9afa66b88fe6d6a9", reply) == SENT
         assert server.texts_to("6ede9afa66b88fe6d6a9") == [reply.text]  # no "1. 🔕 …" nobody could tap

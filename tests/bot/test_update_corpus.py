@@ -26,7 +26,9 @@ from pydantic import ValidationError
 
 from bot.channels.telegram import TelegramChannel, make_bot
 from bot.logs import install_log_hygiene, setup_logging
-from bot.webhook import TELEGRAM_MAX_BODY, WEBHOOK_PATH, webhook_app
+from bot.channels.telegram import MAX_BODY as TELEGRAM_MAX_BODY
+from bot.channels.telegram import WEBHOOK_PATH
+from bot.webhook import webhook_app
 from handlers.router import TipLine
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.canaries import (assert_none_found, database_places, folder_places, number_canary, phone_canary,

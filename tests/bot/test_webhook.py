@@ -12,7 +12,8 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.channels.telegram import TelegramChannel, make_bot
-from bot.webhook import WEBHOOK_PATH, webhook_app
+from bot.channels.telegram import WEBHOOK_PATH
+from bot.webhook import webhook_app
 from handlers.router import TipLine
 from storage.models import Conversation, ProcessedUpdate
 from tests.fakes.telegram_api import FakeTelegram

@@ -17,7 +17,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
-from bot.webhook import ZALO_MAX_BODY, ZALO_SECRET_HEADER, ZALO_WEBHOOK_PATH, zalo_webhook_app
+from bot.channels.zalo_bot import MAX_BODY as ZALO_MAX_BODY
+from bot.channels.zalo_bot import SECRET_HEADER as ZALO_SECRET_HEADER
+from bot.channels.zalo_bot import WEBHOOK_PATH as ZALO_WEBHOOK_PATH
+from bot.webhook import webhook_app
 from handlers.i18n import translator
 from tests.fakes.zalo_bot_api import FakeZaloBot
 from tests.support.images import jpeg_with_gps
@@ -56,7 +59,7 @@ async def polling(fake, client, tipline):
 @pytest.fixture
 async def hooked(fake, client, tipline):
     channel = ZaloBotChannel(client=client, tipline=tipline)
-    server = TestServer(zalo_webhook_app(channel, SECRET), host="127.0.0.1")
+    server = TestServer(webhook_app(channel, SECRET), host="127.0.0.1")
     await server.start_server()
     yield channel, server
     await channel.drain()

@@ -11,32 +11,29 @@ import asyncio
 import hashlib
 import io
 import json
-import logging
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import select
 
-from bot import runtime
-from bot.channels import zalo_oa as oa_module
-from bot.channels.zalo_oa import (BUTTON_PAYLOAD, CHANNEL, OASettings, TokenKeeper, ZaloOAChannel, ZaloOAClient,
-                                  ZaloOAError, code_challenge, new_code_verifier, render, seen_key, to_inbound,
-                                  verify_event)
-from bot.config import ConfigError, load_config
+from bot.channels.zalo_oa import channel as oa_module
+from bot.channels.zalo_oa.channel import WEBHOOK_PATH as ZALO_OA_WEBHOOK_PATH
+from bot.channels.zalo_oa.channel import OASettings, ZaloOAChannel
+from bot.channels.zalo_oa.client import ZaloOAClient, ZaloOAError
+from bot.channels.zalo_oa.events import BUTTON_PAYLOAD, CHANNEL, dedup_key, seen_key, to_inbound
+from bot.channels.zalo_oa.pkce import code_challenge, new_code_verifier
+from bot.channels.zalo_oa.rendering import render
+from bot.channels.zalo_oa.signature import verify_event
 from bot.delivery import Deliveries
-from bot.reminders import BLOCKED, SENT, TRANSIENT, Outcome
-from bot.webhook import ZALO_OA_WEBHOOK_PATH, zalo_oa_webhook_app
+from bot.webhook import webhook_app
 from handlers.i18n import translator
 from handlers.messages import Choice, OutgoingFile, Reply, Route
 from handlers.officer.accounts import create_invite_code
 from storage import zalo_oa as store
-from storage.crypto import Keyring
-from storage.db import Database
 from storage.keys import load_data_key
 from storage.models import (Attachment, Conversation, ProcessedUpdate, Tip, TipField, ZaloOaButton, ZaloOaEvent,
                             ZaloOaInteraction)
@@ -105,7 +102,7 @@ class Hooked:
 
 
 async def hook(fake: FakeZaloOA, channel: ZaloOAChannel) -> Hooked:
-    server = TestServer(zalo_oa_webhook_app(channel), host="127.0.0.1")
+    server = TestServer(webhook_app(channel), host="127.0.0.1")
     await server.start_server()
     fake.webhook_url = str(server.make_url(ZALO_OA_WEBHOOK_PATH))
     return Hooked(channel, server)
@@ -447,243 +444,6 @@ async def test_follow_greets_unfollow_forgets_and_a_sticker_is_refused_kindly(fa
     assert await rows(services, ZaloOaInteraction) == 0  # nothing is kept of who left
 
 
-# --- tokens --------------------------------------------------------------------------------------------
-
-async def stored_pair(services) -> store.StoredTokens:
-    async with services.db.transaction() as session:
-        return await store.load_tokens(session=session, keyring=services.keyring, oa_id=OA_ID)
-
-
-async def everything_in_the_database(services) -> bytes:
-    """Every row of every table as bytes (and on SQLite the file and its WAL): for "not in clear" checks."""
-    chunks: list[bytes] = []
-    db = services.db
-    async with db.engine.connect() as conn:
-        if db.is_sqlite:
-            path = Path(db.engine.url.database)
-            for file in (path, path.with_name(path.name + "-wal")):
-                if file.exists():
-                    chunks.append(file.read_bytes())
-        else:
-            tables = (await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname='public'"))).scalars().all()
-            for table in tables:
-                chunks += [str(r).encode() for r in (await conn.execute(text(f'SELECT t::text FROM "{table}" t'))).all()]
-    return b"\n".join(chunks)
-
-
-async def test_a_token_expiring_mid_conversation_is_refreshed_once_and_the_message_retried(
-        fake, citizen, services, connected, caplog):
-    old_access, old_refresh = connected
-    assert "Bạn muốn báo tin về loại vụ việc nào?" in await citizen.say("/report")
-    fake.expire_access_tokens()  # 25 hours later, in the middle of the tip-off
-    assert "Hãy kể lại sự việc" in await citizen.tap("Ma túy")
-    assert fake.refresh_calls == [old_refresh] and fake.reused_refresh == []
-    assert ("/v3.0/oa/message/cs", -216) in fake.refused
-    stored = await stored_pair(services)
-    new_access, new_refresh = stored.access_token, stored.refresh_token
-    assert stored.version == 2 and fake.access_tokens[new_access] and fake.refresh_tokens[new_refresh] == "live"
-    assert stored.refresh_state == "ok" and citizen.channel.tokens.refreshes == 1
-    # Sealed: neither pair is in the database in clear (nor in SQLite's file or WAL), nor in the log.
-    dump = await everything_in_the_database(services)
-    for token in (old_access, old_refresh, new_access, new_refresh):
-        assert token.encode() not in dump and token not in caplog.text
-    assert "Vui lòng" not in caplog.text and USER not in caplog.text
-    # Refused again minutes after it was issued: not refreshed again (no refresh per message for a dead grant).
-    fake.expire_access_tokens()
-    await fake.send_text(USER, "/help")
-    await asyncio.sleep(0.3)
-    await citizen.channel.drain()
-    assert fake.refresh_calls == [old_refresh] and "withdrawn the app's permission" in caplog.text
-
-
-async def keeper_on_its_own_connection(fake, services, url: str) -> tuple[TokenKeeper, Database, ZaloOAClient]:
-    """A second worker: its own database pool and HTTP session, the same database and OA."""
-    database = Database(url)
-    from handlers.context import Services
-    other = Services(db=database, keyring=services.keyring, blobs=services.blobs, settings=services.settings)
-    zalo = make_client(fake)
-    return TokenKeeper(other, zalo, OA_ID), database, zalo
-
-
-@pytest.mark.parametrize("workers", [2, 5])
-async def test_workers_refreshing_at_once_spend_the_refresh_token_exactly_once(
-        fake, services, connected, database_url, workers):
-    fake.refresh_delay = 0.5  # the OAuth call is slow: every worker is waiting on the lock meanwhile
-    keepers = [await keeper_on_its_own_connection(fake, services, database_url) for _ in range(workers)]
-    try:
-        tokens = await asyncio.wait_for(asyncio.gather(
-            *(keeper.refresh(stale_version=1) for keeper, _db, _c in keepers)), 30)
-    finally:
-        for _keeper, database, zalo in keepers:
-            await zalo.close()
-            await database.dispose()
-    assert fake.refresh_calls == [connected[1]] and fake.reused_refresh == []
-    stored = await stored_pair(services)
-    assert stored.version == 2 and set(tokens) == {stored.access_token}
-    assert sum(keeper.refreshes for keeper, _db, _c in keepers) == 1
-
-
-async def test_a_refresh_whose_answer_never_came_is_not_sent_again_and_the_admins_are_told(
-        fake, client, services, tipline, connected, deliveries, caplog):
-    console = Collector()
-    deliveries.register("console", console)
-    await enrol(services, tipline, "admin-ha", role="admin", unit="ca-hcm")
-    slow = make_client(fake, oauth_timeout=0.3)
-    channel = ZaloOAChannel(client=slow, tipline=tipline, settings=oa_settings(), deliveries=deliveries)
-    fake.hang_after_spending = 1.0
-    try:
-        assert await channel.tokens.refresh(stale_version=1) is None
-        assert await channel.tokens.refresh(stale_version=1) is None  # asked again: nothing is sent
-    finally:
-        await slow.close()
-    assert fake.refresh_calls == [connected[1]]
-    stored = await stored_pair(services)
-    assert (stored.version, stored.refresh_state, stored.access_token) == (1, "unknown", connected[0])
-    assert "tinbao zalo-oa connect" in console.texts("admin-ha")
-
-
-async def test_a_failed_refresh_alerts_the_admins_and_keeps_the_old_pair(
-        fake, citizen, services, tipline, connected, deliveries, caplog):
-    console = Collector()
-    deliveries.register("console", console)
-    await enrol(services, tipline, "admin-ha", role="admin", unit="ca-hcm")
-    await enrol(services, tipline, "officer-lan")  # not an admin: not told
-    caplog.set_level(logging.INFO)
-    fake.fail_next_refresh()  # HTTP 200, without an access_token
-    fake.expire_access_tokens()
-    assert await fake.send_text(USER, "/start")
-    await asyncio.sleep(0.3)
-    await citizen.channel.drain()
-    assert fake.messages_to(USER) == []  # the reply could not go: the token is dead and was not replaced
-    alert = console.texts("admin-ha")
-    assert "Zalo OA" in alert and "-14014" in alert and "tinbao zalo-oa connect" in alert
-    assert console.texts("officer-lan") == ""
-    assert "Zalo OA token refresh failed" in caplog.text and "stored pair is kept" in caplog.text
-    stored = await stored_pair(services)
-    assert (stored.version, stored.access_token, stored.refresh_token) == (1, *connected)
-    assert (stored.refresh_state, stored.failure) == ("failed", "-14014 Invalid refresh token")
-    assert fake.refresh_calls == [connected[1]]
-    # A second message within the hour does not hammer Zalo with the refused token.
-    await fake.send_text(USER, "/help")
-    await asyncio.sleep(0.3)
-    await citizen.channel.drain()
-    assert fake.refresh_calls == [connected[1]]
-    for token in connected:
-        assert token not in caplog.text and token not in alert
-
-
-async def test_the_scheduled_refresh_runs_about_every_20_hours(fake, client, tipline, services, connected):
-    channel = ZaloOAChannel(client=client, tipline=tipline, settings=oa_settings())
-    assert await channel.tokens.refresh_if_due() is False and fake.refresh_calls == []
-    start = services.clock()
-    services.clock = lambda: start + timedelta(hours=20, minutes=1)
-    assert await channel.tokens.refresh_if_due() is True
-    assert await channel.tokens.refresh_if_due() is False  # just refreshed
-    assert fake.refresh_calls == [connected[1]] and (await stored_pair(services)).version == 2
-
-
-# --- the 7-day window and reminders --------------------------------------------------------------------
-
-REMINDER = Reply("🔔 Ngày hội toàn dân bảo vệ an ninh Tổ quốc\n📅 19/08/2026",
-                 choices=[Choice("remind:off", "🔕 Tắt nhắc")])
-
-
-async def seen(services, user: str, ago: timedelta | None) -> None:
-    async with services.db.transaction() as session:
-        if ago is None:
-            await store.forget_interaction(session=session, seen_key=seen_key(services.keyring, user))
-        else:
-            await store.record_interaction(session=session, keyring=services.keyring,
-                                           seen_key=seen_key(services.keyring, user), at=services.clock() - ago)
-
-
-@pytest.mark.parametrize("paid, ago, expected", [
-    (False, timedelta(hours=1), "message"), (False, timedelta(hours=47), "message"),
-    (False, timedelta(days=3), "outside"), (False, timedelta(days=8), "outside"), (False, None, "outside"),
-    (True, timedelta(days=3), "message"), (True, timedelta(days=6, hours=23), "message"),
-    (True, timedelta(days=8), "outside"),
-])
-async def test_a_reminder_inside_the_window_is_a_message_outside_it_is_refused(
-        fake, client, tipline, services, connected, paid, ago, expected):
-    channel = ZaloOAChannel(client=client, tipline=tipline, settings=oa_settings(reminders_in_paid_window=paid))
-    fake.followers.add(USER)
-    await seen(services, USER, ago)
-    outcome = await channel.send_reminder(USER, REMINDER)
-    if expected == "message":
-        assert outcome == SENT
-        [message] = fake.messages_to(USER)
-        assert message["text"] == REMINDER.text
-        [button] = fake.buttons(message)
-        assert button["type"] == "oa.query.hide" and button["title"] == "🔕 Tắt nhắc"
-    else:
-        assert outcome == Outcome.refused("outside_window") and fake.sent == [] and fake.templates == []
-
-
-async def test_outside_the_window_a_configured_template_is_used(fake, client, tipline, services, connected):
-    channel = ZaloOAChannel(client=client, tipline=tipline, settings=oa_settings(
-        reminder_template_id="301234", reminder_template_param="noi_dung"))
-    fake.followers.add(USER)
-    await seen(services, USER, timedelta(days=9))
-    assert await channel.send_reminder(USER, REMINDER) == SENT
-    [template] = fake.templates
-    assert template["template_id"] == "301234" and template["user_id"] == USER
-    assert template["template_data"] == {"noi_dung": REMINDER.text}
-    # Zalo's own count of the window wins over ours: -230 on a message sends the template instead.
-    fake.outside_window.add(USER)
-    await seen(services, USER, timedelta(hours=1))
-    assert await channel.send_reminder(USER, REMINDER) == SENT and len(fake.templates) == 2
-
-
-async def test_reminder_refusals_become_outcomes_the_dispatcher_understands(fake, client, tipline, services, connected):
-    channel = ZaloOAChannel(client=client, tipline=tipline, settings=oa_settings())
-    await seen(services, USER, timedelta(hours=1))
-    assert await channel.send_reminder(USER, REMINDER) == BLOCKED  # -213: no longer follows the OA
-    fake.followers.add(USER)
-    for code, outcome in ((-32, Outcome.wait(30)), (-211, TRANSIENT), (-218, Outcome("rejected")),
-                          (-230, Outcome.refused("outside_window"))):
-        fake.fail_next("/v3.0/oa/message/cs", code, "refused")
-        assert await channel.send_reminder(USER, REMINDER) == outcome, code
-
-
-async def test_the_outbox_dispatcher_sends_oa_reminders_through_the_channel(fake, client, tipline, services, connected):
-    from bot.reminders import Dispatcher, tick
-    from handlers.reminders.festival_calendar import ReminderSettings
-    from storage import outbox
-    from storage import reminders as reminders_store
-    from tests.bot.test_reminder_delivery import DAYTIME
-    from tests.support.reminders import Clock, add_subscribers
-    services.clock = Clock(DAYTIME, running=True)
-    channel = ZaloOAChannel(client=client, tipline=tipline, settings=oa_settings())
-    fake.followers.update({USER, OTHER})
-    await add_subscribers(services, [USER, OTHER], channel=CHANNEL)
-    await seen(services, USER, timedelta(hours=2))  # OTHER last wrote long ago (nothing kept)
-    config = ReminderSettings(rate_per_second=50, retry_seconds=0.2)
-    now = services.clock()
-    async with services.db.transaction() as session:
-        await reminders_store.create_broadcast(session=session, key="announce:oa", kind="announcement", send_at=now,
-                                               now=now, text="Mời bà con dự Ngày hội.")
-    assert (await tick(services, config)).queued == 2
-    worker = Dispatcher(services, config, {CHANNEL: channel.send_reminder}, idle_seconds=0.05, flush_seconds=0.05,
-                        grace_seconds=0)
-    await asyncio.wait_for(worker.run(until_idle=True), 30)
-    async with services.db.transaction() as session:
-        counts = await outbox.count_by_status(session=session)
-        reasons = (await session.exec(select(text("reason")).select_from(text("reminder_outbox"))
-                                      .where(text("status = 'skipped'")))).all()
-    assert counts.get("sent") == 1 and counts.get("skipped") == 1 and list(reasons) == ["outside_window"]
-    assert [m["user_id"] for m in fake.sent] == [USER] and "Ngày hội" in fake.sent[0]["text"]
-
-
-async def test_the_last_interaction_is_sealed_and_keyed_apart_from_the_conversation(citizen, services):
-    await citizen.say("/start")
-    async with services.db.transaction() as session:
-        [row] = (await session.exec(select(ZaloOaInteraction))).all()
-        conversation = (await session.exec(select(Conversation))).one()
-    assert row.seen_key != conversation.chat_key and USER not in row.seen_key
-    assert USER.encode() not in row.sealed and str(services.clock().year).encode() not in row.sealed
-
-
 # --- events, the client, PKCE -------------------------------------------------------------------------
 
 def _fetcher(url):
@@ -759,92 +519,6 @@ def test_the_pkce_challenge_reads_the_same_in_base64_and_base64url():
         assert challenge == base64.b64encode(digest).decode().rstrip("=")
 
 
-# --- `tinbao zalo-oa connect` and `tinbao run` ----------------------------------------------------------
-
-AREAS = ('[[areas]]\ncode = "79"\nname = "Thành phố Hồ Chí Minh"\n[[areas]]\ncode = "79.26734"\n'
-         'name = "Phường Bến Thành"\nparent = "79"\n')
-
-
-def oa_config_file(tmp_path: Path, fake: FakeZaloOA, port: int) -> Path:
-    Keyring.create(tmp_path / "keyring.json")
-    path = tmp_path / "config.toml"
-    path.write_text(
-        '[bot]\ndata_dir = "data"\nkeyring = "keyring.json"\n'
-        f'[zalo_oa]\napp_id = "{APP_ID}"\noa_id = "{OA_ID}"\nredirect_uri = "https://tin.example.vn/zalo-oa/granted"\n'
-        f'api_base = "{fake.base_url}"\noauth_base = "{fake.base_url}"\n'
-        f'webhook_listen = "127.0.0.1:{port}"\n[reminders]\nenabled = false\n' + AREAS, encoding="utf-8")
-    return path
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def test_connect_then_run_serves_the_oa(tmp_path, fake, monkeypatch, capsys, caplog):
-    from bot import cli
-    port = _free_port()
-    path = oa_config_file(tmp_path, fake, port)
-    monkeypatch.setenv("TINBAO_ZALO_OA_SECRET_KEY", OA_SECRET)
-    monkeypatch.setenv("TINBAO_ZALO_OA_APP_SECRET", APP_SECRET)
-
-    def paste(prompt: str) -> str:
-        url = re.search(r"(http://\S+/v4/oa/permission\?\S+)", capsys.readouterr().out).group(1)
-        code, state = fake.permission_code(url)
-        return f"https://tin.example.vn/zalo-oa/granted?code={code}&oa_id={OA_ID}&state={state}"
-    monkeypatch.setattr("builtins.input", paste)
-    assert await asyncio.to_thread(cli.main, ["--config", str(path), "zalo-oa", "connect"]) == 0
-    assert "Connected" in capsys.readouterr().out
-    assert await asyncio.to_thread(cli.main, ["--config", str(path), "zalo-oa", "status"]) == 0
-    assert "version 1" in capsys.readouterr().out
-    [issued] = [t for t, state in fake.refresh_tokens.items() if state == "live"]
-    config = load_config(path)
-    task = asyncio.create_task(runtime.run(config))
-    try:
-        fake.webhook_url = f"http://127.0.0.1:{port}{ZALO_OA_WEBHOOK_PATH}"
-        async with asyncio.timeout(15):
-            while True:
-                try:
-                    await fake.send_text(USER, "/start")
-                    break
-                except Exception:
-                    await asyncio.sleep(0.1)  # the server is still starting
-        [reply] = await fake.wait_for_messages(USER, 1, timeout=15)
-        assert "113" in reply["text"]
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert issued not in caplog.text and OA_SECRET not in caplog.text
-
-
-async def test_connect_refuses_a_grant_for_another_oa_or_attempt(tmp_path, fake, services, monkeypatch):
-    path = oa_config_file(tmp_path, fake, 8080)
-    section = load_config(path, environ={"TINBAO_ZALO_OA_SECRET_KEY": OA_SECRET,
-                                         "TINBAO_ZALO_OA_APP_SECRET": APP_SECRET}).zalo_oa
-    said: list[str] = []
-    for answer, problem in (("https://x/?code=C&oa_id=999&state={state}", "the grant is for OA 999"),
-                            ("https://x/?code=C&state=other", "another attempt"), ("", "no code")):
-        def ask(prompt: str, answer=answer) -> str:
-            state = re.search(r"state=([^&\s]+)", said[-1]).group(1)
-            return answer.replace("{state}", state)
-        with pytest.raises(oa_module.ConnectError, match=problem):
-            await oa_module.connect(section, services, ask=ask, say=said.append)
-    assert await stored_pair(services) is None
-
-
-def test_an_oa_section_without_its_secret_names_the_key(tmp_path):
-    path = tmp_path / "config.toml"
-    path.write_text(f'[zalo_oa]\napp_id = "{APP_ID}"\noa_id = "{OA_ID}"\n' + AREAS, encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"zalo_oa\.secret_key: is required"):
-        load_config(path, environ={})
-    with pytest.raises(ConfigError, match=r"zalo_oa\.app_secret: is required") as caught:
-        load_config(path, environ={"TINBAO_ZALO_OA_SECRET_KEY": OA_SECRET})
-    assert OA_SECRET not in str(caught.value)
-
-
 # --- durability: stored first, handled even if the worker that stored it stopped --------------------------
 
 async def test_an_event_a_stopped_worker_stored_is_handled_by_the_sweeper(fake, client, tipline, services, connected):
@@ -852,7 +526,7 @@ async def test_an_event_a_stopped_worker_stored_is_handled_by_the_sweeper(fake, 
     event = text_event("/start", msg_id="left-behind")
     raw, _mac = signed_body(event)
     async with services.db.transaction() as session:  # what a worker that died after answering Zalo left
-        await store.store_event(session=session, keyring=services.keyring, dedup_key=oa_module.dedup_key(event, OA_ID),
+        await store.store_event(session=session, keyring=services.keyring, dedup_key=dedup_key(event, OA_ID),
                                 event_name="user_send_text", raw=raw, worker="oa-dead",
                                 now=services.clock() - timedelta(minutes=3))
         sealed = (await session.exec(select(ZaloOaEvent))).one().payload
@@ -879,7 +553,8 @@ async def test_an_event_stored_too_slowly_gets_503_and_is_still_handled_once(fak
     msg_id = await fake.send_text(USER, "/start")
     assert fake.pushes == [503]  # Zalo is asked to retry rather than wait past its 2 seconds
     [reply] = await fake.wait_for_messages(USER, 1)  # the late insert is handled when it lands
-    monkeypatch.setattr(oa, "_store", real_store)
+    # The real store and deadline again: on a busy machine the retry's insert alone can take over 50 ms.
+    monkeypatch.undo()
     assert await fake.redeliver(msg_id) == 200  # Zalo's retry: a duplicate, nothing twice
     await oa.drain()
     assert "113" in reply["text"] and len(fake.messages_to(USER)) == 1

@@ -15,9 +15,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.channels import zalo_oa as oa_module
-from bot.channels.zalo_oa import ACCEPT_FOR, KEEP_EVENTS
-from bot.webhook import ZALO_OA_MAX_BODY
+from bot.channels.zalo_oa import channel as oa_module
+from bot.channels.zalo_oa.channel import KEEP_EVENTS, MAX_BODY as ZALO_OA_MAX_BODY
+from bot.channels.zalo_oa.signature import ACCEPT_FOR
 from storage.models import ZaloOaEvent
 from tests.bot.test_zalo_bot_isolation import CANARY, assert_no_canary, raw_post
 from tests.bot.test_zalo_oa import (APP_ID, OA_ID, OA_SECRET, USER, client, connected, deliveries,  # noqa: F401

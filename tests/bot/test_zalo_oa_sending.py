@@ -12,14 +12,17 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from bot.channels import zalo_oa as oa_module
-from bot.channels.zalo_oa import (IMAGE_LIMIT, TEMPLATE_PATH, ZaloOAChannel, ZaloOAError, channel_from_config)
+from bot.channels.base import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
+from bot.channels.zalo_oa.channel import ZaloOAChannel, channel_from_config
+from bot.channels.zalo_oa.client import TEMPLATE_PATH, ZaloOAError
+from bot.channels.zalo_oa.rendering import IMAGE_LIMIT
 from bot.config import load_config
 from bot.delivery import Deliveries
-from bot.reminders import BLOCKED, REJECTED, SENT, TRANSIENT, Outcome
 from handlers.messages import OutgoingFile, Reply
-from tests.bot.test_zalo_oa import (OTHER, REMINDER, USER, client, connected, deliveries, fake,  # noqa: F401
-                                    make_client, oa_config_file, oa_settings, seen, stored_pair)
+from tests.bot.test_zalo_oa import (OTHER, USER, client, connected, deliveries, fake,  # noqa: F401
+                                    make_client, oa_settings)
+from tests.bot.test_zalo_oa_reminders import REMINDER, seen
+from tests.bot.test_zalo_oa_tokens import oa_config_file, stored_pair
 
 MESSAGE = "/v3.0/oa/message/cs"
 TEMPLATE = {"reminder_template_id": "301234", "reminder_template_param": "noi_dung"}
@@ -112,7 +115,7 @@ async def test_a_reply_refused_because_the_chat_cannot_be_reached_drops_the_rest
     fake.followers.add(USER)
     fake.fail_next(MESSAGE, code, "refused")
     replies = [Reply("Một"), Reply("Hai"), Reply("Ba")]
-    assert await oa_module.send_replies(channel, USER, replies) == 3
+    assert await channel.send(USER, replies) == 3
     assert fake.sent == [] and fake.refused == [(MESSAGE, code)]  # the other two were never tried
     assert f"({code}: " in caplog.text and USER not in caplog.text
 
@@ -121,7 +124,7 @@ async def test_a_reply_part_refused_for_itself_drops_that_part_only(fake, client
     channel = ZaloOAChannel(client=client, tipline=tipline, settings=oa_settings())
     fake.followers.add(USER)
     fake.fail_next(MESSAGE, -201, "text is invalid")
-    assert await oa_module.send_replies(channel, USER, [Reply("Một"), Reply("Hai"), Reply("Ba")]) == 1
+    assert await channel.send(USER, [Reply("Một"), Reply("Hai"), Reply("Ba")]) == 1
     assert fake.texts_to(USER) == ["Hai", "Ba"]
 
 

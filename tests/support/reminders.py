@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert
 from sqlmodel import select
 
-from bot.reminders import SENT, Outcome
+from bot.channels.base import SENT, Outcome
 from handlers.messages import CHANNEL_PREFIXES, Reply
 from storage.crypto import DataKey
 from storage.models import DataKeyRecord, ReminderSubscriber, ReminderSubscriberArea

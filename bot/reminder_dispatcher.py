@@ -19,10 +19,10 @@ import logging
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from bot.channels.base import TRANSIENT, UNKNOWN, Outcome, ReminderSender
 from handlers.context import Services
 from handlers.reminders.festival_calendar import (ReminderSettings, broadcast_key, due_reminders, format_offsets,
                                                   parse_offsets, quiet_until, sendable_from)
@@ -33,29 +33,6 @@ from storage import reminders as store
 from storage.models import ReminderBroadcast, ReminderEvent
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a channel said about one message; the dispatcher decides what follows."""
-
-    kind: str  # sent, retry_after, blocked, transient, rejected, refused, unknown
-    retry_after: float = 0.0
-    reason: str | None = None  # refused: the channel's reason, e.g. "outside_window"
-
-    @classmethod
-    def wait(cls, seconds: float) -> Outcome:
-        return cls("retry_after", retry_after=max(float(seconds), 0.0))
-
-    @classmethod
-    def refused(cls, reason: str) -> Outcome:
-        return cls("refused", reason=reason[:32])
-
-
-SENT, BLOCKED, TRANSIENT, REJECTED, UNKNOWN = (Outcome(k) for k in ("sent", "blocked", "transient", "rejected",
-                                                                    "unknown"))
-# chat id, message → outcome. Never raises for an answer the platform gave.
-ReminderSender = Callable[[str, Reply], Awaitable[Outcome]]
 
 
 BURST = timedelta(seconds=0.05)  # how far a worker may run ahead of its own pace to make up for timer jitter
@@ -469,36 +446,3 @@ async def run_reminders(services: Services, settings: ReminderSettings, senders:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def reminder_senders(*, telegram=None, zalo=None) -> dict[str, ReminderSender]:
-    """A sender for each channel this process serves; a subscriber of another channel waits for a worker
-    that serves it (or, past the event, is counted "too late")."""
-    senders: dict[str, ReminderSender] = {}
-    if telegram is not None:
-        from bot.channels.telegram import ReminderSender as TelegramReminderSender
-        senders["telegram"] = TelegramReminderSender(telegram.bot)
-    if zalo is not None:
-        senders["zalo"] = zalo_sender(zalo.client)
-    return senders
-
-
-def zalo_sender(client) -> ReminderSender:
-    """Reminders through the Zalo Bot Platform client: its errors as outcomes. Zalo shows no buttons,
-    so only the text goes, which already says how to stop (/remind off)."""
-    from bot.channels.zalo_bot import ZaloBotError
-
-    async def send(chat_id: str, reply: Reply) -> Outcome:
-        try:
-            await client.send_message(chat_id, reply.text)
-        except ZaloBotError as exc:
-            code = exc.error_code
-            if code == 429:
-                return Outcome.wait(5)  # Zalo names no wait; a few seconds, and the pace for everyone
-            if code == 403:
-                return BLOCKED
-            if code is None or code in (401, 408) or code >= 500:
-                return TRANSIENT
-            return REJECTED
-        return SENT
-    return send

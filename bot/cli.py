@@ -106,72 +106,54 @@ class Progress:
         sys.stderr.write("\n")
 
 
-async def rotate_keys(*, config, batch: int) -> tuple[str, int]:
-    """New active key first (new tips use it at once), then re-wrap every data key in small batches."""
+def _database(config, job):
+    """Run ``job(db)`` once the database answers (before anything changes: nothing does if it cannot)."""
     from bot.startup import reach_database
     from storage.db import Database
-    from storage.keys import count_by_key_id, rewrap_batch
-    keyring = Keyring.load(config.bot.keyring)
-    await reach_database(config.database_url())  # before the new key: nothing changes if it cannot be reached
-    new_id = keyring.add_active_key()
-    db = Database(config.database_url())
-    try:
-        async with db.transaction() as session:
-            counts = await count_by_key_id(session=session)
-        progress = Progress("re-wrapping data keys", sum(n for k, n in counts.items() if k != new_id))
-        progress.advance(0)
-        while True:
-            # One short transaction per batch, so the running bot is never blocked for long.
-            async with db.transaction() as session:
-                done = await rewrap_batch(session=session, keyring=keyring, limit=batch)
-            if not done:
-                break
-            progress.advance(done)
-        progress.finish()
-        return new_id, progress.done
-    finally:
-        await db.dispose()
+
+    async def main():
+        await reach_database(config.database_url())
+        db = Database(config.database_url())
+        try:
+            return await job(db)
+        finally:
+            await db.dispose()
+    return asyncio.run(main())
 
 
 def cmd_keys_rotate(args) -> int:
+    from handlers.operations import keys
     config = _config(args)
-    new_id, count = asyncio.run(rotate_keys(config=config, batch=args.batch))
+    keyring = Keyring.load(config.bot.keyring)
+    progress = Progress("re-wrapping data keys", 0)
+
+    def start(total: int) -> None:
+        progress.total = total
+        progress.advance(0)
+    new_id, count = _database(config, lambda db: keys.rotate(db=db, keyring=keyring, batch=args.batch,
+                                                             on_total=start, progress=progress.advance))
+    progress.finish()
     print(f"key {new_id} is active; {count} data keys re-wrapped. Retire an old key with `tinbao keys retire KEY`.")
     return 0
 
 
-async def _key_counts(config) -> dict[str, int]:
-    from bot.startup import reach_database
-    from storage.db import Database
-    from storage.keys import count_by_key_id
-    await reach_database(config.database_url())
-    db = Database(config.database_url())
-    try:
-        async with db.transaction() as session:
-            return await count_by_key_id(session=session)
-    finally:
-        await db.dispose()
-
-
 def cmd_keys_status(args) -> int:
+    from handlers.operations import keys
     config = _config(args)
     keyring = Keyring.load(config.bot.keyring)
-    counts = asyncio.run(_key_counts(config))
-    for key_id in sorted(set(keyring.keys) | set(counts)):
-        state = "active" if key_id == keyring.active_id else ("missing from keyring!" if key_id not in keyring.keys
-                                                               else "retired-ready" if not counts.get(key_id) else "old")
-        print(f"{key_id}\t{counts.get(key_id, 0)} data keys\t{state}")
+    counts = _database(config, lambda db: keys.data_keys_by_key(db=db))
+    for line in keys.key_states(keyring=keyring, counts=counts):
+        print(f"{line.key_id}\t{line.data_keys} data keys\t{line.state}")
     return 0
 
 
 def cmd_keys_retire(args) -> int:
     """Remove an old key from the keyring, only once no data key needs it."""
+    from handlers.operations import keys
     config = _config(args)
     keyring = Keyring.load(config.bot.keyring)
-    remaining = asyncio.run(_key_counts(config)).get(args.key_id, 0)
-    if remaining:
-        raise KeyringError(f"key {args.key_id} still wraps {remaining} data keys; run `tinbao keys rotate` first")
-    keyring.remove_key(args.key_id)
+    counts = _database(config, lambda db: keys.data_keys_by_key(db=db))
+    keys.retire(keyring=keyring, counts=counts, key_id=args.key_id)
     print(f"key {args.key_id} removed from {keyring.path}")
     return 0
 
@@ -203,14 +185,10 @@ def cmd_officers_invite(args) -> int:
 
 
 def cmd_officers_list(args) -> int:
-    from storage.officers import list_officers
+    from handlers.operations.officers import enrolled
     config = _config(args)
-
-    async def job(services):
-        async with services.db.transaction() as session:
-            return await list_officers(session=session)
     units = config.tipline_settings().unit_tree
-    for officer in _with_services(config, job):
+    for officer in _with_services(config, enrolled):
         state = f"revoked {officer.revoked_at:%Y-%m-%d}" if officer.revoked_at else "active"
         print(f"{officer.id}\t{officer.name}\t{officer.role}\t{officer.unit_id} ({units.name(officer.unit_id)})\t"
               f"{officer.channel}\tenrolled {officer.enrolled_at:%Y-%m-%d}\t{state}")
@@ -218,19 +196,9 @@ def cmd_officers_list(args) -> int:
 
 
 def cmd_officers_revoke(args) -> int:
-    from storage.audit import append_audit
-    from storage.models import utcnow
-    from storage.officers import revoke_officer
+    from handlers.operations.officers import revoke
     config = _config(args)
-
-    async def job(services):
-        async with services.db.transaction() as session:
-            officer = await revoke_officer(session=session, officer_id=args.officer_id, now=utcnow())
-            if officer is not None:
-                await append_audit(session=session, keyring=services.keyring, actor="cli", action="revoke",
-                                   detail=f"officer={officer.id}")
-            return officer
-    officer = _with_services(config, job)
+    officer = _with_services(config, lambda services: revoke(services, officer_id=args.officer_id))
     if officer is None:
         raise ConfigError(f"no active officer with id {args.officer_id} (see `tinbao officers list`)")
     print(f"officer {officer.id} ({officer.name}) can no longer use officer commands")
@@ -238,30 +206,18 @@ def cmd_officers_revoke(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    from handlers.officer.maintenance import anchor_audit
-    from storage.audit import AnchorError, audit_head, verify_audit
-    from storage.models import AuditEntry
-    from sqlalchemy import func
-    from sqlmodel import select
+    from handlers.operations.audit import verify
+    from storage.audit import AnchorError
     config = _config(args)
+    progress = Progress("verifying the audit log", 0)
 
-    async def job(services):
-        try:
-            anchor = services.audit_anchor.read()
-        except AnchorError as exc:
-            raise ConfigError(str(exc)) from None
-        async with services.db.transaction() as session:
-            total = (await session.exec(select(func.count()).select_from(AuditEntry))).one()
-            progress = Progress("verifying the audit log", total)
-            check = await verify_audit(session=session, keyring=services.keyring, anchor=anchor,
-                                       progress=progress.advance)
-            progress.finish()
-        if check.ok:
-            await anchor_audit(services)  # what was just verified is what later checks must reach
-            async with services.db.transaction() as session:
-                return check, await audit_head(session=session)
-        return check, None
-    check, head = _with_services(config, job)
+    def start(total: int) -> None:
+        progress.total = total
+    try:
+        check, head = _with_services(config, lambda s: verify(s, on_total=start, progress=progress.advance))
+    except AnchorError as exc:
+        raise ConfigError(str(exc)) from None
+    progress.finish()
     if not check.ok:
         print(f"audit log BROKEN at entry {check.broken_at}: {check.reason} ({check.entries} entries verified before it)")
         return 1
@@ -326,74 +282,53 @@ def cmd_report(args) -> int:
 
 def cmd_reminders_status(args) -> int:
     """Recent and coming broadcasts with their counts; a bar each for those still going out."""
-    from datetime import timedelta
-
+    from handlers.operations.broadcasts_overview import broadcasts_overview
     from handlers.reminders.subscriptions import when_text
-    from storage import outbox
-    from storage import reminders as store
     config = _config(args)
-
-    async def job(services):
-        async with services.db.transaction() as session:
-            items = await store.recent_broadcasts(session=session, area_codes=None, include_everyone=True,
-                                                  since=services.clock() - timedelta(days=args.days), limit=args.limit)
-            counts = await store.broadcast_counts(session=session, broadcast_ids=[b.id for b in items])
-            totals = await outbox.count_by_status(session=session)
-        return items, counts, totals
-    items, counts, totals = _with_services(config, job)
+    lines, unknown = _with_services(config, lambda s: broadcasts_overview(s, days=args.days, limit=args.limit))
     areas = config.tipline_settings().areas
-    for broadcast in items:
-        n = counts[broadcast.id]
+    for line in lines:
+        broadcast, n = line.broadcast, line.counts
         where = areas.display(broadcast.area_code) if broadcast.area_code else "everyone"
-        skipped = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(n.items()) if k.startswith("skipped:"))
-        pending = n.get("pending", 0) + n.get("sending", 0)
+        skipped = ", ".join(f"{reason} {count}" for reason, count in line.skipped.items())
         print(f"#{broadcast.id}\t{broadcast.kind}\t{where}\t{when_text(broadcast.send_at)}\t{broadcast.status}\t"
-              f"sent {n.get('sent', 0)}, failed {n.get('failed', 0)}, pending {pending}, "
+              f"sent {n.get('sent', 0)}, failed {n.get('failed', 0)}, pending {line.pending}, "
               f"unknown {n.get('unknown', 0)}" + (f", skipped: {skipped}" if skipped else ""))
-        if broadcast.status == "queued" and (n.get("pending") or n.get("sending")):
-            progress = Progress(f"  #{broadcast.id} going out", sum(v for k, v in n.items() if ":" not in k))
-            progress.advance(sum(v for k, v in n.items() if ":" not in k and k not in ("pending", "sending")))
+        if line.going_out:
+            progress = Progress(f"  #{broadcast.id} going out", line.rows)
+            progress.advance(line.finished_rows)
             progress.finish()
-    if not items:
+    if not lines:
         print(f"no reminders or announcements in the last {args.days} days")
-    if totals.get("unknown"):
-        print(f"{totals['unknown']} message(s) have an unknown outcome (a worker stopped while sending them); "
+    if unknown:
+        print(f"{unknown} message(s) have an unknown outcome (a worker stopped while sending them); "
               "they are not sent again")
     return 0
 
 
 def cmd_reminders_calendar(args) -> int:
     """The coming events (national days and local ones) and when their reminders go out, Vietnam time."""
-    from handlers.reminders.festival_calendar import next_occurrences, parse_offsets, upcoming_reminders
+    from handlers.operations.coming_events import coming_events
     from handlers.reminders.subscriptions import day_text, when_text
-    from storage import reminders as store
     config = _config(args)
     settings = config.reminder_settings()
 
     async def job(services):
-        from bot.reminders import sync_calendar
+        from bot.reminder_dispatcher import sync_calendar
         await sync_calendar(services, settings)  # what `tinbao run` would do first, so the file's edits show
-        async with services.db.transaction() as session:
-            return await store.active_events(session=session), services.clock()
-    events, now = _with_services(config, job)
+        return await coming_events(services)
     areas = config.tipline_settings().areas
-    rows = []
-    for event in events:
-        occurrences = next_occurrences(event.dates, start_time=event.start_time, now=now)
-        if occurrences:
-            times = upcoming_reminders(dates=event.dates, start_time=event.start_time,
-                                       offsets=parse_offsets(event.offsets), now=now, limit=5)
-            rows.append((occurrences[0].day, event, times))
-    for day, event, times in sorted(rows, key=lambda r: (r[0], r[1].id)):
+    for row in _with_services(config, job):
+        event = row.event
         where = areas.display(event.area_code) if event.area_code else "everyone"
-        print(f"#{event.id}\t{day_text(day)}{' ' + event.start_time if event.start_time else ''}\t{event.source}\t"
-              f"{where}\t{event.title}\treminders: {', '.join(when_text(t) for t in times) or '-'}")
+        print(f"#{event.id}\t{day_text(row.day)}{' ' + event.start_time if event.start_time else ''}\t{event.source}\t"
+              f"{where}\t{event.title}\treminders: {', '.join(when_text(t) for t in row.reminders) or '-'}")
     return 0
 
 
 def cmd_zalo_oa_connect(args) -> int:
     """The first grant of the unit's Zalo OA: permission URL (PKCE), the pasted code, the pair stored sealed."""
-    from bot.channels.zalo_oa import ConnectError, connect
+    from bot.channels.zalo_oa.connect import ConnectError, connect
     config = _config(args)
     try:
         _with_services(config, lambda services: connect(config.zalo_oa, services, ask=input, say=print))
@@ -403,7 +338,7 @@ def cmd_zalo_oa_connect(args) -> int:
 
 
 def cmd_zalo_oa_status(args) -> int:
-    from bot.channels.zalo_oa import status
+    from bot.channels.zalo_oa.connect import status
     config = _config(args)
     print(_with_services(config, lambda services: status(config.zalo_oa, services)))
     return 0

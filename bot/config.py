@@ -24,23 +24,17 @@ from handlers.citizen.questionnaire_file import QuestionnaireError, load_questio
 
 DEFAULT_PATH = Path("config.toml")
 
-# Secrets come from the environment so that config.toml can live in git and backups without them.
-ENV_OVERRIDES = {
-    "TINBAO_TELEGRAM_TOKEN": ("telegram", "token"),
-    "TINBAO_TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
-    "TINBAO_ZALO_BOT_TOKEN": ("zalo_bot", "token"),
-    "TINBAO_ZALO_BOT_WEBHOOK_SECRET": ("zalo_bot", "webhook_secret"),
-    "TINBAO_ZALO_OA_SECRET_KEY": ("zalo_oa", "secret_key"),
-    "TINBAO_ZALO_OA_APP_SECRET": ("zalo_oa", "app_secret"),
-    "TINBAO_KEYRING": ("bot", "keyring"),
-    "TINBAO_DATABASE_URL": ("database", "url"),
-    "TINBAO_DATA_DIR": ("bot", "data_dir"),
-}
-_ENV_PATHS = {"TINBAO_KEYRING", "TINBAO_DATA_DIR"}
-# Values never repeated in an error message: messages end up in logs, terminals and bug reports.
-_SECRET_KEYS = {"telegram.token", "telegram.webhook_secret", "zalo_bot.token", "zalo_bot.webhook_secret",
-                "database.url", "zalo_oa.secret_key", "zalo_oa.app_secret"}
 _SECRET_RULE = "16–256 characters of A-Z a-z 0-9 _ -"
+
+
+def setting(default: Any = ..., *, env: str | None = None, secret: bool = False, retired: bool = False,
+            **field: Any) -> Any:
+    """One setting's whole definition beside its type and checks: its default, the TINBAO_* variable that
+    wins over the file, and whether its value is secret (never repeated in an error message: messages
+    end up in logs, terminals and bug reports). A retired setting is still read, so an older config.toml
+    starts, but config.example.toml no longer shows it."""
+    extra = {"env": env, "secret": secret or None, "retired": retired or None}
+    return Field(default, json_schema_extra={k: v for k, v in extra.items() if v}, **field)
 
 
 class ConfigError(Exception):
@@ -93,26 +87,30 @@ class _Section(BaseModel):
 
 
 class BotSection(_Section):
-    data_dir: ConfigPath = Path("data")
-    keyring: ConfigPath = Path("keyring.json")
+    data_dir: ConfigPath = setting(Path("data"), env="TINBAO_DATA_DIR")
+    keyring: ConfigPath = setting(Path("keyring.json"), env="TINBAO_KEYRING")
     default_language: Literal["vi", "en"] = "vi"
     emergency_number: Annotated[str, _shaped(r"[0-9]{2,15}", "must be a phone number, digits only")] = "113"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /healthz and /metrics on a listener of their own (polling mode); webhook listeners always serve them.
+    health_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = ""
 
 
 class DatabaseSection(_Section):
-    url: Annotated[str, _shaped(r"(sqlite|postgresql)\S*", "must start with sqlite or postgresql")] = Field(
-        "", repr=False)  # a PostgreSQL URL holds a password
+    url: Annotated[str, _shaped(r"(sqlite|postgresql)\S*", "must start with sqlite or postgresql")] = setting(
+        "", env="TINBAO_DATABASE_URL", secret=True, repr=False)  # a PostgreSQL URL holds a password
 
 
 class TelegramSection(_Section):
     # The shape aiogram insists on: caught here, the operator sees the key instead of a traceback.
-    token: Annotated[SecretStr, _shaped(r"[0-9]+:[A-Za-z0-9_-]+", "is not a token from @BotFather")] = SecretStr("")
+    token: Annotated[SecretStr, _shaped(r"[0-9]+:[A-Za-z0-9_-]+", "is not a token from @BotFather")] = setting(
+        SecretStr(""), env="TINBAO_TELEGRAM_TOKEN")
     api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://api.telegram.org"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
-    webhook_secret: Annotated[SecretStr, _shaped(r"[A-Za-z0-9_-]{16,256}", f"must be {_SECRET_RULE}")] = SecretStr("")
+    webhook_secret: Annotated[SecretStr, _shaped(r"[A-Za-z0-9_-]{16,256}", f"must be {_SECRET_RULE}")] = setting(
+        SecretStr(""), env="TINBAO_TELEGRAM_WEBHOOK_SECRET")
 
     @model_validator(mode="after")
     def _webhook_complete(self) -> TelegramSection:
@@ -130,13 +128,15 @@ class ZaloBotSection(_Section):
     # Zalo documents "12345689:abc-xyz"; only the digits and colon are checked strictly, the rest must
     # merely be safe in the URL path it is put in.
     token: Annotated[SecretStr, _shaped(r"[0-9]+:[^\s/?#%]+", "is not a Zalo Bot token (digits:letters, as Zalo "
-                                                             "Bot Manager sent it)")] = SecretStr("")
+                                                             "Bot Manager sent it)")] = setting(
+        SecretStr(""), env="TINBAO_ZALO_BOT_TOKEN")
     api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = \
         "https://bot-api.zaloplatforms.com"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
-    webhook_secret: Annotated[SecretStr, _shaped(r"[A-Za-z0-9_-]{16,256}", f"must be {_SECRET_RULE}")] = SecretStr("")
+    webhook_secret: Annotated[SecretStr, _shaped(r"[A-Za-z0-9_-]{16,256}", f"must be {_SECRET_RULE}")] = setting(
+        SecretStr(""), env="TINBAO_ZALO_BOT_WEBHOOK_SECRET")
 
     @model_validator(mode="after")
     def _webhook_complete(self) -> ZaloBotSection:
@@ -157,15 +157,17 @@ class ZaloOASection(_Section):
     app_id: ZaloId = ""
     oa_id: ZaloId = ""
     # The OA Secret Key of the app's link to the OA (webhook signatures), not the App Secret Key.
-    secret_key: Annotated[SecretStr, _shaped(r"\S{8,256}", "must be the OA Secret Key (no spaces)")] = SecretStr("")
+    secret_key: Annotated[SecretStr, _shaped(r"\S{8,256}", "must be the OA Secret Key (no spaces)")] = setting(
+        SecretStr(""), env="TINBAO_ZALO_OA_SECRET_KEY")
     # The App Secret Key (the secret_key header of OAuth calls).
-    app_secret: Annotated[SecretStr, _shaped(r"\S{8,256}", "must be the App Secret Key (no spaces)")] = SecretStr("")
+    app_secret: Annotated[SecretStr, _shaped(r"\S{8,256}", "must be the App Secret Key (no spaces)")] = setting(
+        SecretStr(""), env="TINBAO_ZALO_OA_APP_SECRET")
     redirect_uri: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = ""
     api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://openapi.zalo.me"
     oauth_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = "https://oauth.zaloapp.com"
     # No longer used: reminder templates go by user_id through api_base (bot/channels/zalo_oa.py). Still read,
     # so a config.toml written by an older `tinbao init` starts; `tinbao run` then says to remove it.
-    template_api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = ""
+    template_api_base: Annotated[str, _shaped(r"https?://\S+", "must be an http(s):// address")] = setting("", retired=True)
     webhook_listen: Annotated[str, _shaped(r"\S+:[0-9]{1,5}", 'must be "host:port"')] = "127.0.0.1:8080"
     refresh_every_hours: Annotated[int, Field(strict=True, ge=1, le=24)] = 20
     # kB of 1,000 bytes; Zalo takes at most 1,000,000 (larger values are lowered to that, with a warning).
@@ -203,6 +205,11 @@ class LimitsSection(_Section):
     max_files: WholeNumber = 10
     max_file_mb: WholeNumber = 20
 
+    def limits(self) -> Limits:
+        return Limits(tips_per_day=self.tips_per_day, messages_per_minute=self.messages_per_minute,
+                      status_checks_per_hour=self.status_checks_per_hour, draft_ttl=timedelta(hours=self.draft_ttl_hours),
+                      max_files=self.max_files, max_file_bytes=self.max_file_mb * 1024 * 1024)
+
 
 class QuestionnaireSection(_Section):
     path: ConfigPath | None = None
@@ -233,11 +240,20 @@ class TriageSection(_Section):
     purge_not_valuable_after_days: WholeNumber = 365
     invite_ttl_hours: WholeNumber = 24
 
+    def triage(self) -> Triage:
+        return Triage(unclaimed_alert=timedelta(hours=self.unclaimed_alert_hours),
+                      review_alert=timedelta(hours=self.review_alert_hours),
+                      purge_not_valuable_after=timedelta(days=self.purge_not_valuable_after_days),
+                      invite_ttl=timedelta(hours=self.invite_ttl_hours))
+
 
 class StatsSection(_Section):
     """Figures for supervisors (/stats, /report, `tinbao report`)."""
 
     min_cell: WholeNumber = 3  # counts below this are shown as "<3"; 1 shows every count
+
+    def stats(self) -> Stats:
+        return Stats(min_cell=self.min_cell)
 
 
 def _offset(text: str) -> str:
@@ -265,6 +281,16 @@ class RemindersSection(_Section):
     default_offsets: list[Annotated[str, AfterValidator(_offset)]] = Field(
         default_factory=lambda: ["7d 08:00", "1d 08:00", "0d 07:00"])
     calendar: ConfigPath | None = None
+
+    def reminder_settings(self, calendar) -> ReminderSettings:
+        """These settings with the calendar already read (and checked against [[areas]])."""
+        return ReminderSettings(
+            enabled=self.enabled, rate_per_second=float(self.rate_per_second),
+            quiet_start=parse_clock(self.quiet_start), quiet_end=parse_clock(self.quiet_end),
+            tick_seconds=float(self.tick_seconds), max_attempts=self.max_attempts,
+            retry_seconds=float(self.retry_seconds), unknown_after=timedelta(minutes=self.unknown_after_minutes),
+            default_offsets=tuple(Offset.parse(o) for o in self.default_offsets) or ReminderSettings().default_offsets,
+            calendar=calendar)
 
 
 class Config(_Section):
@@ -339,23 +365,16 @@ class Config(_Section):
         except (OSError, LookupError, TypeError, ValueError, AttributeError) as exc:  # malformed past its checks
             raise ConfigError(f"{self._source}: questionnaire.path: {self.questionnaire.path} is malformed "
                               f"({type(exc).__name__}: {exc})") from None
-        limits, triage = self.limits, self.triage
         areas = AreaIndex([Area(code=a.code, name=a.name, parent=a.parent) for a in self.areas])
         return TipLineSettings(
             areas=areas,
             questionnaire=questionnaire,
-            limits=Limits(tips_per_day=limits.tips_per_day, messages_per_minute=limits.messages_per_minute,
-                          status_checks_per_hour=limits.status_checks_per_hour,
-                          draft_ttl=timedelta(hours=limits.draft_ttl_hours), max_files=limits.max_files,
-                          max_file_bytes=limits.max_file_mb * 1024 * 1024),
+            limits=self.limits.limits(),
             default_language=self.bot.default_language,
             emergency_number=self.bot.emergency_number,
             units=UnitTree([Unit(u.id, u.name, u.parent, tuple(u.areas)) for u in self.units], areas),
-            triage=Triage(unclaimed_alert=timedelta(hours=triage.unclaimed_alert_hours),
-                          review_alert=timedelta(hours=triage.review_alert_hours),
-                          purge_not_valuable_after=timedelta(days=triage.purge_not_valuable_after_days),
-                          invite_ttl=timedelta(hours=triage.invite_ttl_hours)),
-            stats=Stats(min_cell=self.stats.min_cell),
+            triage=self.triage.triage(),
+            stats=self.stats.stats(),
             reminders=self.reminder_settings(),  # a broken calendar file stops the start, like a questionnaire
         )
 
@@ -372,14 +391,28 @@ class Config(_Section):
             if event.area is not None and event.area not in known:
                 raise ConfigError(f'{key}: event {event.id}: area "{event.area}" is not the code of any '
                                   f'[[areas]] entry')
-        return ReminderSettings(
-            enabled=section.enabled, rate_per_second=float(section.rate_per_second),
-            quiet_start=parse_clock(section.quiet_start), quiet_end=parse_clock(section.quiet_end),
-            tick_seconds=float(section.tick_seconds), max_attempts=section.max_attempts,
-            retry_seconds=float(section.retry_seconds), unknown_after=timedelta(minutes=section.unknown_after_minutes),
-            default_offsets=tuple(Offset.parse(o) for o in section.default_offsets)
-            or ReminderSettings().default_offsets,
-            calendar=calendar)
+        return section.reminder_settings(calendar)
+
+
+def _settings_of(model: type[BaseModel], prefix: str = ""):
+    """(dotted key, field) for every setting of the file, sections included."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, _Section):
+            yield from _settings_of(kind, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", field
+
+
+def _extra(field, what: str) -> Any:
+    return (field.json_schema_extra or {}).get(what)
+
+
+SETTINGS = dict(_settings_of(Config))
+# Secrets come from the environment so that config.toml can live in git and backups without them.
+ENV_OVERRIDES = {_extra(f, "env"): tuple(key.split(".")) for key, f in SETTINGS.items() if _extra(f, "env")}
+_ENV_PATHS = {_extra(f, "env") for f in SETTINGS.values() if _extra(f, "env") and f.annotation is Path}
+_SECRET_KEYS = {key for key, f in SETTINGS.items() if _extra(f, "secret") or f.annotation is SecretStr}
 
 
 def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:

@@ -18,8 +18,9 @@ from datetime import timedelta
 from typing import Any
 
 from bot.config import Config, ConfigError
+from bot.polling_alone import poll_alone
 from bot.logs import RedactSecrets, install_log_hygiene
-from bot.startup import DATABASE_WAIT, TokenCheck, pause, reach_database, telegram_check, zalo_bot_check
+from bot.startup import DATABASE_WAIT, TokenCheck, make_private_folder, open_schema, pause, reach_database
 from handlers.citizen import drafts
 from handlers.officer import maintenance
 from handlers.context import Services
@@ -29,7 +30,6 @@ from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
 from storage.crypto import Keyring
 from storage.db import Database
-from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600
@@ -50,10 +50,10 @@ async def open_services(config: Config, *, database_wait: float = 0.0,
     keyring = Keyring.load(config.bot.keyring)
     settings = config.tipline_settings()
     url = config.database_url()
-    config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before the schema: SQLite lives there
+    make_private_folder(config.bot.data_dir)  # before the schema: SQLite lives there
     if not await reach_database(url, wait=database_wait, stopping=stopping):
         raise StartInterrupted
-    await upgrade(url)
+    await open_schema(url, keyring)  # a wrong keyring stops here, before anything is read or written
     services = Services(db=Database(url), keyring=keyring, blobs=BlobStore(config.bot.data_dir / "blobs"),
                         settings=settings, audit_anchor=AuditAnchor(config.bot.data_dir / AUDIT_ANCHOR_FILE))
     return services
@@ -76,6 +76,7 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
             if last_purge is None or now - last_purge >= PURGE_EVERY:
                 await maintenance.purge_not_valuable(services, now=now)
                 await maintenance.sweep_stray_files(services, now=now)
+                await maintenance.prune_processed_updates(services, now=now)
                 last_purge = now
             await maintenance.anchor_audit(services)  # last: the purge above is audited too
         except Exception:
@@ -90,20 +91,6 @@ def _redact_in_logs(*secrets: str) -> None:
         for found in handler.filters:
             if isinstance(found, RedactSecrets):
                 found.secrets.extend(s for s in secrets if s and s not in found.secrets)
-
-
-def _by_webhook(section, key: str, forced: bool | None) -> bool:
-    """The section's mode, unless --webhook forces it; a forced webhook still needs its secret and URL."""
-    if not (forced if forced is not None else section.mode == "webhook"):
-        return False
-    if not section.webhook_secret.get_secret_value():
-        # Without it anyone who finds the URL could post forged messages in any citizen's name.
-        raise ConfigError(f"{key}.webhook_secret: required to serve by webhook (16–256 characters of "
-                          f"A-Z a-z 0-9 _ -)")
-    if not section.webhook_url.startswith("https://"):
-        raise ConfigError(f"{key}.webhook_url: serving by webhook needs the public https:// address")
-    return True
-
 
 
 # --- stopping ---------------------------------------------------------------------------------------
@@ -338,77 +325,67 @@ async def run(config: Config, *, webhook: bool | None = None, stop_grace: float 
 
 
 async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, database_wait: float) -> None:
-    from bot.channels.telegram import TelegramChannel, make_bot
-    from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
+    from bot.channels.base import reminder_senders
+    from bot.channels.registry import plan
     from bot.delivery import Deliveries
+    from bot.health import Health
     from bot.webhook import serve_webhooks
 
     install_log_hygiene(asyncio.get_running_loop())
-    telegram_token = config.telegram.token.get_secret_value()
-    zalo_token = config.zalo_bot.token.get_secret_value()
     oa_section = config.zalo_oa
-    if not telegram_token and not zalo_token and not oa_section.configured:
+    if not (config.telegram.token.get_secret_value() or config.zalo_bot.token.get_secret_value()
+            or oa_section.configured):
         raise ConfigError("telegram.token and zalo_bot.token are both empty: set TINBAO_TELEGRAM_TOKEN and/or "
                           "TINBAO_ZALO_BOT_TOKEN, or set up [zalo_oa] (or try the bot with `tinbao chat`)")
-    _redact_in_logs(zalo_token, config.zalo_bot.webhook_secret.get_secret_value(),
+    _redact_in_logs(config.zalo_bot.token.get_secret_value(), config.zalo_bot.webhook_secret.get_secret_value(),
                     oa_section.secret_key.get_secret_value(), oa_section.app_secret.get_secret_value())
-    telegram_hook = bool(telegram_token) and _by_webhook(config.telegram, "telegram", webhook)
-    zalo_hook = bool(zalo_token) and _by_webhook(config.zalo_bot, "zalo_bot", webhook)
-    bot = make_bot(telegram_token, config.telegram.api_base) if telegram_token else None
-    zalo_client = ZaloBotClient(zalo_token, api_base=config.zalo_bot.api_base) if zalo_token else None
-    zalo_oa = None
+    planned = []
     try:
-        telegram_ok = telegram_check(bot) if bot is not None else None
-        zalo_ok = zalo_bot_check(zalo_client) if zalo_client is not None else None
-        await _first_attempts([c for c in (telegram_ok, zalo_ok) if c is not None], stop)
+        planned += plan(config, webhook=webhook)
+        await _first_attempts([p.check for p in planned if p.check is not None], stop)
         services = await open_services(config, database_wait=database_wait, stopping=stop.requested)
         try:
             turns = TurnsInFlight()
             serving = Serving(stop, turns)
-            tipline = TrackedTipLine(services, turns)  # one for both: a chat's key carries its channel ("tg:", "zl:")
-            deliveries = Deliveries()  # one for both: a verdict written on Telegram reaches a tipster on Zalo
-            telegram = zalo = None
-            hooks: dict = {}
+            tipline = TrackedTipLine(services, turns)  # one for all: a chat's key carries its channel ("tg:", "zl:")
+            deliveries = Deliveries()  # one for all: a verdict written on Telegram reaches a tipster on Zalo
+            health = Health(services)
+            tipline.handle = health.metrics.timed(tipline.handle)
+            channels, hooks = [], []
             waiting_for: list[TokenCheck] = []  # the platforms the webhook server waits for
-            if bot is not None:
-                telegram = TelegramChannel(bot=bot, tipline=tipline, deliveries=deliveries)
-                if telegram_hook:
-                    hooks["telegram"] = (telegram, config.telegram)
-                    waiting_for.append(telegram_ok)
-                else:
-                    serving.stoppers["telegram"] = telegram.stop
-                    serving.start("telegram", _when_accepted([telegram_ok], stop, telegram.run_polling,
-                                                             serving="serving Telegram by long polling"))
-            if zalo_client is not None:
-                zalo = ZaloBotChannel(client=zalo_client, tipline=tipline, deliveries=deliveries)
-                serving.drains.append(lambda timeout: zalo.drain(timeout=timeout))
-                if zalo_hook:
-                    hooks["zalo"] = (zalo, config.zalo_bot)
-                    waiting_for.append(zalo_ok)
-                else:
-                    serving.stoppers["zalo"] = zalo.stop
-                    serving.start("zalo", _when_accepted([zalo_ok], stop, zalo.run_polling,
-                                                         serving="serving Zalo by long polling"))
-            if oa_section.configured:
-                from bot.channels.zalo_oa import channel_from_config
-                # Webhook only (Zalo OA has no polling); events are checked by signature, not by a path secret.
-                zalo_oa = channel_from_config(oa_section, tipline=tipline, deliveries=deliveries)
-                serving.drains.append(lambda timeout: zalo_oa.drain(timeout=timeout))
-                hooks["zalo_oa"] = (zalo_oa, oa_section)
-                serving.start("zalo_oa", zalo_oa.maintain(), kind="background")  # leftovers, token refresh, purges
+            for entry in planned:
+                channel = entry.build(tipline, deliveries)
+                channels.append(channel)
+                # Health notes each successful poll: aiogram's bot for Telegram, the client's getUpdates for Zalo Bot.
+                health.watch(entry.name, channel, bot=getattr(channel, "bot", None) if entry.name == "telegram" else None,
+                             client=getattr(channel, "client", None) if entry.name == "zalo" else None)
+                drain = getattr(channel, "drain", None)
+                if drain is not None:
+                    serving.drains.append(drain)
+                if entry.upkeep:
+                    serving.start(entry.name, channel.serve(), kind="background")  # leftovers, token refresh, purges
+                if entry.by_webhook:
+                    hooks.append((channel, entry.section))
+                    waiting_for += [entry.check] if entry.check is not None else []
+                elif not entry.upkeep:
+                    serving.stoppers[entry.name] = channel.stop
+                    # One poller per bot and database: a second `tinbao run` is refused (bot/polling_alone.py).
+                    serving.start(entry.name, _when_accepted([entry.check], stop, functools.partial(
+                        poll_alone, services, entry.name, channel.serve),
+                                                             serving=f"serving {channel.label} by long polling"))
             if hooks:
                 # One server for every channel by webhook, once each of their platforms took its token.
                 serving.start("webhooks", _when_accepted(waiting_for, stop, functools.partial(
-                    serve_webhooks, **hooks, until_settled=serving.settled.wait)))
+                    serve_webhooks, hooks, until_settled=serving.settled.wait, extra_routes=health.add_routes)))
+            if config.bot.health_listen:
+                serving.start("health", health.serve(config.bot.health_listen), kind="background")
             serving.start("housekeeping", housekeeping(services, deliveries, stopping=stop.requested),
                           kind="background")
             if config.reminders.enabled:
-                from bot.reminders import reminder_senders, run_reminders
-                senders = reminder_senders(telegram=telegram, zalo=zalo)
-                if zalo_oa is not None:
-                    senders["zalo_oa"] = zalo_oa.send_reminder  # its 7-day window: refused as "outside_window"
-                serving.start("reminders", run_reminders(services, services.settings.reminders, senders),
-                              kind="reminders")
+                from bot.reminder_dispatcher import run_reminders
+                # Every channel's own sender (the OA's 7-day window: refused as "outside_window").
+                serving.start("reminders", run_reminders(services, services.settings.reminders,
+                                                         reminder_senders(channels)), kind="reminders")
             try:
                 failure = await serving.until_stop_or_failure()
             except asyncio.CancelledError:
@@ -421,10 +398,6 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
             await _quietly("fold the SQLite WAL into the database file", services.db.checkpoint())
             await _quietly("close the database", services.db.dispose())
     finally:
-        if zalo_client is not None:
-            await _quietly("close the Zalo session", zalo_client.close())
-        if zalo_oa is not None:
-            await _quietly("close the Zalo OA session", zalo_oa.client.close())
-        if bot is not None:
-            await _quietly("close the Telegram session", bot.session.close())
+        for entry in reversed(planned):
+            await _quietly(f"close the {entry.name} session", entry.close())
     log.info("stopped cleanly")

@@ -9,12 +9,15 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import ConfigError
-from storage.db import normalize_url
+from storage import keys as key_store
+from storage.crypto import Keyring
+from storage.db import Database, normalize_url
+from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 FIRST_WAIT, LONGEST_WAIT = 1.0, 60.0
@@ -100,8 +103,11 @@ async def _try_database(url: str) -> None:
     if is_sqlite and path and path != ":memory:":
         if not Path(path).parent.is_dir():
             raise DatabaseUnavailable(f"{DATABASE_KEYS}: the folder of the SQLite file {path} does not exist")
-        # Made here, before anything opens it, so that the tips' database is never readable by others.
+        # Made here, before anything opens it, so that the tips' database is never readable by others; one
+        # left readable by an older version or by hand is closed now (SQLite gives -wal and -shm its mode).
         Path(path).touch(mode=0o600, exist_ok=True)
+        for private in (Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
+            _make_private(private, 0o600)
     # asyncpg's own connect timeout is a minute; the retry loop below is the place to be patient.
     engine = create_async_engine(normalized, connect_args={} if is_sqlite else {"timeout": ASK_TIMEOUT})
     try:
@@ -109,6 +115,22 @@ async def _try_database(url: str) -> None:
             await connection.execute(text("SELECT 1"))
     finally:
         await engine.dispose()
+
+
+def _make_private(path: Path, mode: int) -> None:
+    try:
+        current = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if current & 0o077:
+        path.chmod(mode)
+        log.info("%s was readable by other users (mode %o); it is now %o", path, current, mode)
+
+
+def make_private_folder(folder: Path) -> None:
+    """The data folder, made 0700 (or closed to others if it was made by hand before)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_private(folder, 0o700)
 
 
 async def reach_database(url: str, *, wait: float = 0.0, stopping: asyncio.Event | None = None) -> bool:
@@ -140,6 +162,48 @@ async def reach_database(url: str, *, wait: float = 0.0, stopping: asyncio.Event
         if not await pause(pause_for, stopping):
             return False
     raise AssertionError("unreachable")  # growing_waits never ends
+
+
+# --- the keyring that belongs to the database ------------------------------------------------------
+
+KEYRING_KEYS = "bot.keyring / TINBAO_KEYRING"
+
+
+class KeyringMismatch(ConfigError):
+    """The keyring is not the one this database was made with: stop before reading or writing anything."""
+
+
+async def _bound_keyring(database: Database) -> str | None:
+    """The check value stored in the database, or None (a new database, or one from before check values)."""
+    async with database.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")  # a read: no write lock taken
+        if not await conn.run_sync(lambda c: inspect(c).has_table("data_key")):
+            return None
+        row = (await conn.execute(text("SELECT wrapped FROM data_key WHERE id = :id"),
+                                  {"id": key_store.CHECK_ROW_ID})).first()
+    return None if row is None else bytes(row[0]).decode("ascii")
+
+
+async def open_schema(url: str, keyring: Keyring) -> None:
+    """Check the keyring against the database, then migrate, then tie a database not yet tied to it.
+    A wrong keyring stops the start here: nothing is migrated, read or written."""
+    database = Database(url)
+    try:
+        stored = await _bound_keyring(database)
+        if stored is not None and stored != keyring.check_value():
+            raise KeyringMismatch(
+                f"{KEYRING_KEYS}: {keyring.path} is not the keyring of {database_address(url)} (its check value "
+                f"differs from the one stored there); use the keyring this database was created with")
+        await upgrade(url)
+        if stored is None:
+            async with database.transaction() as session:
+                if await key_store.stored_check_value(session=session) is None:  # another worker may have
+                    await key_store.store_check_value(session=session, keyring=keyring)
+                elif await key_store.stored_check_value(session=session) != keyring.check_value():
+                    raise KeyringMismatch(f"{KEYRING_KEYS}: {keyring.path} is not the keyring of "
+                                          f"{database_address(url)}; another keyring was tied to it just now")
+    finally:
+        await database.dispose()
 
 
 # --- the platforms' tokens -------------------------------------------------------------------------

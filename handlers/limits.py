@@ -24,16 +24,16 @@ def hour_window(now: datetime) -> datetime:
 
 
 async def tips_today(turn: Turn) -> int:
-    return await count_in_window(session=turn.session, chat_key=turn.conversation.chat_key, bucket="tips",
-                                 window_start=day_window(turn.now))
+    return await count_in_window(session=turn.session, keyring=turn.services.keyring,
+        chat_key=turn.conversation.chat_key, bucket="tips", window_start=day_window(turn.now))
 
 
 async def count_message(turn: Turn) -> int:
     """Count this message toward the flood limit; returns how many this minute."""
-    return await add_to_window(session=turn.session, chat_key=turn.conversation.chat_key, bucket="messages",
-                               window_start=minute_window(turn.now))
+    return await add_to_window(session=turn.session, keyring=turn.services.keyring,
+        chat_key=turn.conversation.chat_key, bucket="messages", window_start=minute_window(turn.now))
 
 
 async def count_status_check(turn: Turn) -> int:
-    return await add_to_window(session=turn.session, chat_key=turn.conversation.chat_key, bucket="status",
-                               window_start=hour_window(turn.now))
+    return await add_to_window(session=turn.session, keyring=turn.services.keyring,
+        chat_key=turn.conversation.chat_key, bucket="status", window_start=hour_window(turn.now))

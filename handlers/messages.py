@@ -40,6 +40,15 @@ class Contact:
 
 
 @dataclass
+class CleanedImage:
+    """An evidence image after its metadata was removed (handlers/evidence_images.py), or why it was refused."""
+
+    data: bytes | None = None
+    mime: str | None = None
+    refusal: str | None = None  # too_large, unreadable
+
+
+@dataclass
 class IncomingFile:
     """Evidence a citizen sent; the bytes are fetched only if the conversation wants them."""
 
@@ -48,6 +57,7 @@ class IncomingFile:
     fetch: Callable[[], Awaitable[bytes]]
     filename: str | None = None
     mime: str | None = None
+    cleaned: CleanedImage | None = None  # an image already fetched and cleaned, outside the transaction
 
     def __post_init__(self) -> None:
         self.filename, self.mime = well_formed(self.filename), well_formed(self.mime)

@@ -21,12 +21,14 @@ from handlers.reminders import broadcasts, subscriptions
 from handlers.areas import fold
 from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_commands
 from handlers.context import Services
+from handlers.evidence_images import clean_images_first
 from handlers.i18n import LANGUAGES, pick_language, translator
 from handlers.limits import count_message
 from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, Inbound, Reply
 from handlers.citizen.status import show_status
 from handlers.chat_turn import Turn
-from storage.conversations import lock_conversation, mark_update_processed
+from storage.conversations import (lock_conversation, mark_update_processed, peek_conversation, touch_conversation,
+                                   was_processed)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,9 @@ class TipLine:
         chat_key = self.chat_key(inbound)
         async with self._turns.hold(chat_key):
             try:
+                if inbound.files and await self._wants_files(inbound, chat_key):
+                    # Before the transaction: a large image must not hold the database while it is decoded.
+                    await clean_images_first(inbound, max_file_bytes=self.services.settings.limits.max_file_bytes)
                 return await self._handle_locked(inbound, chat_key)
             except Exception:
                 # Never the message itself in the log: only that something failed, and where.
@@ -74,6 +79,15 @@ class TipLine:
                 _ = translator(pick_language(None, inbound.language, self.services.settings.default_language))
                 return [Reply(_("Sorry, something went wrong on our side and your last message was not saved. "
                                 "Please send it again."))]
+
+    async def _wants_files(self, inbound: Inbound, chat_key: str) -> bool:
+        """A new update whose chat stands at the evidence question; a file sent anywhere else is never fetched."""
+        async with self.services.db.transaction() as session:
+            if inbound.update_id is not None and await was_processed(
+                    session=session, channel=inbound.channel, update_id=str(inbound.update_id)):
+                return False
+            conversation = await peek_conversation(session=session, chat_key=chat_key)
+            return await drafts.waiting_for_files(self.services, session=session, conversation=conversation)
 
     async def _handle_locked(self, inbound: Inbound, chat_key: str) -> list[Reply]:
         services = self.services
@@ -92,7 +106,7 @@ class TipLine:
                     reply.language = turn.lang
             if conversation.flow is None:
                 conversation.offered = ",".join(c.id for r in replies for c in r.choices)[:255] or None
-            conversation.updated_at = turn.now
+            touch_conversation(conversation=conversation, now=turn.now)  # coarse, and none once the tip is sent
             session.add(conversation)
         return replies
 

@@ -39,6 +39,14 @@ class UnitTree:
             code = area.parent if area else None
         return self._root
 
+    def province_of(self, unit_id: str) -> str:
+        """The top of the unit's tree: its province police (units form one tree per province)."""
+        seen: set[str] = set()
+        while (unit := self.units.get(unit_id)) is not None and unit.parent and unit.parent not in seen:
+            seen.add(unit_id)
+            unit_id = unit.parent
+        return unit_id
+
     def subtree(self, unit_id: str) -> list[str]:
         """The unit and every unit below it."""
         return with_all_below(unit_id, ((u.id, u.parent) for u in self.units.values()))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -104,6 +104,10 @@ async def verify_audit(*, session: AsyncSession, keyring: Keyring, batch: int = 
                   "written after them"
         return AuditCheck(checked, anchor.entry_id, why.format(at=anchor.seen_at))
     return AuditCheck(checked, None)
+
+
+async def count_audit_entries(*, session: AsyncSession) -> int:
+    return (await session.exec(select(func.count()).select_from(AuditEntry))).one()
 
 
 async def audit_head(*, session: AsyncSession) -> Head | None:

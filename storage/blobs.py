@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from storage.crypto import DataKey
+from storage.db import after_commit
 
 
 class BlobStore:
@@ -45,6 +46,12 @@ class BlobStore:
 
     def delete(self, blob_name: str) -> None:
         self._path(blob_name).unlink(missing_ok=True)
+
+    def delete_after_commit(self, *, session, blob_name: str) -> None:
+        """Remove the file once the transaction forgetting it commits: a rollback keeps row and file together.
+        A crash between the commit and the removal leaves a file no row points to: the stray-file sweep takes it."""
+        self._path(blob_name)  # a bad name fails now, inside the transaction
+        after_commit(session, lambda: self.delete(blob_name))
 
     def files_older_than(self, seconds_ago: float, *, now: float) -> Iterator[str]:
         """Names of files last written before ``now - seconds_ago`` (half-written ``.tmp`` ones too)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import select
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Conversation, ProcessedUpdate, utcnow
@@ -16,15 +17,34 @@ def _insert(session: AsyncSession, table):
     return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
 
 
+# A conversation keeps the day it began, and the time of its last turn only while a draft is open (for the
+# stale-draft wipe): a tip's time of arrival must not be found again on the conversation it came from.
+
+
+def _day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def touch_conversation(*, conversation: Conversation, now: datetime) -> None:
+    """Note the turn: while a draft is open, its time (the stale-draft wipe needs it); with no draft, the day
+    the conversation began, so that the turn that sends a tip leaves no time behind."""
+    conversation.updated_at = now if conversation.draft_id is not None else conversation.created_at
+
+
 async def lock_conversation(*, session: AsyncSession, chat_key: str, channel: str) -> Conversation:
     """The chat's row, created if new and row-locked on PostgreSQL so workers take turns."""
-    now = utcnow()
+    day = _day(utcnow())
     await session.exec(_insert(session, Conversation).values(
-        chat_key=chat_key, channel=channel, created_at=now, updated_at=now).on_conflict_do_nothing())
+        chat_key=chat_key, channel=channel, created_at=day, updated_at=day).on_conflict_do_nothing())
     query = select(Conversation).where(Conversation.chat_key == chat_key)
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     return (await session.exec(query)).one()
+
+
+async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversation | None:
+    """The chat's row as it stands, neither created nor locked."""
+    return (await session.exec(select(Conversation).where(Conversation.chat_key == chat_key))).first()
 
 
 async def mark_update_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:
@@ -32,6 +52,19 @@ async def mark_update_processed(*, session: AsyncSession, channel: str, update_i
     result = await session.exec(_insert(session, ProcessedUpdate).values(
         channel=channel, update_id=update_id, handled_at=utcnow()).on_conflict_do_nothing())
     return result.rowcount == 1
+
+
+async def was_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Whether this update was handled before (a redelivery), without recording anything."""
+    found = await session.exec(select(ProcessedUpdate.update_id).where(ProcessedUpdate.channel == channel,
+                                                                      ProcessedUpdate.update_id == update_id))
+    return found.first() is not None
+
+
+async def prune_processed_updates(*, session: AsyncSession, handled_before: datetime) -> int:
+    """Forget update ids older than any redelivery; returns how many went."""
+    result = await session.exec(delete(ProcessedUpdate).where(ProcessedUpdate.handled_at < handled_before))
+    return result.rowcount
 
 
 async def stale_drafts(*, session: AsyncSession, untouched_since: datetime) -> list[Conversation]:

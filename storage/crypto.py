@@ -20,12 +20,44 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEYRING_FORMAT = "tinbao-keyring/1"
-# Sealed blobs start with a version byte so the format can change without guessing.
-BLOB_VERSION = 1
+# Sealed blobs start with a version byte so the format can change without guessing. Version 2 pads the
+# plaintext to a size bucket before sealing; version 1 (not padded) is still opened: older rows.
+BLOB_VERSION = 2
+_UNPADDED_VERSION = 1
 _NONCE_BYTES = 12
+_LENGTH_BYTES = 4
+# Every sealed value takes at least this much room: an empty answer, a phone number and a short text
+# all look alike in the database.
+SMALLEST_BUCKET = 256
+
+
+def padded_size(length: int) -> int:
+    """The bucket a plaintext of ``length`` bytes is sealed in: Padmé (Nikitin et al., PETS 2019), at
+    least SMALLEST_BUCKET; at most ~12 % larger, and it tells only the order of magnitude of the size."""
+    total = length + _LENGTH_BYTES
+    if total <= SMALLEST_BUCKET:
+        return SMALLEST_BUCKET
+    exponent = total.bit_length() - 1
+    low_bits = exponent - exponent.bit_length()
+    mask = (1 << low_bits) - 1
+    return (total + mask) & ~mask
+
+
+def _pad(data: bytes) -> bytes:
+    framed = len(data).to_bytes(_LENGTH_BYTES, "big") + data
+    return framed + bytes(padded_size(len(data)) - len(framed))
+
+
+def _unpad(padded: bytes) -> bytes:
+    length = int.from_bytes(padded[:_LENGTH_BYTES], "big")
+    if length > len(padded) - _LENGTH_BYTES:
+        raise DecryptionError("sealed value has a bad length")
+    return padded[_LENGTH_BYTES:_LENGTH_BYTES + length]
 
 
 class KeyringError(Exception):
@@ -47,19 +79,25 @@ def _unb64(text: str, what: str) -> bytes:
         raise KeyringError(f"keyring {what} is not valid base64") from exc
 
 
-def _seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+def _seal(key: bytes, plaintext: bytes, associated: bytes, *, pad: bool = True) -> bytes:
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    return bytes([BLOB_VERSION]) + nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    if not pad:  # version 1, as before padding (wrapped data keys: all of one length)
+        return bytes([_UNPADDED_VERSION]) + nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    # The version byte is authenticated too: a padded blob relabelled as unpadded does not open.
+    return bytes([BLOB_VERSION]) + nonce + AESGCM(key).encrypt(nonce, _pad(plaintext), bytes([BLOB_VERSION]) + associated)
 
 
 def _open(key: bytes, blob: bytes, associated: bytes) -> bytes:
-    if len(blob) < 1 + _NONCE_BYTES + 16 or blob[0] != BLOB_VERSION:
+    if len(blob) < 1 + _NONCE_BYTES + 16 or blob[0] not in (BLOB_VERSION, _UNPADDED_VERSION):
         raise DecryptionError("unknown sealed-blob format")
     nonce, body = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
+    # Version 1 blobs were sealed before the version byte was bound in: their associated data is bare.
+    bound = associated if blob[0] == _UNPADDED_VERSION else bytes([blob[0]]) + associated
     try:
-        return AESGCM(key).decrypt(nonce, body, associated)
+        opened = AESGCM(key).decrypt(nonce, body, bound)
     except InvalidTag as exc:
         raise DecryptionError("sealed value does not open here") from exc
+    return _unpad(opened) if blob[0] == BLOB_VERSION else opened
 
 
 def field_context(owner_id: str, field_name: str) -> bytes:
@@ -89,16 +127,30 @@ class DataKey:
         return self.open(field_name, blob).decode("utf-8")
 
 
+def _derive_related_key(receipt_pepper: bytes) -> bytes:
+    # The pepper is HKDF's input and the label its salt: nothing this computes is ever an HMAC of the
+    # pepper over a receipt code, so no value stored in the database can equal this key.
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tinbao/v1|related-index|r1",
+                info=b"related-index").derive(receipt_pepper)
+
+
 class Keyring:
     """Key-encryption keys (one active) and the HMAC peppers, read from a 0600 file."""
 
     def __init__(self, path: Path, *, active: str, keys: dict[str, bytes], pseudonym_pepper: bytes,
-                 receipt_pepper: bytes, stamp: tuple[int, int] | None = None) -> None:
+                 receipt_pepper: bytes, stamp: tuple[int, int] | None = None,
+                 related_keys: dict[str, bytes] | None = None, related_active: str | None = None) -> None:
         self.path = path
         self.active_id = active
         self.keys = keys
         self._pseudonym_pepper = pseudonym_pepper
         self._receipt_pepper = receipt_pepper
+        # The blind-index key of related tips (storage/related.py). A keyring written before it existed
+        # has none in the file: its "r1" is derived from the receipt pepper (HKDF, own salt), the same
+        # in every worker and without writing to a keyring that may be mounted read-only.
+        self._related_in_file = related_keys is not None
+        self._related_keys = related_keys if related_keys is not None else {"r1": _derive_related_key(receipt_pepper)}
+        self.related_active_id = related_active if related_keys is not None else "r1"
         self._stamp = stamp
         self._checked_at = time.monotonic()
 
@@ -114,7 +166,8 @@ class Keyring:
         if path.exists():
             raise KeyringError(f"keyring {path} already exists; refusing to overwrite it")
         ring = cls(path, active="k1", keys={"k1": AESGCM.generate_key(bit_length=256)},
-                   pseudonym_pepper=secrets.token_bytes(32), receipt_pepper=secrets.token_bytes(32))
+                   pseudonym_pepper=secrets.token_bytes(32), receipt_pepper=secrets.token_bytes(32),
+                   related_keys={"r1": secrets.token_bytes(32)}, related_active="r1")
         ring._write()
         return ring
 
@@ -142,14 +195,22 @@ class Keyring:
             active = doc["active"]
             pseudonym_pepper = _unb64(doc["pseudonym_pepper"], f"{path}: pseudonym_pepper")
             receipt_pepper = _unb64(doc["receipt_pepper"], f"{path}: receipt_pepper")
+            related = doc.get("related_index")  # absent in keyrings written before related tips
+            related_keys = None if related is None else {
+                kid: _unb64(value, f"{path}: related_index key {kid}") for kid, value in related["keys"].items()}
+            related_active = None if related is None else related["active"]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(f"keyring {path} is malformed ({type(exc).__name__}: {exc})") from None
         if not isinstance(active, str) or active not in keys:
             raise KeyringError(f"keyring {path}: active key {active!r} is not in the file")
         if any(len(k) != 32 for k in keys.values()) or len(pseudonym_pepper) < 32 or len(receipt_pepper) < 32:
             raise KeyringError(f"keyring {path}: a key has the wrong length")
+        if related_keys is not None and (related_active not in related_keys
+                                         or any(len(k) != 32 for k in related_keys.values())):
+            raise KeyringError(f"keyring {path}: related_index needs its active key and 32-byte keys")
         return cls(path, active=active, keys=keys, pseudonym_pepper=pseudonym_pepper,
-                   receipt_pepper=receipt_pepper, stamp=(st.st_mtime_ns, st.st_size))
+                   receipt_pepper=receipt_pepper, stamp=(st.st_mtime_ns, st.st_size),
+                   related_keys=related_keys, related_active=related_active)
 
     def _write(self) -> None:
         doc = {
@@ -158,6 +219,9 @@ class Keyring:
             "keys": {kid: {"key": _b64(k)} for kid, k in self.keys.items()},
             "pseudonym_pepper": _b64(self._pseudonym_pepper),
             "receipt_pepper": _b64(self._receipt_pepper),
+            **({"related_index": {"active": self.related_active_id,
+                                  "keys": {kid: _b64(k) for kid, k in self._related_keys.items()}}}
+               if self._related_in_file else {}),
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +271,8 @@ class Keyring:
         if (st.st_mtime_ns, st.st_size) != self._stamp:
             fresh = Keyring.load(self.path)
             self.active_id, self.keys, self._stamp = fresh.active_id, fresh.keys, fresh._stamp
+            self._related_keys, self.related_active_id = fresh._related_keys, fresh.related_active_id
+            self._related_in_file = fresh._related_in_file
 
     # --- data keys ---------------------------------------------------------------------------
 
@@ -214,7 +280,8 @@ class Keyring:
         """Seal a data key under the active key-encryption key; returns (key id, wrapped)."""
         self.refresh()
         kek = self.keys[self.active_id]
-        return self.active_id, _seal(kek, data_key.key, f"tinbao/v1|dek:{data_key.owner_id}".encode())
+        # Not padded: every data key is 32 bytes, so the wrapped ones all have one length anyway.
+        return self.active_id, _seal(kek, data_key.key, f"tinbao/v1|dek:{data_key.owner_id}".encode(), pad=False)
 
     def unwrap(self, *, owner_id: str, key_id: str, wrapped: bytes) -> DataKey:
         kek = self.keys.get(key_id)
@@ -237,6 +304,19 @@ class Keyring:
 
     def invite_hash(self, normalized_code: str) -> str:
         return hmac.new(self._receipt_pepper, b"invite:" + normalized_code.encode(), hashlib.sha256).hexdigest()
+
+    def related_digests(self, message: bytes) -> dict[str, bytes]:
+        """The blind index of one identifier under each related-index key: {key id: HMAC-SHA256}."""
+        return {kid: hmac.new(key, message, hashlib.sha256).digest() for kid, key in self._related_keys.items()}
+
+    def check_value(self) -> str:
+        """What ties a database to its keyring: derived from the pepper, which no key rotation changes."""
+        return hmac.new(self._pseudonym_pepper, b"tinbao/v1|keyring-check", hashlib.sha256).hexdigest()[:32]
+
+    def counter_key(self, chat_key: str, bucket: str) -> str:
+        """The name of a rate counter's row: neither the pseudonym nor what it counts can be read from it."""
+        return hmac.new(self._pseudonym_pepper, f"tinbao/v1|counter|{bucket}|{chat_key}".encode(),
+                        hashlib.sha256).hexdigest()
 
     def audit_key(self) -> bytes:
         """The key that chains the audit log; derived, so the keyring file keeps its format."""

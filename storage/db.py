@@ -8,12 +8,65 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import LargeBinary, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
+
+# Set on a session by a transaction that deleted rows or replaced sealed bytes: after its commit the
+# SQLite WAL is checkpointed and truncated, so no copy of what was deleted stays in the -wal file.
+SHREDS = "tinbao.shreds"
+# Callables run once the transaction that forgot something has committed (file removals).
+AFTER_COMMIT = "tinbao.after_commit"
+
+
+def shred_on_commit(session: AsyncSession | Session) -> None:
+    """Mark this transaction as one that deletes what it promised to delete (for a replacement in place)."""
+    (session.sync_session if isinstance(session, AsyncSession) else session).info[SHREDS] = True
+
+
+def after_commit(session: AsyncSession, action) -> None:
+    """Run ``action`` (a file removal) only once this transaction has committed; never if it rolls back."""
+    session.sync_session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bulk_delete_shreds(state) -> None:
+    # delete(...) and update(...) statements: a DELETE always shreds; an UPDATE that writes a sealed
+    # (binary) column replaces or clears ciphertext, whose old bytes the WAL would otherwise keep.
+    if state.is_delete:
+        state.session.info[SHREDS] = True
+    elif state.is_update and _writes_sealed(state.statement):
+        state.session.info[SHREDS] = True
+
+
+def _writes_sealed(statement) -> bool:
+    table = getattr(statement, "table", None)
+    for key in getattr(statement, "_values", None) or {}:
+        column = None if table is None else table.c.get(getattr(key, "key", key))
+        if column is not None and isinstance(column.type, LargeBinary):
+            return True
+    return False
+
+
+@event.listens_for(Session, "before_flush")
+def _flush_shreds(session: Session, _context, _instances) -> None:
+    # session.delete(row), or a sealed column set to None on a loaded row (an opt-out's route).
+    if session.deleted:
+        session.info[SHREDS] = True
+        return
+    for obj in session.dirty:
+        state = inspect(obj)
+        for attr in state.mapper.column_attrs:
+            column = attr.columns[0]
+            if isinstance(column.type, LargeBinary):
+                history = state.attrs[attr.key].history
+                if history.deleted and any(old is not None for old in history.deleted) and history.added == [None]:
+                    session.info[SHREDS] = True
+                    return
 
 
 def normalize_url(url: str) -> str:
@@ -80,18 +133,46 @@ class Database:
                 async with AsyncSession(self.engine, expire_on_commit=False) as session:
                     async with session.begin():
                         yield session
+                    # Still under the lock: the next writer must not add frames before the truncation.
+                    if session.sync_session.info.pop(SHREDS, False):
+                        await self._truncate_wal()
+                    await _run_after_commit(session)
         else:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 async with session.begin():
                     yield session
+                session.sync_session.info.pop(SHREDS, None)  # PostgreSQL: dead tuples wait for VACUUM (README)
+                await _run_after_commit(session)
+
+    async def _truncate_wal(self) -> None:
+        async with self.engine.connect() as conn:
+            # A checkpoint cannot run inside a transaction.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            busy, _log_frames, _done = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()
+            if busy:  # a reader held an old snapshot; the next shredding commit (or the stop) tries again
+                log.warning("the SQLite WAL could not be truncated now (a reader is busy); tried again later")
 
     async def checkpoint(self) -> None:
         """After a purge, fold the WAL back into the file so deleted pages do not linger there."""
         if self.is_sqlite:
-            async with self.engine.connect() as conn:
-                # A checkpoint cannot run inside a transaction.
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            await self._truncate_wal()
+
+    async def vacuum(self, tables: list[str]) -> None:
+        """PostgreSQL: reclaim the dead row versions a purge left in these tables (SQLite: nothing to do)."""
+        if self.is_sqlite or not tables:
+            return
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM refuses a transaction
+            for table in tables:
+                await conn.execute(text(f'VACUUM "{table}"'))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    for action in session.sync_session.info.pop(AFTER_COMMIT, []):
+        try:
+            action()
+        except OSError as exc:  # the file stays behind; the stray-file sweep removes it later
+            log.warning("a file could not be removed after its commit (%s); the sweep will retry", exc.strerror)

@@ -7,14 +7,21 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import DataKey, Keyring
-from storage.models import DataKeyRecord
+from storage.models import DataKeyRecord, utcnow
+
+# The keyring's check value lives beside the data keys it opens, in a row of its own: the database then
+# says which keyring it belongs to, with nothing a key could be recovered from (an HMAC of the pepper).
+CHECK_ROW_ID = "keyring-check"
+CHECK_KEK_ID = "check"
 
 
 async def create_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: str) -> DataKey:
     """A fresh random key for a new draft/tip, saved wrapped under the active key."""
     data_key = DataKey.generate(owner_id)
     kek_id, wrapped = keyring.wrap(data_key)
-    session.add(DataKeyRecord(id=owner_id, kek_id=kek_id, wrapped=wrapped))
+    # Only the day: a follow-up's or a route's key made at the second of an audited act would name its owner.
+    day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    session.add(DataKeyRecord(id=owner_id, kek_id=kek_id, wrapped=wrapped, created_at=day))
     await session.flush()
     return data_key
 
@@ -31,14 +38,27 @@ async def delete_data_key(*, session: AsyncSession, owner_id: str) -> None:
     await session.exec(delete(DataKeyRecord).where(DataKeyRecord.id == owner_id))
 
 
+async def stored_check_value(*, session: AsyncSession) -> str | None:
+    """The check value of the keyring this database belongs to; None before it was first stored."""
+    record = await session.get(DataKeyRecord, CHECK_ROW_ID)
+    return None if record is None else bytes(record.wrapped).decode("ascii")
+
+
+async def store_check_value(*, session: AsyncSession, keyring: Keyring) -> None:
+    """Tie this database to ``keyring`` (at its first start; a database made before this version: at its next)."""
+    session.add(DataKeyRecord(id=CHECK_ROW_ID, kek_id=CHECK_KEK_ID, wrapped=keyring.check_value().encode("ascii")))
+    await session.flush()
+
+
 async def count_by_key_id(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.exec(select(DataKeyRecord.kek_id, func.count()).group_by(DataKeyRecord.kek_id))
+    rows = await session.exec(select(DataKeyRecord.kek_id, func.count()).where(DataKeyRecord.id != CHECK_ROW_ID)
+                              .group_by(DataKeyRecord.kek_id))
     return {kek_id: n for kek_id, n in rows.all()}
 
 
 async def rewrap_batch(*, session: AsyncSession, keyring: Keyring, limit: int = 500) -> int:
     """Re-wrap up to ``limit`` data keys still under a retired key; returns how many it did."""
-    query = (select(DataKeyRecord).where(DataKeyRecord.kek_id != keyring.active_id)
+    query = (select(DataKeyRecord).where(DataKeyRecord.kek_id != keyring.active_id, DataKeyRecord.id != CHECK_ROW_ID)
              .order_by(DataKeyRecord.id).limit(limit))
     if session.bind.dialect.name == "postgresql":
         # Several rotations (or a bot deleting a draft) may touch the same rows; skip what is taken.

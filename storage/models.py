@@ -325,3 +325,12 @@ class ZaloOaButton(SQLModel, table=True):
     token: str = Field(primary_key=True, max_length=16)
     sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class PollerLease(SQLModel, table=True):
+    """Which process long-polls a platform: Telegram (and Zalo) give updates to one getUpdates consumer only."""
+
+    __tablename__ = "poller_lease"
+    channel: str = Field(primary_key=True, max_length=16)
+    holder: str = Field(max_length=64)  # a random id per `tinbao run`, with host and pid to tell the operator
+    expires_at: datetime  # renewed well before; a crashed holder's lease runs out by itself

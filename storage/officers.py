@@ -84,5 +84,6 @@ async def revoke_officer(*, session: AsyncSession, officer_id: int, now: datetim
         return None
     officer.revoked_at = now
     await key_store.delete_data_key(session=session, owner_id=officer.route_key_id)
+    officer.route = b""  # the ciphertext goes too, not only the key that opened it
     session.add(officer)
     return officer

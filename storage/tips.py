@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.blobs import BlobStore
-from storage.crypto import DataKey
+from storage import keys as key_store
+from storage.crypto import DataKey, Keyring, padded_size
 from storage.models import Attachment, Tip, TipField
 
 
@@ -37,7 +38,8 @@ async def save_attachment(*, session: AsyncSession, blobs: BlobStore, data_key: 
     blob_name = blobs.write(data_key=data_key, attachment_id=attachment_id, data=data)
     meta = data_key.seal(f"attachment-meta:{attachment_id}",
                          f"{mime or ''}\n{filename or ''}".encode())
-    record = Attachment(id=attachment_id, owner_id=data_key.owner_id, kind=kind, size=len(data),
+    # The size in clear is the sealed file's bucket, not the evidence's own size.
+    record = Attachment(id=attachment_id, owner_id=data_key.owner_id, kind=kind, size=padded_size(len(data)),
                         blob_name=blob_name, meta=meta)
     session.add(record)
     await session.flush()
@@ -63,10 +65,10 @@ async def open_attachments(*, session: AsyncSession, blobs: BlobStore,
 
 
 async def delete_attachments(*, session: AsyncSession, blobs: BlobStore, owner_id: str) -> int:
-    """Remove the rows and the sealed files of a draft or tip."""
+    """Remove the rows and the sealed files of a draft or tip (the files once the rows are gone for good)."""
     rows = (await session.exec(select(Attachment).where(Attachment.owner_id == owner_id))).all()
     for row in rows:
-        blobs.delete(row.blob_name)
+        blobs.delete_after_commit(session=session, blob_name=row.blob_name)
     await session.exec(delete(Attachment).where(Attachment.owner_id == owner_id))
     return len(rows)
 
@@ -78,8 +80,13 @@ async def blob_names_in_use(*, session: AsyncSession, names: Sequence[str]) -> s
 
 
 async def create_tip(*, session: AsyncSession, data_key: DataKey, channel: str, category: str, area_code: str,
-                     urgent: bool, receipt_hash: str, fields: Mapping[str, str], unit_id: str | None = None) -> Tip:
-    """Store a submitted tip: clear triage columns, and each answer sealed under the tip's own key."""
+                     urgent: bool, receipt_hash: str, fields: Mapping[str, str], unit_id: str | None = None,
+                     every_field: Sequence[str] = ()) -> Tip:
+    """Store a submitted tip: clear triage columns, and each answer sealed under the tip's own key.
+
+    Each name in ``every_field`` missing from ``fields`` is sealed empty, so that which rows exist
+    does not tell whether the tipster left a phone number or can be asked a question."""
+    fields = {**{name: "" for name in every_field}, **fields}
     tip = Tip(id=data_key.owner_id, ref=await _new_ref(session), channel=channel, category=category,
               area_code=area_code, urgent=urgent, receipt_hash=receipt_hash, unit_id=unit_id,
               attachment_count=await count_attachments(session=session, owner_id=data_key.owner_id))
@@ -97,8 +104,16 @@ async def find_tip_by_receipt(*, session: AsyncSession, receipt_hash: str) -> Ti
 
 async def read_tip_fields(*, session: AsyncSession, data_key: DataKey) -> dict[str, str]:
     rows = (await session.exec(select(TipField).where(TipField.tip_id == data_key.owner_id))).all()
-    return {row.name: data_key.open_text(row.name, row.sealed) for row in rows}
+    opened = {row.name: data_key.open_text(row.name, row.sealed) for row in rows}
+    return {name: value for name, value in opened.items() if value != ""}  # sealed empty: not given
 
 
-async def delete_tip_field(*, session: AsyncSession, tip_id: str, name: str) -> None:
-    await session.exec(delete(TipField).where(TipField.tip_id == tip_id, TipField.name == name))
+async def delete_tip_field(*, session: AsyncSession, keyring: Keyring, tip_id: str, name: str) -> None:
+    """Forget one answer (the reply route once judged): sealed empty in its place, so the rows left look
+    like every other tip's; the old ciphertext is overwritten in the file and the WAL (storage/db.py)."""
+    data_key = await key_store.load_data_key(session=session, keyring=keyring, owner_id=tip_id)
+    if data_key is None:  # purged: nothing sealed is left to forget
+        await session.exec(delete(TipField).where(TipField.tip_id == tip_id, TipField.name == name))
+        return
+    await session.exec(update(TipField).where(TipField.tip_id == tip_id, TipField.name == name)
+                       .values(sealed=data_key.seal(name, "")))

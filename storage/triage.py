@@ -68,6 +68,10 @@ async def count_purgeable(*, session: AsyncSession, judged_before: datetime) -> 
         Tip.status == TipStatus.NOT_VALUABLE, Tip.purged_at.is_(None), Tip.verdict_at < judged_before))).one())
 
 
+# What a purge deletes rows from (PostgreSQL keeps their old versions until these are vacuumed).
+PURGED_TABLES = ["tip_field", "attachment", "data_key"]
+
+
 async def purge_tip(*, session: AsyncSession, blobs: BlobStore, tip: Tip, now: datetime) -> None:
     """Delete every sealed field, file and the data key; the clear counting columns stay for the figures."""
     await session.exec(delete(TipField).where(TipField.tip_id == tip.id))

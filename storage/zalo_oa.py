@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import keys as key_store
 from storage.crypto import DataKey, DecryptionError, Keyring
+from storage.db import shred_on_commit
 from storage.models import DataKeyRecord, ZaloOaButton, ZaloOaEvent, ZaloOaInteraction, ZaloOaToken
 from storage.tips import new_id
 
@@ -109,6 +110,8 @@ async def save_tokens(*, session: AsyncSession, keyring: Keyring, oa_id: str, ac
         if data_key is None:  # shredded by hand: start a new key rather than fail the refresh we just paid for
             row.key_id = new_id()
             data_key = await key_store.create_data_key(session=session, keyring=keyring, owner_id=row.key_id)
+    if row.sealed:
+        shred_on_commit(session)  # the old pair is replaced: no copy of it may stay in the SQLite WAL
     row.sealed = data_key.seal(_field(oa_id), json.dumps({"access_token": access_token, "refresh_token": refresh_token}))
     row.version += 1
     row.access_expires_at = now + timedelta(seconds=expires_in)

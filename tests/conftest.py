@@ -46,6 +46,7 @@ def pg_migrated() -> str | None:
 def database_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/tinbao.db"
+        (tmp_path / "tinbao.db").touch(mode=0o600)  # as `tinbao run` makes it: a bot started on it has nothing to close
         upgrade_sync(url)
         return url
     return request.getfixturevalue("pg_migrated")

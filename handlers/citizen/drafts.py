@@ -11,6 +11,7 @@ from storage import keys as key_store
 from storage import tips as tip_store
 from storage.conversations import stale_drafts
 from storage.crypto import DataKey
+from storage.models import Conversation
 
 FLOW = "tipoff"
 DRAFT_FIELD = "draft"
@@ -44,6 +45,18 @@ async def load_draft(turn: Turn) -> Draft | None:
     if key is None:
         return None
     return Draft(key, json.loads(key.open_text(DRAFT_FIELD, conv.draft)))
+
+
+async def waiting_for_files(services, *, session, conversation: Conversation | None) -> bool:
+    """Whether this chat's draft stands at the evidence question: only then is a file worth fetching."""
+    if conversation is None or conversation.flow != FLOW or not conversation.draft_id or conversation.draft is None:
+        return False
+    key = await key_store.load_data_key(session=session, keyring=services.keyring, owner_id=conversation.draft_id)
+    if key is None:
+        return False
+    step = json.loads(key.open_text(DRAFT_FIELD, conversation.draft))["step"]
+    # A step the questionnaire file no longer names is not the evidence question either.
+    return any(s.id == step and s.kind == "media" for s in services.settings.questionnaire.steps)
 
 
 def save_draft(turn: Turn, draft: Draft) -> None:

@@ -22,8 +22,9 @@ from handlers.citizen.drafts import Draft, save_draft, wipe_draft
 from handlers.i18n import number
 from handlers.messages import Choice, IncomingFile, Reply, TypeInstead
 from handlers.citizen.submission import submit
+from handlers.evidence_images import clean as clean_evidence_image, is_image
 from storage import tips as tip_store
-from storage.media import UnsupportedImage, strip_image_metadata
+from storage.media import MAX_PIXELS
 
 if TYPE_CHECKING:
     from handlers.citizen.questionnaire_file import Step
@@ -135,27 +136,26 @@ async def _keep_file(turn: Turn, draft: Draft, incoming: IncomingFile) -> str | 
         mb=number(round(limits.max_file_bytes / (1024 * 1024), 1), turn.lang))
     if incoming.size is not None and incoming.size > limits.max_file_bytes:
         return too_big
-    try:
-        data = await incoming.fetch()
-    except Exception as exc:  # the platform's file service failed; the citizen can simply resend
-        log.warning("evidence download failed: %s", type(exc).__name__)
-        return _("This file could not be downloaded; please send it again.")
-    if len(data) > limits.max_file_bytes:
-        return too_big
-    mime, filename = incoming.mime, incoming.filename
-    if incoming.kind == "photo" or (mime or "").startswith("image/"):
-        unreadable = _("This image could not be read, so its hidden data (such as location) could not be removed. "
-                       "Please send it as a photo instead.")
+    mime, filename, cleaned = incoming.mime, incoming.filename, incoming.cleaned
+    if cleaned is None:  # not an image, or not fetched before the turn (handlers/evidence_images.py)
         try:
-            data, mime = strip_image_metadata(data)
-        except UnsupportedImage:
-            return unreadable
-        except Exception as exc:  # noqa: BLE001
-            # Pillow raises some refusals past UnsupportedImage (DecompressionBombError: a tiny file claiming
-            # billions of pixels). A hostile image is refused like an unreadable one, not answered with
-            # "something went wrong, send it again".
-            log.warning("evidence image refused: %s", type(exc).__name__)
-            return unreadable
+            data = await incoming.fetch()
+        except Exception as exc:  # the platform's file service failed; the citizen can simply resend
+            log.warning("evidence download failed: %s", type(exc).__name__)
+            return _("This file could not be downloaded; please send it again.")
+        if len(data) > limits.max_file_bytes:
+            return too_big
+        if is_image(incoming):
+            cleaned = await clean_evidence_image(data)  # still in the image worker, never on the event loop
+    if cleaned is not None:
+        if cleaned.refusal == "too_large":
+            return _("This image is too large to check (more than {n} million pixels), so it was not kept. "
+                     "Please send a smaller photo, or a screenshot of it.").format(
+                         n=number(MAX_PIXELS // 1_000_000, turn.lang))
+        if cleaned.refusal:
+            return _("This image could not be read, so its hidden data (such as location) could not be removed. "
+                     "Please send it as a photo instead.")
+        data, mime = cleaned.data, cleaned.mime
     await tip_store.save_attachment(session=turn.session, blobs=turn.services.blobs, data_key=draft.key,
                                     kind=incoming.kind, data=data, filename=filename, mime=mime)
     draft.pending["files"] = count + 1

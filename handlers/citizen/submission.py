@@ -46,9 +46,11 @@ async def submit(turn: Turn, draft: Draft) -> Reply | str:
         session=turn.session, data_key=draft.key, channel=turn.inbound.channel,
         category=answers[questionnaire.category_step.id]["choice"], area_code=area_code, urgent=urgent,
         receipt_hash=services.keyring.receipt_hash(RECEIPT.normalize(code)), fields=fields,
-        unit_id=services.settings.unit_tree.route(area_code))
-    await add_to_window(session=turn.session, chat_key=turn.conversation.chat_key, bucket="tips",
-                        window_start=day_window(turn.now))
+        unit_id=services.settings.unit_tree.route(area_code),
+        every_field=[s.id for s in questionnaire.steps if s.kind not in ("review", "contact")]
+        + [CONTACT_FIELD, REPLY_ROUTE_FIELD])
+    await add_to_window(session=turn.session, keyring=turn.services.keyring,
+                        chat_key=turn.conversation.chat_key, bucket="tips", window_start=day_window(turn.now))
     conv = turn.conversation
     conv.flow = conv.draft_id = conv.draft = None  # the data key now belongs to the tip
     turn.session.add(conv)

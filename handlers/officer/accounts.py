@@ -46,8 +46,8 @@ def in_scope(turn: Turn, officer: Officer, tip: Tip) -> bool:
 async def enroll(turn: Turn, args: str) -> list[Reply]:
     """/enroll CODE: the code from `tinbao officers invite` makes this chat an officer's."""
     _ = turn._
-    attempts = await add_to_window(session=turn.session, chat_key=turn.conversation.chat_key, bucket="enroll",
-                                   window_start=hour_window(turn.now))
+    attempts = await add_to_window(session=turn.session, keyring=turn.services.keyring,
+        chat_key=turn.conversation.chat_key, bucket="enroll", window_start=hour_window(turn.now))
     if attempts > ENROL_ATTEMPTS_PER_HOUR:
         return [Reply(_("Too many attempts. Please try again in an hour."))]
     code = normalize_invite_code(args)

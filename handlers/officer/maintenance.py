@@ -13,6 +13,7 @@ from handlers.i18n import number, translator
 from handlers.messages import Reply, Route
 from storage import triage as triage_store
 from storage.audit import append_audit, audit_head
+from storage.conversations import prune_processed_updates as prune_processed
 from storage.officers import officer_route, officers_of_units
 from storage.tips import blob_names_in_use
 
@@ -81,8 +82,25 @@ async def purge_not_valuable(services: Services, *, now: datetime | None = None,
             progress(done, total)
     if done:
         await services.db.checkpoint()  # deleted pages must not linger in SQLite's WAL
+        await services.db.vacuum(triage_store.PURGED_TABLES)  # nor dead row versions in PostgreSQL's tables
         log.info("purged %d tips judged not valuable", done)
     return done
+
+
+# Telegram keeps an update for at most 24 hours before giving up on it (Bot API, "Getting updates"); Zalo
+# documents no retry window. A week is far past any redelivery seen, and short enough that the table does
+# not keep a record of every message the bot ever had.
+PROCESSED_UPDATES_KEPT = timedelta(days=7)
+
+
+async def prune_processed_updates(services: Services, *, now: datetime | None = None) -> int:
+    """Forget the ids of updates handled longer ago than any platform redelivers them."""
+    async with services.db.transaction() as session:
+        cutoff = (now or services.clock()) - PROCESSED_UPDATES_KEPT
+        pruned = await prune_processed(session=session, handled_before=cutoff)
+    if pruned:
+        log.info("forgot %d update ids older than %d days", pruned, PROCESSED_UPDATES_KEPT.days)
+    return pruned
 
 
 # A file is written before its row is committed; younger files may still be waiting for their commit.

@@ -166,7 +166,7 @@ async def close_contact(turn: Turn, tip: Tip) -> None:
     for follow_up, content in await follow_ups_of(session=turn.session, keyring=keyring, chat_key=tipster_key):
         if json.loads(content)["tip"] == tip.id:
             await close_follow_up(session=turn.session, follow_up=follow_up)
-    await tip_store.delete_tip_field(session=turn.session, tip_id=tip.id, name=REPLY_ROUTE_FIELD)
+    await tip_store.delete_tip_field(session=turn.session, keyring=keyring, tip_id=tip.id, name=REPLY_ROUTE_FIELD)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -345,10 +345,16 @@ async def transfer(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if officer.role == "officer":
         raise Refusal(_("Only a supervisor or an admin can transfer a tip."))
     units = turn.services.settings.unit_tree
+    # A supervisor moves tips within their own province's tree; only an admin sends one to another
+    # province, where it would leave the supervisor's view for good.
+    allowed = set(units.units if officer.role == "admin" else units.subtree(units.province_of(officer.unit_id)))
     unit = units.get(unit_id.strip())
     if unit is None:
-        known = ", ".join(sorted(units.units))
+        known = ", ".join(sorted(allowed))
         return [Reply(_("Unknown unit «{unit}». Units: {known}").format(unit=unit_id.strip(), known=known))]
+    if unit.id not in allowed:
+        return [Reply(_("{unit} is outside your province: only an admin can transfer a tip there.").format(
+            unit=unit.name))]
     if unit.id == tip.unit_id:
         return [Reply(_("Tip {ref} is already with {unit}.").format(ref=tip.ref, unit=unit.name))]
     previous = tip.unit_id

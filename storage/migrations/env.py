@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.related  # noqa: F401  (its tables live beside their repository)
 
 target_metadata = SQLModel.metadata
 # pg_advisory_xact_lock takes a bigint: the first 8 bytes of a hash of a fixed name, so every tinbao

@@ -35,9 +35,9 @@ WAIT = 60  # seconds a reply may take on a busy machine: a bound for a hang, not
 # Lines `tinbao run` writes on its own while serving and stopping; anything else on stderr is a finding.
 EXPECTED_LINES = re.compile(
     r"\S+ \S+ INFO (bot\.runtime: (serving Telegram by long polling|(SIGTERM|SIGINT) received: stopping; .*"
-    r"|stopped cleanly)|bot\.reminders: (reminders: .*|broadcast \d+ queued for \d+ subscriber\(s\)))"
+    r"|stopped cleanly)|bot\.reminder_dispatcher: (reminders: .*|broadcast \d+ queued for \d+ subscriber\(s\)))"
     # Reminders that were in flight when the stop came: they may have reached the citizen, so never resent.
-    r"|\S+ \S+ WARNING bot\.reminders: \d+ reminder message\(s\) were in flight when sending stopped; .*")
+    r"|\S+ \S+ WARNING bot\.reminder_dispatcher: \d+ reminder message\(s\) were in flight when sending stopped; .*")
 
 
 def telegram_section(fake: SlowTelegram, *, rate: int = 2) -> str:

@@ -528,6 +528,23 @@ async def test_an_officer_of_another_unit_cannot_see_the_tip(world, filed):
     assert ref in (await world.say(BOSS, "/queue")).text(BOSS)
 
 
+async def test_a_supervisor_transfers_within_their_province_only_an_admin_beyond(world, filed):
+    _code, ref = filed
+    await world.enrol(BOSS, unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    before = await world.snapshot(ref)
+    refused = await world.say(BOSS, f"/transfer {ref} ca-hn")
+    assert refused.text(BOSS) == ("Công an Thành phố Hà Nội is outside your province: only an admin can transfer a "
+                                  "tip there.")
+    assert await world.snapshot(ref) == before and not await world.audit("transfer")
+    unknown = await world.say(BOSS, f"/transfer {ref} ca-nowhere")  # lists only what this supervisor may choose
+    assert "ca-saigon" in unknown.text(BOSS) and "ca-hn" not in unknown.text(BOSS)
+    await world.enrol(OUTSIDER, unit="ca-hcm", role="admin", name="Đại tá Hùng")
+    sent = await world.say(OUTSIDER, f"/transfer {ref} ca-hn")
+    assert sent.text(OUTSIDER) == f"Tip {ref} was transferred to Công an Thành phố Hà Nội."
+    assert (await world.tip(ref)).unit_id == "ca-hn"
+    assert [e.detail for e in await world.audit("transfer")] == ["from=ca-benthanh to=ca-hn"]
+
+
 # --- bad input: a clear answer, nothing changed --------------------------------------------------
 
 async def test_unknown_ref_is_answered_and_changes_nothing(world, filed):

@@ -111,6 +111,7 @@ def test_store_makes_its_folder_private(tmp_path: Path) -> None:
 async def test_attachment_row_keeps_no_filename_and_purge_removes_the_files(db, keyring, store: BlobStore) -> None:
     from sqlmodel import select
 
+    from storage.crypto import padded_size
     from storage.keys import create_data_key
     from storage.models import Attachment
     from storage.tips import count_attachments, delete_attachments, new_id, save_attachment
@@ -123,7 +124,8 @@ async def test_attachment_row_keeps_no_filename_and_purge_removes_the_files(db, 
                               filename=None, mime="audio/ogg")
     async with db.transaction() as session:
         row = (await session.exec(select(Attachment).where(Attachment.id == saved.id))).one()
-        assert row.size == len(EVIDENCE)
+        assert row.size == padded_size(len(EVIDENCE)) >= len(EVIDENCE)  # the bucket, not the size itself
+        assert (store.root / row.blob_name).stat().st_size == 1 + 12 + 16 + row.size  # version, nonce, tag
         assert b"Nguyen_Van_A" not in bytes(row.meta)
         assert key.open_text(f"attachment-meta:{row.id}", bytes(row.meta)) == "image/jpeg\nIMG_Nguyen_Van_A_nha_rieng.jpg"
         assert store.read(data_key=key, attachment_id=row.id, blob_name=row.blob_name) == EVIDENCE
@@ -134,3 +136,37 @@ async def test_attachment_row_keeps_no_filename_and_purge_removes_the_files(db, 
     assert _files(store) == []
     async with db.transaction() as session:
         assert await count_attachments(session=session, owner_id=key.owner_id) == 0
+
+
+async def test_a_failed_commit_leaves_no_row_pointing_at_a_missing_file(db, keyring, store: BlobStore) -> None:
+    """Evidence files go only once the transaction that forgets them has committed."""
+    from sqlalchemy import event
+    from sqlmodel import select
+
+    from storage.keys import create_data_key
+    from storage.models import Attachment
+    from storage.tips import delete_attachments, new_id, save_attachment
+
+    async with db.transaction() as session:
+        key = await create_data_key(session=session, keyring=keyring, owner_id=new_id())
+        saved = await save_attachment(session=session, blobs=store, data_key=key, kind="photo", data=EVIDENCE,
+                                      filename=None, mime="image/jpeg")
+
+    class CommitFailed(Exception):
+        pass
+
+    def fail_the_commit(_session) -> None:
+        raise CommitFailed  # as a lost connection or a full disk would, at the very commit
+
+    with pytest.raises(CommitFailed):
+        async with db.transaction() as session:
+            event.listen(session.sync_session, "before_commit", fail_the_commit)
+            assert await delete_attachments(session=session, blobs=store, owner_id=key.owner_id) == 1
+            assert (store.root / saved.blob_name).exists()  # not before the commit
+    async with db.transaction() as session:
+        rows = (await session.exec(select(Attachment))).all()
+        assert [r.blob_name for r in rows] == [saved.blob_name]
+        assert store.read(data_key=key, attachment_id=saved.id, blob_name=saved.blob_name) == EVIDENCE
+    async with db.transaction() as session:
+        await delete_attachments(session=session, blobs=store, owner_id=key.owner_id)
+    assert not (store.root / saved.blob_name).exists()

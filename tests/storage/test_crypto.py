@@ -341,3 +341,26 @@ def test_remove_key_refuses_the_active_key_and_unknown_keys(keyring: Keyring) ->
     with pytest.raises(KeyringError, match="k5"):
         keyring.remove_key("k5")
     assert Keyring.load(keyring.path).keys.keys() == {"k1"}
+
+
+# --- padding ---------------------------------------------------------------------------------------
+
+def test_a_value_sealed_before_padding_still_opens() -> None:
+    """Tips stored by an older version (blob version 1, not padded) open as before."""
+    from storage.crypto import _seal, field_context
+    key = DataKey.generate("tip-old")
+    old = _seal(key.key, VIETNAMESE.encode(), field_context("tip-old", "text"), pad=False)
+    assert old[0] == 1 and len(old) == 1 + 12 + len(VIETNAMESE.encode()) + 16
+    assert key.open_text("text", old) == VIETNAMESE
+
+
+def test_sealed_lengths_tell_only_a_bucket() -> None:
+    from storage.crypto import SMALLEST_BUCKET, padded_size
+    key = DataKey.generate("tip-a")
+    assert {len(key.seal("contact", v)) for v in ("", "0909123456", "x" * 200)} == {1 + 12 + SMALLEST_BUCKET + 16}
+    for length in (300, 1_000, 65_000, 5_000_000):
+        bucket = padded_size(length)
+        assert length + 4 <= bucket <= (length + 4) * 1.12  # Padmé: at most ~12 % more
+        assert padded_size(length + 1) >= bucket
+    assert len({padded_size(n) for n in range(1_000_000, 1_010_000)}) < 10  # many sizes, few buckets
+    assert key.open("file", key.seal("file", b"\x00" * 70_000)) == b"\x00" * 70_000

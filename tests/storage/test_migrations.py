@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.related  # noqa: F401  (its tables live beside their repository)
 from storage.db import normalize_url
 from storage.migrate import alembic_config
 

@@ -42,7 +42,7 @@ def child_environment(**extra: str) -> dict[str, str]:
 _AT_THE_BARRIER = """
 import sys, time
 from pathlib import Path
-import bot.cli, bot.channels.telegram, bot.reminders, bot.runtime, bot.webhook, storage.migrate
+import bot.cli, bot.channels.telegram, bot.reminder_dispatcher, bot.runtime, bot.webhook, storage.migrate
 barrier = Path(sys.argv[1])
 print("at the barrier", flush=True)
 while not barrier.exists():

@@ -8,7 +8,9 @@ from sqlmodel import select
 from handlers.officer.accounts import create_invite_code
 from storage.audit import verify_audit
 from storage.models import AuditEntry, FollowUp, Officer, Tip, TipField
+from storage.keys import load_data_key
 from storage.officers import revoke_officer
+from storage.tips import read_tip_fields
 from tests.handlers.citizen.test_tipoff import walk_to_review
 from tests.support.chat import ChatClient
 
@@ -141,9 +143,11 @@ async def test_a_verdict_forgets_the_tipsters_route_and_withdraws_questions(serv
     await officer.send(f"/ask {ref} Còn gì nữa không?")
     await officer.send(f"/valuable {ref}")
     async with services.db.transaction() as session:
-        names = set((await session.exec(select(TipField.name))).all())
+        tip = (await session.exec(select(Tip))).one()
+        key = await load_data_key(session=session, keyring=services.keyring, owner_id=tip.id)
+        names = set(await read_tip_fields(session=session, data_key=key))  # the route's row stays, sealed empty
         waiting = (await session.exec(select(FollowUp))).all()
-    assert "reply_route" not in names and waiting == []
+    assert "reply_route" not in names and "description" in names and waiting == []
     await officer.send(f"/case {ref} 12/2026 1")
     assert "linked to case" in officer.text
 

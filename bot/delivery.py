@@ -7,9 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from handlers.messages import Reply, Route
+from handlers.reply_outbox import REFUSED, SENT, TurnReplies
 
 log = logging.getLogger(__name__)
-Sender = Callable[[str, list[Reply]], Awaitable[None]]
+Sender = Callable[[str, list[Reply]], Awaitable[int | None]]  # how many messages did not go out
 
 
 class Deliveries:
@@ -20,16 +21,30 @@ class Deliveries:
         self._senders[channel] = sender
 
     async def send(self, replies: list[Reply], *, origin: Route) -> None:
-        """Each reply to its chat, in order; a failure for one chat does not stop the others."""
+        """Each reply to its chat, in order; a failure for one chat does not stop the others. The replies of
+        a stored turn are marked one by one as they go (handlers/reply_outbox.py): none is sent twice."""
+        if isinstance(replies, TurnReplies):
+            await replies.outbox.deliver(replies, lambda reply: self.send_one(reply, origin=origin))
+            return
         for reply in replies:
-            target = reply.to or origin
-            sender = self._senders.get(target.channel)
-            if sender is None:
-                log.warning("no %s channel is running here; a message to another chat was not sent", target.channel)
-                continue
-            try:
-                await sender(target.chat_id, [reply])
-            except Exception:
-                if target == origin:
-                    raise
-                log.exception("a message to another chat could not be sent")
+            await self.send_one(reply, origin=origin)
+
+    async def send_one(self, reply: Reply, *, origin: Route) -> str:
+        """One reply to its chat (the one that wrote, or ``reply.to``); what became of it."""
+        target = reply.to or origin
+        sender = self._senders.get(target.channel)
+        if sender is None:
+            log.warning("no %s channel is running here; a message to another chat was not sent", target.channel)
+            return REFUSED
+        try:
+            undelivered = await sender(target.chat_id, [reply])
+        except Exception:
+            if target == origin:
+                raise
+            log.exception("a message to another chat could not be sent")
+            return REFUSED
+        return SENT if not undelivered else REFUSED
+
+    async def send_left_over(self, origin: Route, reply: Reply) -> str:
+        """For the outbox's sweep: a reply of a turn a dead worker had handled."""
+        return await self.send_one(reply, origin=origin)

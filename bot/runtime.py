@@ -25,6 +25,7 @@ from handlers.citizen import drafts
 from handlers.officer import maintenance
 from handlers.context import Services
 from handlers.messages import Inbound, Reply, Route
+from handlers.reply_outbox import ReplyOutbox
 from handlers.router import TipLine
 from storage.audit import AuditAnchor
 from storage.blobs import BlobStore
@@ -33,6 +34,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600
+LEFT_OVER_SECONDS = 60
 AUDIT_ANCHOR_FILE = "audit-anchor.json"  # in the data directory, outside the database like the keyring
 PURGE_EVERY = timedelta(days=1)
 STOP_GRACE = 10.0  # seconds the answers under way get once a stop is asked for
@@ -81,6 +83,21 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
             await maintenance.anchor_audit(services)  # last: the purge above is audited too
         except Exception:
             log.exception("housekeeping round failed; retrying later")
+        if not await pause(every, stopping):
+            return
+
+
+async def resend_left_over_replies(outbox: ReplyOutbox, deliveries, *, every: float = LEFT_OVER_SECONDS,
+                                   stopping: asyncio.Event | None = None) -> None:
+    """On a timer, from the start: the replies of turns a killed worker had committed and not sent (on a
+    platform that redelivers nothing, nobody else would send them)."""
+    while True:
+        try:
+            taken = await outbox.sweep(deliveries.send_left_over)
+            if taken:
+                log.info("sent the replies of %d turn(s) a stopped worker had left", taken)
+        except Exception:
+            log.exception("sending left-over replies failed; retrying later")
         if not await pause(every, stopping):
             return
 
@@ -381,6 +398,8 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
                 serving.start("health", health.serve(config.bot.health_listen), kind="background")
             serving.start("housekeeping", housekeeping(services, deliveries, stopping=stop.requested),
                           kind="background")
+            serving.start("left-over replies", resend_left_over_replies(tipline.outbox, deliveries,
+                                                                        stopping=stop.requested), kind="background")
             if config.reminders.enabled:
                 from bot.reminder_dispatcher import run_reminders
                 # Every channel's own sender (the OA's 7-day window: refused as "outside_window").

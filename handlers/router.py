@@ -24,6 +24,7 @@ from handlers.context import Services
 from handlers.evidence_images import clean_images_first
 from handlers.i18n import LANGUAGES, pick_language, translator
 from handlers.limits import count_message
+from handlers.reply_outbox import ReplyOutbox
 from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, Inbound, Reply
 from handlers.citizen.status import show_status
 from handlers.chat_turn import Turn
@@ -59,6 +60,7 @@ class TipLine:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._turns = ChatTurns()
+        self.outbox = ReplyOutbox(services)
 
     def chat_key(self, inbound: Inbound) -> str:
         return self.services.keyring.pseudonym(CHANNEL_PREFIXES[inbound.channel], inbound.chat_id)
@@ -94,7 +96,8 @@ class TipLine:
         async with services.db.transaction() as session:
             if inbound.update_id is not None and not await mark_update_processed(
                     session=session, channel=inbound.channel, update_id=str(inbound.update_id)):
-                return []  # a redelivery: it was handled, and answered, already
+                # A redelivery: it was handled already; what it answered and did not get out goes now.
+                return await self.outbox.left_over(session=session, inbound=inbound) or []
             conversation = await lock_conversation(session=session, chat_key=chat_key, channel=inbound.channel)
             turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound,
                         now=services.clock())
@@ -108,6 +111,9 @@ class TipLine:
                 conversation.offered = ",".join(c.id for r in replies for c in r.choices)[:255] or None
             touch_conversation(conversation=conversation, now=turn.now)  # coarse, and none once the tip is sent
             session.add(conversation)
+            if inbound.update_id is not None and replies:
+                # Committed with the turn: a worker killed before they went out leaves them to the redelivery.
+                replies = await self.outbox.keep(session=session, inbound=inbound, replies=replies)
         return replies
 
     async def _flood_guard(self, turn: Turn) -> list[Reply] | None:

@@ -318,6 +318,13 @@ class Keyring:
         return hmac.new(self._pseudonym_pepper, f"tinbao/v1|counter|{bucket}|{chat_key}".encode(),
                         hashlib.sha256).hexdigest()
 
+    def transit_key(self, owner_id: str) -> DataKey:
+        """The key of data that lives seconds (a turn's replies until sent): derived from the pepper, so
+        nothing is stored beside it, and the same in every worker."""
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tinbao/v1|transit",
+                   info=owner_id.encode()).derive(self._pseudonym_pepper)
+        return DataKey(owner_id=owner_id, key=key)
+
     def audit_key(self) -> bytes:
         """The key that chains the audit log; derived, so the keyring file keeps its format."""
         return hmac.new(self._pseudonym_pepper, b"tinbao/v1|audit-chain", hashlib.sha256).digest()

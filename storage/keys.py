@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,6 +32,21 @@ async def load_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: st
     if record is None:
         return None
     return keyring.unwrap(owner_id=owner_id, key_id=record.kek_id, wrapped=record.wrapped)
+
+
+async def shared_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: str) -> DataKey:
+    """The data key of ``owner_id``, made on first use (two workers making it at once keep the first one)."""
+    found = await load_data_key(session=session, keyring=keyring, owner_id=owner_id)
+    if found is not None:
+        return found
+    fresh = DataKey.generate(owner_id)
+    kek_id, wrapped = keyring.wrap(fresh)
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    await session.exec(insert(DataKeyRecord).values(id=owner_id, kek_id=kek_id, wrapped=wrapped,
+                                                    created_at=utcnow().replace(hour=0, minute=0, second=0,
+                                                                                microsecond=0))
+                       .on_conflict_do_nothing())
+    return await load_data_key(session=session, keyring=keyring, owner_id=owner_id)
 
 
 async def delete_data_key(*, session: AsyncSession, owner_id: str) -> None:

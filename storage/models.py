@@ -334,3 +334,21 @@ class PollerLease(SQLModel, table=True):
     channel: str = Field(primary_key=True, max_length=16)
     holder: str = Field(max_length=64)  # a random id per `tinbao run`, with host and pid to tell the operator
     expires_at: datetime  # renewed well before; a crashed holder's lease runs out by itself
+
+
+class TurnReply(SQLModel, table=True):
+    """The replies of one handled update, sealed, kept until each went out: a redelivered update or a
+    restarted worker sends the ones that had not, and never one that may have gone already."""
+
+    __tablename__ = "turn_reply"
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    update_id: str = Field(max_length=64)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    total: int
+    # Replies before next_index are done (sent, refused, or unknown after a crash); while in_flight, the one
+    # at next_index is being sent by some worker, and one found in flight after a crash is not sent again.
+    next_index: int = 0
+    in_flight: bool = False
+    created_at: datetime = Field(index=True)  # to the minute: only for finding rows a dead worker left

@@ -44,18 +44,6 @@ def _insert(session: AsyncSession, table):
     return postgresql.insert(table) if _postgres(session) else sqlite.insert(table)
 
 
-async def _shared_key(*, session: AsyncSession, keyring: Keyring, owner_id: str) -> DataKey:
-    """The data key of ``owner_id``, made on first use (two workers making it at once keep the first one)."""
-    found = await key_store.load_data_key(session=session, keyring=keyring, owner_id=owner_id)
-    if found is not None:
-        return found
-    fresh = DataKey.generate(owner_id)
-    kek_id, wrapped = keyring.wrap(fresh)
-    await session.exec(_insert(session, DataKeyRecord).values(id=owner_id, kek_id=kek_id, wrapped=wrapped)
-                       .on_conflict_do_nothing())
-    return await key_store.load_data_key(session=session, keyring=keyring, owner_id=owner_id)
-
-
 # --- the token pair ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -206,7 +194,7 @@ def _seen_field(seen_key: str) -> str:
 
 async def record_interaction(*, session: AsyncSession, keyring: Keyring, seen_key: str, at: datetime) -> None:
     """The citizen interacted at ``at``; an older time never replaces a newer one (events come out of order)."""
-    data_key = await _shared_key(session=session, keyring=keyring, owner_id=SEEN_KEY_OWNER)
+    data_key = await key_store.shared_data_key(session=session, keyring=keyring, owner_id=SEEN_KEY_OWNER)
     query = select(ZaloOaInteraction).where(ZaloOaInteraction.seen_key == seen_key)
     if _postgres(session):
         query = query.with_for_update()
@@ -270,7 +258,7 @@ def new_button_token() -> str:
 async def save_buttons(*, session: AsyncSession, keyring: Keyring, binding: str, choice_ids: list[str],
                        now: datetime) -> list[str]:
     """One random token per choice, in order; the choice id is kept sealed and bound to the chat."""
-    data_key = await _shared_key(session=session, keyring=keyring, owner_id=BUTTON_KEY_OWNER)
+    data_key = await key_store.shared_data_key(session=session, keyring=keyring, owner_id=BUTTON_KEY_OWNER)
     tokens = []
     for choice_id in choice_ids:
         token = new_button_token()

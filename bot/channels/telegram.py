@@ -51,6 +51,7 @@ from bot.logs import where
 from bot.webhook import header_bytes, read_capped
 from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
 from handlers.i18n import LANGUAGES
+from handlers.reply_outbox import DeliveryUnknown
 from handlers.router import TipLine, command_menu
 
 log = logging.getLogger(__name__)
@@ -125,18 +126,40 @@ async def _send_file(bot: Bot, chat_id, file: OutgoingFile) -> bool:
     return await _send(method, chat_id, upload)
 
 
+SEND_ATTEMPTS = 4  # a reply is tried this often while Telegram answers 429 or 5xx, or cannot be reached
+SEND_BACKOFF = 0.5  # seconds before the second try; doubled for each one after
+
+
 async def _send(method, chat_id, *args, **kwargs) -> bool:
-    """True once sent; False when the chat blocked the bot (the message is dropped)."""
-    try:
-        await method(chat_id, *args, **kwargs)
-    except TelegramRetryAfter as exc:
-        # Telegram said how long to wait; one patient retry beats losing the answer.
-        log.warning("telegram asked us to wait %s s before sending", exc.retry_after)
-        await asyncio.sleep(exc.retry_after)
-        await method(chat_id, *args, **kwargs)
-    except TelegramForbiddenError:
-        log.info("a chat has blocked the bot; message dropped")
-        return False
+    """True once sent; False when the chat blocked the bot (the message is dropped). Telegram's 429 and
+    5xx, and a connection that could not be made, are tried again a few times: none of them delivered
+    anything. A timeout or a connection dropped after the request left may have: DeliveryUnknown, never
+    a second try (a reply at most once)."""
+    delay = SEND_BACKOFF
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        last = attempt == SEND_ATTEMPTS
+        try:
+            await method(chat_id, *args, **kwargs)
+            return True
+        except TelegramRetryAfter as exc:
+            if last:
+                raise
+            log.warning("telegram asked us to wait %s s before sending", exc.retry_after)
+            await asyncio.sleep(exc.retry_after)
+        except TelegramForbiddenError:
+            log.info("a chat has blocked the bot; message dropped")
+            return False
+        except TelegramServerError:
+            if last:
+                raise
+            await asyncio.sleep(delay)
+            delay *= 2
+        except TelegramNetworkError as exc:
+            # aiogram names the aiohttp error first: only a connection never made is known to have sent nothing.
+            if last or not exc.message.startswith(("ClientConnectorError", "ClientConnectionResetError")):
+                raise DeliveryUnknown() from None
+            await asyncio.sleep(delay)
+            delay *= 2
     return True
 
 

@@ -483,10 +483,10 @@ async def test_an_officers_verdict_reaches_the_tipster_on_zalo(fake, citizen, za
     await officer.send(f"/enroll {code}")
     before = len(fake.texts_to(CHAT))
     await officer.send("/next")
-    await zalo.deliveries.send(officer.last, origin=Route("console", "900"))
+    await zalo.deliveries.send(list(officer.last), origin=Route("console", "900"))
     ref = officer.last[0].text.split(" · ")[0].split()[-1]
     await officer.send(f"/valuable {ref}")
-    await zalo.deliveries.send(officer.last, origin=Route("console", "900"))
+    await zalo.deliveries.send(list(officer.last), origin=Route("console", "900"))
     told = fake.texts_to(CHAT)[before:]
     assert told == [vi("Your tip of {date} is now being reviewed by an officer.").format(date=_today()),
                     vi("Your tip of {date} was judged valuable. Thank you for helping keep our community safe!"

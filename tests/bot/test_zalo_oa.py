@@ -280,14 +280,14 @@ async def test_an_officer_s_verdict_on_another_channel_reaches_the_tipster_on_th
     await fill_tip(citizen)
     officer = await enrol(services, tipline, "officer-lan")
     before = len(fake.messages_to(USER))
-    await deliveries.send(await officer.send("/next"), origin=Route("console", "officer-lan"))
+    await deliveries.send(list(await officer.send("/next")), origin=Route("console", "officer-lan"))
     async with services.db.transaction() as session:
         tip = (await session.exec(select(Tip))).one()
     assert tip.ref in console.texts("officer-lan") and DESCRIPTION in console.texts("officer-lan")
     reviewed = vi("Your tip of {date} is now being reviewed by an officer.").split("{date}")[0]
     [told] = (await fake.wait_for_messages(USER, before + 1))[before:]
     assert told["text"].startswith(reviewed)
-    await deliveries.send(await officer.send(f"/valuable {tip.ref}"), origin=Route("console", "officer-lan"))
+    await deliveries.send(list(await officer.send(f"/valuable {tip.ref}")), origin=Route("console", "officer-lan"))
     valuable = vi("Your tip of {date} was judged valuable. Thank you for helping keep our community safe!")
     last = (await fake.wait_for_messages(USER, before + 2))[-1]["text"]
     assert last.startswith(valuable.split("{date}")[0]) and last.endswith(valuable.split("{date}")[1])

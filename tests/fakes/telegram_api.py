@@ -109,6 +109,7 @@ class FakeTelegram:
         self._files: dict[str, dict] = {}
         self._failures: dict[str, list[ApiError]] = {}
         self._holds: dict[str, list[float]] = {}
+        self._drops: dict[str, list[bool]] = {}
         self._new_update = asyncio.Event()
         self._new_message = asyncio.Event()
         self._new_offset = asyncio.Event()
@@ -284,6 +285,11 @@ class FakeTelegram:
         Telegram does: a client that gives up sooner sees a timeout, yet the call still takes effect."""
         self._holds.setdefault(method.lower(), []).append(seconds)
 
+    def drop_next(self, method: str, *, after_doing_it: bool = True) -> None:
+        """Make the next call of `method` end with the connection closed and no answer: by default after
+        the call took effect (the client cannot tell whether it did), or before, when it did not."""
+        self._drops.setdefault(method.lower(), []).append(after_doing_it)
+
     # ------------------------------------------------------------------- HTTP
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -296,12 +302,18 @@ class FakeTelegram:
             return ApiError(404, "Not Found: method not found").response()
         if holds := self._holds.get(method.lower()):
             await asyncio.sleep(holds.pop(0))
+        drop = self._drops[method.lower()].pop(0) if self._drops.get(method.lower()) else None
         try:
             if failures := self._failures.get(method.lower()):
                 raise failures.pop(0)
-            result = await handler(method, params)
+            if drop is not False:
+                result = await handler(method, params)
         except ApiError as error:
             return error.response()
+        if drop is not None:
+            assert request.transport is not None
+            request.transport.close()  # the client sees the connection end with no answer
+            return web.Response(status=200)
         return web.json_response({"ok": True, "result": result})
 
     async def _handle_file(self, request: web.Request) -> web.Response:

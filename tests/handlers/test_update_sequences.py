@@ -57,6 +57,7 @@ from storage.db import Database
 from storage.keys import load_data_key
 from storage.models import (Attachment, Conversation, DataKeyRecord, FollowUp, Officer, ReminderSubscriber, Tip)
 from storage.tips import find_tip_by_receipt, open_attachments, read_tip_fields
+from tests.support.chat import answered
 from tests.support.deployment import TEST_AREAS, TEST_UNITS
 from tests.support.images import jpeg_with_gps
 
@@ -311,7 +312,7 @@ class Sequence:
         pristine = [dataclasses.replace(inbound) for _, inbound in turns]
         self.steps += [f"chat {chat}: {_describe(inbound)}" + (" (together)" if len(turns) > 1 else "")
                        for chat, inbound in turns]
-        results = await asyncio.gather(*(self.tipline.handle(inbound) for _, inbound in turns))
+        results = await asyncio.gather(*(answered(self.tipline, inbound) for _, inbound in turns))
         self.delivered += pristine
         for (chat, inbound), replies in zip(turns, results):
             alone = chats.count(chat) == 1
@@ -332,7 +333,7 @@ class Sequence:
                         if (channel, chat_id) == (again.channel, again.chat_id))
             self.steps.append(f"chat {chat}: redelivered update {again.update_id}")
             before = await self.snapshot(chat)
-            replies = await self.tipline.handle(again)
+            replies = await answered(self.tipline, again)
             assert replies == [], self.explain(f"a redelivered update was answered again: {replies}")
             assert await self.snapshot(chat) == before, self.explain("a redelivered update changed the state")
 

@@ -5,9 +5,22 @@ from __future__ import annotations
 import itertools
 
 from handlers.messages import Contact, IncomingFile, Inbound, Location, Reply
+from handlers.reply_outbox import SENT, TurnReplies
 from handlers.router import TipLine
 
 _update_ids = itertools.count(1)
+
+
+async def _received(reply: Reply) -> str:
+    return SENT
+
+
+async def answered(tipline: TipLine, inbound: Inbound) -> list[Reply]:
+    """The replies to one update, received as a channel would have sent them."""
+    replies = await tipline.handle(inbound)
+    if isinstance(replies, TurnReplies):
+        await replies.outbox.deliver(replies, _received)
+    return replies
 
 
 class ChatClient:
@@ -18,7 +31,7 @@ class ChatClient:
     async def deliver(self, **fields) -> list[Reply]:
         fields.setdefault("update_id", str(next(_update_ids)))
         inbound = Inbound(channel=self.channel, chat_id=self.chat_id, language=self.language, **fields)
-        self.last = await self.tipline.handle(inbound)
+        self.last = await answered(self.tipline, inbound)
         return self.last
 
     async def send(self, text: str) -> list[Reply]:

@@ -1,0 +1,99 @@
+"""The reply outbox: what a handled update answered, sealed, committed with the turn and shredded once sent.
+
+Each step of a delivery is a compare-and-set on (next_index, in_flight), so two workers (the one that
+handled the update and one that got it redelivered, or a sweep after a crash) never send the same reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.crypto import Keyring
+from storage.models import TurnReply, utcnow
+
+KEY_OWNER = "turn-replies"  # one derived key for every row: rows live seconds, and are shredded when sent
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """A row as stored, opened."""
+
+    row_id: int
+    payload: bytes
+    total: int
+    next_index: int
+    in_flight: bool
+
+
+def _field(channel: str, update_id: str) -> str:
+    return f"turn_reply:{channel}:{update_id}"  # a row's sealed replies open only in their own row
+
+
+def _minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0)
+
+
+async def save_turn_replies(*, session: AsyncSession, keyring: Keyring, channel: str, update_id: str,
+                            payload: bytes, total: int) -> int:
+    """Keep a turn's replies, sealed, in the turn's own transaction; returns the row's id."""
+    data_key = keyring.transit_key(KEY_OWNER)
+    row = TurnReply(channel=channel, update_id=update_id, sealed=data_key.seal(_field(channel, update_id), payload),
+                    total=total, created_at=_minute(utcnow()))
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
+async def load_turn_replies(*, session: AsyncSession, keyring: Keyring, channel: str,
+                            update_id: str) -> StoredTurn | None:
+    """The replies stored for this update, if any are left."""
+    row = (await session.exec(select(TurnReply).where(TurnReply.channel == channel,
+                                                      TurnReply.update_id == update_id))).first()
+    return None if row is None else await _opened(session=session, keyring=keyring, row=row)
+
+
+async def _opened(*, session: AsyncSession, keyring: Keyring, row: TurnReply) -> StoredTurn:
+    data_key = keyring.transit_key(KEY_OWNER)
+    payload = data_key.open(_field(row.channel, row.update_id), row.sealed)
+    return StoredTurn(row_id=row.id, payload=payload, total=row.total, next_index=row.next_index,
+                      in_flight=row.in_flight)
+
+
+async def take_reply(*, session: AsyncSession, row_id: int, index: int, after_own: bool) -> bool:
+    """Mark reply ``index`` in flight; False if another worker has it or it is done already.
+
+    ``after_own``: this worker had reply ``index - 1`` in flight (now done); otherwise nobody may have
+    reply ``index`` in flight."""
+    if after_own:
+        condition = (TurnReply.next_index == index - 1) & TurnReply.in_flight
+    else:
+        condition = (TurnReply.next_index == index) & ~TurnReply.in_flight
+    result = await session.exec(update(TurnReply).where(TurnReply.id == row_id, condition)
+                                .values(next_index=index, in_flight=True))
+    return result.rowcount == 1
+
+
+async def finish_turn_replies(*, session: AsyncSession, row_id: int) -> None:
+    """Every reply went out (or was settled): the row is shredded."""
+    await session.exec(delete(TurnReply).where(TurnReply.id == row_id))
+
+
+async def skip_unknown_reply(*, session: AsyncSession, row_id: int, index: int) -> bool:
+    """A reply a dead worker left in flight: its delivery is unknown, it is passed, never sent twice."""
+    result = await session.exec(update(TurnReply).where(
+        TurnReply.id == row_id, TurnReply.next_index == index, TurnReply.in_flight).values(
+        next_index=index + 1, in_flight=False))
+    return result.rowcount == 1
+
+
+async def abandoned_turns(*, session: AsyncSession, keyring: Keyring, older_than: timedelta,
+                          limit: int = 100) -> list[tuple[str, StoredTurn]]:
+    """(channel, row) of replies left unsent by a worker that died, oldest first."""
+    rows = (await session.exec(select(TurnReply).where(TurnReply.created_at < utcnow() - older_than)
+                               .order_by(TurnReply.id).limit(limit))).all()
+    return [(row.channel, await _opened(session=session, keyring=keyring, row=row)) for row in rows]

@@ -30,6 +30,25 @@ class PollingTaken(ConfigError):
     """Another process polls this platform from the same database."""
 
 
+def holder_gone(name: str) -> bool:
+    """A holder on this host whose process no longer runs (killed, crashed): a restart takes over at once
+    instead of waiting for the lease to run out. Elsewhere, or if unsure, the lease is waited for."""
+    host, _, rest = name.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname()[:32] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # a restarted container has the dead one's pid: this process does not poll yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
 async def poll_alone(services: Services, channel: str, poll: Callable[[], Awaitable[None]], *,
                      holder: str | None = None, lease: timedelta = LEASE, renew_every: float = RENEW_EVERY) -> None:
     """Run ``poll()`` while holding the platform's lease; refuse with one line if another process holds it."""
@@ -38,7 +57,7 @@ async def poll_alone(services: Services, channel: str, poll: Callable[[], Awaita
         try:
             async with services.db.transaction() as session:
                 other = await take_lease(session=session, channel=channel, holder=holder, now=services.clock(),
-                                         ttl=lease)
+                                         ttl=lease, holder_gone=holder_gone)
             break
         except IntegrityError:
             continue

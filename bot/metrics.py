@@ -37,6 +37,19 @@ class _UpdateOutcomes:
         yield family
 
 
+class _RepliesUnknown:
+    """tinbao_replies_unknown_total: replies whose delivery nobody can tell (a timeout, a dropped link, a
+    worker killed while sending); they are never sent twice, so they are counted instead."""
+
+    def __init__(self) -> None:
+        self.outboxes: list[Any] = []
+
+    def collect(self):
+        family = CounterMetricFamily("tinbao_replies_unknown", "Replies whose delivery is unknown (never resent)")
+        family.add_metric([], sum(outbox.unknown for outbox in self.outboxes))
+        yield family
+
+
 class Metrics:
     """The figures of one `tinbao run`, in a registry of its own (two in one test process do not mix)."""
 
@@ -46,6 +59,8 @@ class Metrics:
         self.refused: dict[str, Counter[str]] = {}
         self.registry = CollectorRegistry()
         self.registry.register(_UpdateOutcomes(self.outcomes))
+        self._unknown = _RepliesUnknown()
+        self.registry.register(self._unknown)
         self.turns = Histogram("tinbao_turn_seconds", "Time to answer one update, replies not included",
                                ["channel"], buckets=TURN_BUCKETS, registry=self.registry)
         self.tips = Gauge("tinbao_tips", "Tips by status", ["status"], registry=self.registry)
@@ -58,6 +73,10 @@ class Metrics:
     def count(self, channel: str, outcomes: Counter[str]) -> None:
         """Report this channel's outcome counter (the one the channel itself keeps)."""
         self.outcomes[channel] = outcomes
+
+    def watch_replies(self, outbox: Any) -> None:
+        """Report the reply outbox's count of replies whose delivery is unknown."""
+        self._unknown.outboxes.append(outbox)
 
     def refuse(self, channel: str) -> None:
         """A call to the channel's webhook without its secret or signature."""

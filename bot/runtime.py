@@ -368,6 +368,7 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
             deliveries = Deliveries()  # one for all: a verdict written on Telegram reaches a tipster on Zalo
             health = Health(services)
             tipline.handle = health.metrics.timed(tipline.handle)
+            health.metrics.watch_replies(tipline.outbox)
             channels, hooks = [], []
             waiting_for: list[TokenCheck] = []  # the platforms the webhook server waits for
             for entry in planned:

@@ -94,6 +94,7 @@ async def test_a_polling_bot_reports_health_and_metrics_and_a_second_poller_is_r
         assert sample(metrics, 'tinbao_updates_total{channel="telegram",outcome="duplicate"}') == 0.0
         assert sample(metrics, 'tinbao_turn_seconds_count{channel="telegram"}') == 1.0
         assert sample(metrics, 'tinbao_outbox_messages{status="unknown"}') == 0.0
+        assert sample(metrics, 'tinbao_replies_unknown_total') == 0.0  # the /help answer went out
         assert str(CHAT) not in metrics and fake.token not in metrics  # nothing personal, no secret
 
         # A second `tinbao run` on the same database, as a careless scale-up would start it.

@@ -87,12 +87,16 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
             return
 
 
-async def resend_left_over_replies(outbox: ReplyOutbox, deliveries, *, every: float = LEFT_OVER_SECONDS,
-                                   stopping: asyncio.Event | None = None) -> None:
-    """On a timer, from the start: the replies of turns a killed worker had committed and not sent (on a
-    platform that redelivers nothing, nobody else would send them)."""
+async def resend_left_over_replies(outbox: ReplyOutbox, deliveries, channels=(), *,
+                                   every: float = LEFT_OVER_SECONDS, stopping: asyncio.Event | None = None) -> None:
+    """On a timer, from the start: what a killed worker left on platforms that send nothing twice: the
+    updates it had taken and not handled (Zalo Bot), the replies of turns it had committed and not sent."""
     while True:
         try:
+            for channel in channels:
+                take = getattr(channel, "take_left_over", None)
+                if take is not None and (handled := await take()):
+                    log.info("handling %d update(s) a stopped worker had taken", handled)
             taken = await outbox.sweep(deliveries.send_left_over)
             if taken:
                 log.info("sent the replies of %d turn(s) a stopped worker had left", taken)
@@ -399,7 +403,7 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
                 serving.start("health", health.serve(config.bot.health_listen), kind="background")
             serving.start("housekeeping", housekeeping(services, deliveries, stopping=stop.requested),
                           kind="background")
-            serving.start("left-over replies", resend_left_over_replies(tipline.outbox, deliveries,
+            serving.start("left-over replies", resend_left_over_replies(tipline.outbox, deliveries, channels,
                                                                         stopping=stop.requested), kind="background")
             if config.reminders.enabled:
                 from bot.reminder_dispatcher import run_reminders

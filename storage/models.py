@@ -352,3 +352,15 @@ class TurnReply(SQLModel, table=True):
     next_index: int = 0
     in_flight: bool = False
     created_at: datetime = Field(index=True)  # to the minute: only for finding rows a dead worker left
+
+
+class ReceivedUpdate(SQLModel, table=True):
+    """An update taken from a platform that sends nothing twice (Zalo Bot), sealed, until its turn is
+    handled: a worker killed in between leaves it to the next one, not lost."""
+
+    __tablename__ = "received_update"
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    token: str = Field(max_length=32)  # random: binds the sealed bytes to this row
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    claimed_at: datetime = Field(index=True)  # to the minute; a claim older than a few minutes is a dead worker's

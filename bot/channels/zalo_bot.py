@@ -32,6 +32,7 @@ from bot.delivery import Deliveries
 from bot.webhook import header_bytes, read_capped
 from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
 from handlers.router import TipLine
+from storage.received_updates import LEFT_AFTER, claim_left_received, forget_received, keep_received
 
 log = logging.getLogger(__name__)
 
@@ -272,36 +273,81 @@ class ZaloBotChannel:
     def _fetcher(self, url: str) -> Callable[[], Awaitable[bytes]]:
         return self.client.fetcher(self.tipline.services.settings.limits.max_file_bytes)(url)
 
-    def dispatch(self, event: Any) -> asyncio.Task | None:
+    def dispatch(self, event: Any, kept: int | None = None) -> asyncio.Task | None:
         """Start handling one event; it waits for the chat's previous event to be answered first.
 
-        Decoded on its own: one that cannot be read is counted and skipped, and the next goes on."""
+        Decoded on its own: one that cannot be read is counted and skipped, and the next goes on.
+        ``kept``: the row the event is stored in until handled (storage/received_updates.py)."""
         try:
             inbound = to_inbound(event, fetcher=self._fetcher)
         except UndecodableEvent as exc:
             self.skip(str(exc))
-            return None
+            inbound = None
         except Exception as exc:  # a shape we did not foresee, or a bug of ours: still only this event
             self.skip(failure_line(exc))
-            return None
+            inbound = None
+        else:
+            if inbound is None:
+                self.outcomes["ignored"] += 1
+                log.debug("a Zalo event was ignored (a group, a bot, or not a message)")
         if inbound is None:
-            self.outcomes["ignored"] += 1
-            log.debug("a Zalo event was ignored (a group, a bot, or not a message)")
-            return None
-        return self._chats.run(inbound.chat_id, lambda: self.handle(inbound))
+            return self._chats.run(None, lambda: self._forget(kept)) if kept is not None else None
+        return self._chats.run(inbound.chat_id, lambda: self._handle_kept(inbound, kept))
 
-    def receive(self, raw: bytes) -> None:
-        """A webhook body (its secret already checked): every event in it dispatched, each on its own."""
+    async def take(self, events: list[Any]) -> bool:
+        """Events Zalo handed over (a getUpdates answer, a webhook body): stored sealed first, in one
+        transaction, then each dispatched; Zalo sends none of them again, so a worker killed now leaves
+        them to the next. False if they could not be stored (nothing is dispatched then)."""
+        services = self.tipline.services
+        try:
+            async with services.db.transaction() as session:
+                kept = [await keep_received(session=session, keyring=services.keyring, channel=CHANNEL,
+                                            raw=json.dumps(event, ensure_ascii=False).encode(), now=services.clock())
+                        for event in events]
+        except Exception as exc:  # noqa: BLE001  (the database is away: the caller decides what Zalo hears)
+            log.error("Zalo events could not be stored: %s", failure_line(exc))
+            return False
+        for event, row_id in zip(events, kept):
+            self.dispatch(event, row_id)
+        return True
+
+    async def take_left_over(self) -> int:
+        """Events a killed worker had stored and not handled: handled now; returns how many."""
+        services = self.tipline.services
+        now = services.clock()
+        async with services.db.transaction() as session:
+            left = await claim_left_received(session=session, keyring=services.keyring, channel=CHANNEL,
+                                             claimed_before=now - LEFT_AFTER, now=now)
+        for row_id, raw in left:
+            self.dispatch(json.loads(raw), row_id)
+        return len(left)
+
+    async def _handle_kept(self, inbound: Inbound, kept: int | None) -> None:
+        await self.handle(inbound)
+        await self._forget(kept)
+
+    async def _forget(self, kept: int | None) -> None:
+        if kept is None:
+            return
+        try:
+            async with self.tipline.services.db.transaction() as session:
+                await forget_received(session=session, row_id=kept)
+        except Exception as exc:  # noqa: BLE001  (left for the sweep: the turn knows it by its id)
+            log.warning("a handled Zalo event could not be forgotten now: %s", failure_line(exc))
+
+    async def receive(self, raw: bytes) -> bool:
+        """A webhook body (its secret already checked): its events stored, then each dispatched on its own.
+        False only when they could not be stored (Zalo should then send them again)."""
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
             self.skip("webhook body is not JSON")
-            return
+            return True
         events = events_in(body)
         if not events:
             self.skip("webhook body holds no event")
-        for event in events:
-            self.dispatch(event)
+            return True
+        return await self.take(events)
 
     def skip(self, reason: str) -> None:
         """Count an event (or a webhook body) that cannot be read; one log line, without its content."""
@@ -393,8 +439,9 @@ class ZaloBotChannel:
             if events is None:  # stop() was called during the long poll
                 break
             delay = BACKOFF_START
-            for event in events:  # each on its own: dispatch never raises, whatever the event holds
-                self.dispatch(event)
+            if events and not await self.take(events):  # stored first: Zalo will not send them again
+                for event in events:  # the database is away: answered as well as can be ("send it again")
+                    self.dispatch(event)
         await self.drain()
 
     async def _unless_stopped(self, call: Awaitable[Any]) -> Any:
@@ -412,8 +459,9 @@ class ZaloBotChannel:
 
     def add_routes(self, app: web.Application, secret: str) -> None:
         """POST /zalo/webhook: a call without the right X-Bot-Api-Secret-Token header gets 401, and
-        nothing else happens (its body is not even read). A good call is answered 200 at once and each
-        event in it handled in its own task, so Zalo never waits for our database or its own sendMessage.
+        nothing else happens (its body is not even read). A good call's events are stored sealed before the
+        200 (a 503 if the database cannot take them), then each is handled in its own task, so Zalo never
+        waits for its own sendMessage and a worker killed after the 200 leaves them to the next.
         A body that cannot be read (not JSON, not an event, over MAX_BODY) still gets 200 and is
         counted: Zalo would only send the same bytes again, and nothing in them can be answered."""
         if not secret:
@@ -428,8 +476,8 @@ class ZaloBotChannel:
             raw = await read_capped(request, MAX_BODY)
             if raw is None:
                 self.skip(f"webhook body over {MAX_BODY // 1024} KiB")
-            else:
-                self.receive(raw)  # each event on its own: one that cannot be read does not stop the others
+            elif not await self.receive(raw):  # stored before the 200, each event then on its own
+                return web.Response(status=503)  # not stored: Zalo is asked to send it again
             return web.json_response({"ok": True})
 
         app.router.add_post(WEBHOOK_PATH, receive)

@@ -498,3 +498,43 @@ def _today() -> str:
 
     from handlers.context import VIETNAM
     return datetime.now(VIETNAM).strftime("%d/%m/%Y")
+
+
+# --- nothing lost when a worker dies ----------------------------------------------------------------
+
+async def test_an_event_stored_by_a_worker_that_died_is_handled_by_the_next(fake, client, tipline, services):
+    from datetime import timedelta
+
+    from sqlalchemy import func
+    from storage.models import ReceivedUpdate
+    from storage.received_updates import LEFT_AFTER, keep_received
+
+    async def stored() -> int:
+        async with services.db.transaction() as session:
+            return (await session.exec(select(func.count()).select_from(ReceivedUpdate))).one()
+    # Zalo handed the event over (it will never send it again) and the worker was killed right after
+    # storing it: the row is all that is left of the citizen's message.
+    event = {"event_name": "message.text.received",
+             "message": {"from": {"id": CHAT, "display_name": "Nguyễn Văn A", "is_bot": False},
+                         "chat": {"id": CHAT, "chat_type": "PRIVATE"}, "text": "/help",
+                         "message_id": "left-by-a-dead-worker", "date": 1764700000000}}
+    async with services.db.transaction() as session:
+        await keep_received(session=session, keyring=services.keyring, channel="zalo",
+                            raw=json.dumps(event).encode(), now=services.clock() - LEFT_AFTER - timedelta(minutes=1))
+    async with services.db.transaction() as session:
+        [row] = (await session.exec(select(ReceivedUpdate))).all()
+    assert b"/help" not in row.sealed and CHAT.encode() not in row.sealed  # sealed, like everything kept
+    channel = ZaloBotChannel(client=client, tipline=tipline, poll_timeout=2)
+    assert await channel.take_left_over() == 1
+    await channel.drain()
+    assert "/status MÃ" in "\n".join(fake.texts_to(CHAT))  # the /help answer reached the chat
+    assert await stored() == 0
+    assert await channel.take_left_over() == 0  # handled once
+
+
+async def test_polled_events_are_kept_only_until_their_turn_is_handled(fake, zalo, citizen, services):
+    from sqlalchemy import func
+    from storage.models import ReceivedUpdate
+    await citizen.say("/help")
+    async with services.db.transaction() as session:
+        assert (await session.exec(select(func.count()).select_from(ReceivedUpdate))).one() == 0

@@ -25,6 +25,8 @@ import traceback
 import warnings
 from typing import Any
 
+from storage.db import out_of_reach
+
 # aiohttp and aiogram put the token in URLs (…/bot123456:AA…/sendMessage); whatever the token,
 # that shape is cut out, and so is any secret registered at start.
 _TOKEN_IN_URL = re.compile(r"bot\d{3,}:[A-Za-z0-9_-]{10,}")
@@ -183,6 +185,15 @@ def setup_logging(level: str = "INFO", *, secrets: list[str] | None = None, stre
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.showwarning = _show_warning
     return redactor
+
+
+def log_round_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """A background round that failed: one line while the database is out of reach (it will be back,
+    and a traceback a second would drown the log), the traceback otherwise."""
+    if out_of_reach(exc):
+        logger.warning("%s (the database did not answer)", what)
+    else:
+        logger.error(what, exc_info=exc)
 
 
 def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bot.channels.base import TRANSIENT, UNKNOWN, Outcome, ReminderSender
+from bot.logs import log_round_failure
 from handlers.context import Services
 from handlers.reminders.festival_calendar import (ReminderSettings, broadcast_key, due_reminders, format_offsets,
                                                   parse_offsets, quiet_until, sendable_from)
@@ -132,8 +133,8 @@ async def run_scheduler(services: Services, settings: ReminderSettings, *, wake:
             report = await tick(services, settings)
             if report.queued and wake is not None:
                 wake.set()
-        except Exception:
-            log.exception("reminder scheduler tick failed; trying again at the next tick")
+        except Exception as exc:
+            log_round_failure(log, "reminder scheduler tick failed; trying again at the next tick", exc)
         await asyncio.sleep(settings.tick_seconds)
 
 
@@ -190,9 +191,9 @@ class Dispatcher:
                 try:
                     # Shielded: stopping must not cut a claim off mid-commit, or its rows would be lost track of.
                     batch = await asyncio.shield(claiming)
-                except Exception:
+                except Exception as exc:
                     # The database may be restarting: the bot keeps serving chats, reminders wait.
-                    log.exception("reminder claim failed; trying again shortly")
+                    log_round_failure(log, "reminder claim failed; trying again shortly", exc)
                     batch = _Batch([], wall_clock(), wait=self.idle_seconds)
                 claiming = None
                 if batch.messages:
@@ -225,8 +226,8 @@ class Dispatcher:
                 return False
             async with self.services.db.transaction() as session:
                 return await outbox.count_pending(session=session, channels=list(self.senders)) == 0
-        except Exception:
-            log.exception("could not tell whether reminders are left to send; looking again shortly")
+        except Exception as exc:
+            log_round_failure(log, "could not tell whether reminders are left to send; looking again shortly", exc)
             return False
 
     async def _settle(self, *, cancel: bool) -> None:
@@ -339,8 +340,8 @@ class Dispatcher:
             except asyncio.CancelledError:
                 outcome = UNKNOWN  # it may have reached the platform: never sent again
                 raise
-            except Exception:
-                log.exception("a reminder sender failed unexpectedly; the message will be tried again")
+            except Exception as exc:
+                log_round_failure(log, "a reminder sender failed unexpectedly; the message will be tried again", exc)
                 outcome = TRANSIENT
             finally:
                 self._results.append((message, outcome))
@@ -375,8 +376,8 @@ class Dispatcher:
             await asyncio.sleep(self.flush_seconds)
             try:
                 await self._flush()
-            except Exception:
-                log.exception("reminder outcomes could not be written yet; trying again")
+            except Exception as exc:
+                log_round_failure(log, "reminder outcomes could not be written yet; trying again", exc)
 
     async def _flush(self) -> None:
         """Write the outcomes gathered so far, in one transaction (one per message would not keep up)."""

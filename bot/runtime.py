@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.config import Config, ConfigError
 from bot.polling_alone import poll_alone
-from bot.logs import RedactSecrets, install_log_hygiene
+from bot.logs import RedactSecrets, install_log_hygiene, log_round_failure
 from bot.startup import DATABASE_WAIT, TokenCheck, make_private_folder, open_schema, pause, reach_database
 from handlers.citizen import drafts
 from handlers.officer import maintenance
@@ -81,8 +81,8 @@ async def housekeeping(services: Services, deliveries, *, every: float = HOUSEKE
                 await maintenance.prune_processed_updates(services, now=now)
                 last_purge = now
             await maintenance.anchor_audit(services)  # last: the purge above is audited too
-        except Exception:
-            log.exception("housekeeping round failed; retrying later")
+        except Exception as exc:
+            log_round_failure(log, "housekeeping round failed; retrying later", exc)
         if not await pause(every, stopping):
             return
 
@@ -100,8 +100,8 @@ async def resend_left_over_replies(outbox: ReplyOutbox, deliveries, channels=(),
             taken = await outbox.sweep(deliveries.send_left_over)
             if taken:
                 log.info("sent the replies of %d turn(s) a stopped worker had left", taken)
-        except Exception:
-            log.exception("sending left-over replies failed; retrying later")
+        except Exception as exc:
+            log_round_failure(log, "sending left-over replies failed; retrying later", exc)
         if not await pause(every, stopping):
             return
 
@@ -416,6 +416,7 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
                 await serving.wind_down(hurry=True)  # cancelled (a caller's own stop): nothing is waited for
                 raise
             await serving.wind_down()  # a failed job does not cut the other chats' answers short
+            await _quietly("shred the replies already sent", tipline.outbox.flush())
             if failure is not None:
                 raise failure
         finally:

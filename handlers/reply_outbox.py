@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from handlers.messages import Choice, Inbound, OutgoingFile, Reply, Route, TypeInstead
 from storage import turn_replies as store
+from storage.db import DatabaseAway, out_of_reach
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,15 @@ class ReplyOutbox:
     def __init__(self, services) -> None:
         self.services = services
         self.unknown = 0  # replies whose delivery nobody can tell (for /metrics and the log)
+        # Rows whose replies all went out, shredded by the next turn's own transaction (or the sweep): a
+        # commit of their own would cost every update a third write. Killed before that, such a row's last
+        # reply is found in flight and counted unknown: never sent twice.
+        self._finished: list[int] = []
 
     async def keep(self, *, session, inbound: Inbound, replies: list[Reply]) -> TurnReplies:
         """In the turn's transaction: the replies stored sealed, to be sent once it committed."""
         origin = Route(inbound.channel, inbound.chat_id)
+        await self._shred_finished(session)
         row_id = await store.save_turn_replies(session=session, keyring=self.services.keyring,
                                                channel=inbound.channel, update_id=str(inbound.update_id),
                                                payload=pack(origin, replies), total=len(replies))
@@ -96,28 +102,47 @@ class ReplyOutbox:
         return TurnReplies(replies[start:], outbox=self, row_id=stored.row_id, origin=origin, start=start)
 
     async def deliver(self, replies: TurnReplies, send: ReplySender) -> None:
-        """Each reply marked in flight, then sent; a reply another worker has taken is left to it."""
+        """Each reply marked in flight, then sent; a reply another worker has taken is left to it. With
+        the database out of reach, DatabaseAway: what is left stays stored for the update's next try."""
+        try:
+            await self._deliver(replies, send)
+        except Exception as exc:
+            if out_of_reach(exc):
+                raise DatabaseAway() from None
+            raise
+
+    async def _deliver(self, replies: TurnReplies, send: ReplySender) -> None:
         db = self.services.db
         own = False
         for offset, reply in enumerate(replies):
             index = replies.start + offset
-            async with db.transaction() as session:
-                if not await store.take_reply(session=session, row_id=replies.row_id, index=index, after_own=own):
-                    return  # another worker is on this turn's replies: they are its to finish
+            if not await db.run_statement(store.take_reply(row_id=replies.row_id, index=index, after_own=own)):
+                return  # another worker is on this turn's replies: they are its to finish
             own = True
             try:
                 outcome = await send(reply)
             except DeliveryUnknown:
                 outcome = UNKNOWN
             except Exception as exc:  # noqa: BLE001  (refused by the platform: never sent again)
+                if out_of_reach(exc):
+                    raise
                 log.warning("a reply could not be sent: %s", type(exc).__name__)
                 outcome = REFUSED
             if outcome == UNKNOWN:
                 self.unknown += 1
                 log.warning("a reply's delivery is unknown (no answer from the platform); it is not sent again")
-        async with db.transaction() as session:
-            if own or not replies:
-                await store.finish_turn_replies(session=session, row_id=replies.row_id)
+        if own or not replies:
+            self._finished.append(replies.row_id)
+
+    async def flush(self) -> None:
+        """Shred now the rows of turns whose replies all went out (at a stop; in tests)."""
+        if self._finished:
+            async with self.services.db.transaction() as session:
+                await self._shred_finished(session)
+
+    async def _shred_finished(self, session) -> None:
+        done, self._finished = self._finished, []
+        await store.finish_turn_replies(session=session, row_ids=done)
 
     async def sweep(self, send_to: Callable[[Route, Reply], Awaitable[str]], *,
                     older_than: timedelta = ABANDONED_AFTER) -> int:
@@ -125,6 +150,7 @@ class ReplyOutbox:
         how many turns were taken up."""
         db, taken = self.services.db, 0
         async with db.transaction() as session:
+            await self._shred_finished(session)
             left = await store.abandoned_turns(session=session, keyring=self.services.keyring, older_than=older_than)
         for _channel, stored in left:
             start = stored.next_index

@@ -28,6 +28,7 @@ from handlers.reply_outbox import ReplyOutbox
 from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, Inbound, Reply
 from handlers.citizen.status import show_status
 from handlers.chat_turn import Turn
+from storage.db import DatabaseAway, out_of_reach
 from storage.conversations import (lock_conversation, mark_update_processed, peek_conversation, touch_conversation,
                                    was_processed)
 
@@ -73,7 +74,12 @@ class TipLine:
                     # Before the transaction: a large image must not hold the database while it is decoded.
                     await clean_images_first(inbound, max_file_bytes=self.services.settings.limits.max_file_bytes)
                 return await self._handle_locked(inbound, chat_key)
-            except Exception:
+            except Exception as exc:
+                if out_of_reach(exc):
+                    # Nothing was kept, and nothing is answered: the channel leaves the update with the
+                    # platform (no 200, no offset) or keeps it, and it is handled once the database is back.
+                    log.warning("the database did not answer; the update is left to be handled later")
+                    raise DatabaseAway() from None
                 # Never the message itself in the log: only that something failed, and where.
                 log.exception("update could not be handled; the transaction was rolled back")
                 # The same rule as every other reply ("en-US" reads English); the chat's own /language

@@ -64,8 +64,9 @@ async def _opened(*, session: AsyncSession, keyring: Keyring, row: TurnReply) ->
                       in_flight=row.in_flight)
 
 
-async def take_reply(*, session: AsyncSession, row_id: int, index: int, after_own: bool) -> bool:
-    """Mark reply ``index`` in flight; False if another worker has it or it is done already.
+def take_reply(*, row_id: int, index: int, after_own: bool):
+    """The statement that marks reply ``index`` in flight (run it with Database.run_statement: 1 row
+    changed means this worker has it; 0, another worker has it or it is done already).
 
     ``after_own``: this worker had reply ``index - 1`` in flight (now done); otherwise nobody may have
     reply ``index`` in flight."""
@@ -73,14 +74,13 @@ async def take_reply(*, session: AsyncSession, row_id: int, index: int, after_ow
         condition = (TurnReply.next_index == index - 1) & TurnReply.in_flight
     else:
         condition = (TurnReply.next_index == index) & ~TurnReply.in_flight
-    result = await session.exec(update(TurnReply).where(TurnReply.id == row_id, condition)
-                                .values(next_index=index, in_flight=True))
-    return result.rowcount == 1
+    return update(TurnReply).where(TurnReply.id == row_id, condition).values(next_index=index, in_flight=True)
 
 
-async def finish_turn_replies(*, session: AsyncSession, row_id: int) -> None:
-    """Every reply went out (or was settled): the row is shredded."""
-    await session.exec(delete(TurnReply).where(TurnReply.id == row_id))
+async def finish_turn_replies(*, session: AsyncSession, row_ids: list[int]) -> None:
+    """Every reply of these turns went out (or was settled): their rows are shredded."""
+    if row_ids:
+        await session.exec(delete(TurnReply).where(TurnReply.id.in_(row_ids)))
 
 
 async def skip_unknown_reply(*, session: AsyncSession, row_id: int, index: int) -> bool:

@@ -52,6 +52,7 @@ from bot.webhook import header_bytes, read_capped
 from handlers.messages import Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route, split_text
 from handlers.i18n import LANGUAGES
 from handlers.reply_outbox import DeliveryUnknown
+from storage.db import DatabaseAway
 from handlers.router import TipLine, command_menu
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:
 
 
 HANDLED, DUPLICATE, UNDECODABLE, IGNORED, FAILED = "handled", "duplicate", "undecodable", "ignored", "failed"
+DEFERRED = "deferred"  # the database did not answer: not acknowledged, handled again later
 ALLOWED_UPDATES = ["message", "callback_query"]  # the only kinds the tip line answers
 POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates open when nothing is waiting
 REPOLL_WHILE_BUSY = 0.5  # seconds: while a turn runs, newer updates are fetched this often
@@ -332,7 +334,10 @@ class TelegramChannel:
 
     async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
         """A citizen tapped a button: stop the spinner, mark the choice, answer."""
-        await query.answer()
+        try:
+            await query.answer()
+        except TelegramAPIError:
+            pass  # too late to stop the spinner (a tap handled again after an outage): the answer matters
         message = query.message
         if not isinstance(message, Message) or message.chat.type != ChatType.PRIVATE:
             return
@@ -396,7 +401,8 @@ class TelegramChannel:
                             "too large" if raw is None else "not UTF-8" if isinstance(exc, UnicodeDecodeError)
                             else "not JSON")
                 return web.Response(status=200)
-            await self.process(update)
+            if await self.process(update) == DEFERRED:
+                return web.Response(status=503)  # the database did not answer: Telegram sends it again later
             return web.Response(status=200)
 
         app.router.add_post(WEBHOOK_PATH, receive)
@@ -433,6 +439,15 @@ class TelegramChannel:
         self.outcomes[outcome] += 1
         return outcome
 
+    async def _process_patiently(self, raw: Any, *, again: bool) -> str:
+        """process(), again and again while the database does not answer (PostgreSQL restarting): the
+        chat waits, its update is not lost; a stop leaves it unconfirmed for the next start."""
+        delay = self.backoff_start
+        while (outcome := await self.process(raw, again=again)) == DEFERRED and not self._stopping.is_set():
+            await self._pause(delay)
+            delay = min(delay * 2, 30.0)
+        return outcome
+
     async def _process(self, raw: Any) -> str:
         update_id = _update_id(raw)
         if update_id is None:
@@ -452,6 +467,8 @@ class TelegramChannel:
             return UNDECODABLE
         try:
             result = await self.dispatcher.feed_update(self.bot, update)
+        except DatabaseAway:
+            return DEFERRED  # nothing was kept: the update is handled again once the database answers
         except Exception as exc:
             # A failure of ours, or Telegram refusing a reply: the same update would fail the same way
             # again and hold up everyone behind it, so it is counted and passed. The traceback that goes
@@ -515,9 +532,10 @@ class TelegramChannel:
             return  # fetched again while an earlier update is still being handled: it is already taken
         again = window.redelivered(update_id)
         window.seen(update_id)
-        task = self._chats.run(_chat_key(raw), lambda: self.process(raw, again=again))
+        task = self._chats.run(_chat_key(raw), lambda: self._process_patiently(raw, again=again))
         window.running[update_id] = task
-        task.add_done_callback(lambda _task: window.finished(update_id))
+        # Deferred until the stop: the offset stays below it, and Telegram hands it to the next start.
+        task.add_done_callback(lambda done: None if _deferred(done) else window.finished(update_id))
 
     async def _while_busy(self, window: _Window) -> None:
         """Wait until the offset can move or a moment passed (newer updates behind a slow turn are
@@ -556,6 +574,10 @@ class TelegramChannel:
     async def stop(self) -> None:
         """Polling ends: no new update is taken, the ones taken are finished."""
         self._stopping.set()
+
+
+def _deferred(task: asyncio.Task) -> bool:
+    return not task.cancelled() and task.exception() is None and task.result() == DEFERRED
 
 
 def _update_id(raw: Any) -> int | None:

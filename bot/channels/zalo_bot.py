@@ -32,6 +32,7 @@ from bot.delivery import Deliveries
 from bot.webhook import header_bytes, read_capped
 from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
 from handlers.router import TipLine
+from storage.db import DatabaseAway
 from storage.received_updates import LEFT_AFTER, claim_left_received, forget_received, keep_received
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,17 @@ class ZaloBotChannel:
         return len(left)
 
     async def _handle_kept(self, inbound: Inbound, kept: int | None) -> None:
-        await self.handle(inbound)
+        delay = BACKOFF_START
+        while True:
+            try:
+                await self.handle(inbound)
+                break
+            except DatabaseAway:
+                # PostgreSQL restarting: this chat waits, the event is kept; a stop leaves it to the next start.
+                if self._stopping.is_set():
+                    return
+                await self._pause(delay)
+                delay = min(delay * 2, 30.0)
         await self._forget(kept)
 
     async def _forget(self, kept: int | None) -> None:
@@ -361,6 +372,8 @@ class ZaloBotChannel:
                 await self._typing(inbound.chat_id)  # downloading and cleaning a file takes a moment
             replies = await self.tipline.handle(inbound)
             await self.deliveries.send(replies, origin=Route(CHANNEL, inbound.chat_id))
+        except DatabaseAway:
+            raise  # the caller waits for the database and tries again
         except Exception as exc:
             # Never the message or the chat id in the log: only what failed, and where.
             self.outcomes["failed"] += 1

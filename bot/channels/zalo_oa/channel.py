@@ -34,6 +34,7 @@ from handlers import officer_alerts
 from handlers.messages import Choice, Inbound, OutgoingFile, Reply, Route
 from handlers.router import TipLine
 from storage import zalo_oa as store
+from storage.db import DatabaseAway
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class ZaloOAChannel:
     async def handle(self, event: dict, event_id: int | None = None) -> None:
         """A citizen wrote, tapped a button, sent a file or a location, followed the OA: answer it."""
         user = user_of(event)
+        later = False
         try:
             inbound = to_inbound(event, oa_id=self.settings.oa_id, fetcher=self._fetcher)
             if inbound is not None and event.get("event_name") == "follow" and not self.settings.welcome_on_follow:
@@ -190,17 +192,20 @@ class ZaloOAChannel:
         except UndecodableEvent as exc:  # stored by another version, or swept: read it as receive() would
             user = None
             self.skip(str(exc))
+        except DatabaseAway:
+            later = True  # the event stays stored: the sweep of stale events handles it once the database is back
         except Exception as exc:
             # Never the message or the chat id in the log: only what failed, and where.
             self.outcomes["failed"] += 1
             log.error("a Zalo OA event could not be answered: %s", failure_line(exc))
         else:
             self.outcomes["handled"] += 1
-        finally:
-            try:
-                await self._finish(event, event_id, user)
-            except Exception as exc:
-                log.error("a Zalo OA event could not be marked handled: %s", failure_line(exc))
+        if later:
+            return  # not finished: left stored for the sweep
+        try:
+            await self._finish(event, event_id, user)
+        except Exception as exc:
+            log.error("a Zalo OA event could not be marked handled: %s", failure_line(exc))
 
     async def _finish(self, event: dict, event_id: int | None, user: str | None) -> None:
         """Handled: the event's payload is shredded, and the citizen's last interaction is noted."""

@@ -119,8 +119,9 @@ async def test_cli_report_gives_the_same_figures_in_every_format(config_path, db
     assert await tinbao(*common, "--format", "text") == 0
     text = capsys.readouterr().out
     assert text.startswith("Từ ngày 01/01/2026 đến ngày 31/01/2026, Công an Thành phố Hồ Chí Minh đã tiếp nhận 10 "
-                           "tin tố giác tội phạm, trong đó có 4 tin có giá trị, qua đó giúp làm rõ 3 vụ, liên quan "
-                           "10 đối tượng.")
+                           "tin tố giác tội phạm, trong đó 4 tin có giá trị, giúp làm rõ 3 vụ, liên quan 10 đối "
+                           "tượng. Có 2 tin không có giá trị và 4 tin đang tiếp tục xác minh, xử lý. Một nửa số tin "
+                           "đã có kết quả đánh giá trong vòng 5 giờ kể từ khi tiếp nhận.")
     assert "Công an Thành phố Hồ Chí Minh" in text and "10" in text and "Ma túy" in text
     assert await tinbao(*common, "--format", "csv") == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
@@ -164,4 +165,4 @@ async def test_cli_report_shows_progress_on_long_runs(config_path, db, capsys, m
     assert list(csv.reader(io.StringIO(out)))[1][2:] == ["10", "4", "40.0", "2", "4", "3", "10"]  # stdout stays clean
     async with db.transaction() as session:
         entries = (await session.exec(select(AuditEntry).where(AuditEntry.action == "report"))).all()
-    assert [(e.actor, e.detail) for e in entries] == [("cli", "unit=ca-hcm from=2026-01-01 to=2026-01-31")] * 2
+    assert [(e.actor, e.detail) for e in entries] == [("cli", "unit=ca-hcm from=2026-01-01 to=2026-01-31 for=published")] * 2

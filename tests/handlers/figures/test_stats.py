@@ -202,9 +202,10 @@ def random_figures(rng: random.Random) -> PeriodFigures:
     cases: dict[str, tuple[str, str, int]] = {}
     for n in range(rng.randint(1, 25)):
         category, area = rng.choice("abcd"), rng.choice("xyz")
+        week = date(2026, 1, 5) + timedelta(weeks=rng.randint(0, 3))
         status = rng.choice(["valuable", "not_valuable", "new", "not_valuable"])
         for row in (figures.total, figures.by_category.setdefault(category, Tally()),
-                    figures.by_area.setdefault(area, Tally())):
+                    figures.by_area.setdefault(area, Tally()), figures.by_week.setdefault(week, Tally())):
             row.add_status(status, 1)
         if status == "valuable" and rng.random() < 0.6:
             cases[f"HS-{n}"] = (category, area, rng.randint(1, 6))
@@ -229,6 +230,13 @@ def test_no_row_or_column_keeps_a_single_hidden_cell(seed):
         lines.append([("total", "", k) for k in TIP_KINDS])
         for line in lines:
             assert sum(key in hidden for key in line) != 1, line
+    # The chart's weeks too: each week's total is written above its bar.
+    weeks = {w.isoformat(): t for w, t in figures.by_week.items()}
+    values |= {("week", w, k): getattr(t, k) for w, t in weeks.items() for k in TIP_KINDS}
+    lines = [[("week", w, k) for k in TIP_KINDS] for w in weeks]
+    lines += [[("week", w, k) for w in weeks] + [("total", "", k)] for k in TIP_KINDS]
+    for line in lines:
+        assert sum(key in hidden for key in line) != 1, line
     for key, value in values.items():
         if 0 < value < 3:
             assert hidden[key] == "<3"

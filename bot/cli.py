@@ -70,7 +70,8 @@ def cmd_chat(args) -> int:
     async def main() -> None:
         services = await runtime.open_services(config)
         try:
-            await chat(TipLine(services), chat_id=args.name, language=args.language)
+            await chat(TipLine(services), chat_id=args.name, language=args.language,
+                       out_dir=config.bot.data_dir / "chat-out")
         finally:
             await services.db.dispose()
     asyncio.run(main())
@@ -264,8 +265,8 @@ def cmd_report(args) -> int:
         bar[0].advance(done - bar[0].done)
     try:
         figures = _with_services(config, lambda s: cli_report(s, unit_id=args.unit, period=Period(first, last),
-                                                              lang=args.language, progress=advance,
-                                                              on_large=start_bar))
+                                                              lang=args.language, audience=args.audience,
+                                                              progress=advance, on_large=start_bar))
     except ReportError as exc:
         raise ConfigError(str(exc)) from None
     if bar:
@@ -273,7 +274,11 @@ def cmd_report(args) -> int:
     data = rendered(figures, args.format)
     output = args.output or (file_name(figures, "xlsx") if args.format == "xlsx" else None)
     if output is None:
-        print(data.decode("utf-8-sig"), end="")  # text and CSV to the terminal or a pipe
+        # Bytes as they are, BOM included: `--format csv > h1.csv` must open in Excel on Windows with its
+        # Vietnamese intact, and a terminal shows the BOM as nothing.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
         Path(output).write_bytes(data)
         print(f"wrote {output}", file=sys.stderr)
@@ -429,6 +434,9 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["text", "csv", "xlsx"], default="text")
     report.add_argument("--output", help="file to write (default: text and csv to stdout, xlsx to tinbao-UNIT-….xlsx)")
     report.add_argument("--language", choices=["vi", "en"], default="vi")
+    report.add_argument("--audience", choices=["published", "supervisors"], default="published",
+                        help="published (default): small counts hidden by [stats] min_cell; supervisors: by "
+                             "min_cell_supervisors, for reports that stay within the force")
     report.set_defaults(func=cmd_report)
     reminders = sub.add_parser("reminders", help="festival reminders").add_subparsers(dest="reminders_command",
                                                                                       required=True)

@@ -250,10 +250,14 @@ class TriageSection(_Section):
 class StatsSection(_Section):
     """Figures for supervisors (/stats, /report, `tinbao report`)."""
 
-    min_cell: WholeNumber = 3  # counts below this are shown as "<3"; 1 shows every count
+    # Figures that may leave the force (`tinbao report`, and /stats or /baocao with "congbo"): counts
+    # below this are shown as "<3"; 1 shows every count.
+    min_cell: WholeNumber = setting(3)
+    # A supervisor's own /stats and /baocao, which stay within the force; unset: as strict as min_cell.
+    min_cell_supervisors: WholeNumber | None = setting(None)
 
     def stats(self) -> Stats:
-        return Stats(min_cell=self.min_cell)
+        return Stats(min_cell=self.min_cell, min_cell_supervisors=self.min_cell_supervisors)
 
 
 def _offset(text: str) -> str:

@@ -45,6 +45,14 @@ class Triage:
 class Stats:
     # A count of fewer tips than this is shown as "<3", so a small commune's figures single out nobody.
     min_cell: int = 3
+    # The same for a supervisor's own figures, which stay within the force; None: as strict as min_cell.
+    min_cell_supervisors: int | None = None
+
+    def threshold(self, audience: str) -> int:
+        """K for figures that may be published ("published") or that a supervisor reads ("supervisors")."""
+        if audience == "supervisors" and self.min_cell_supervisors is not None:
+            return self.min_cell_supervisors
+        return self.min_cell
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,24 @@
-"""`tinbao chat`: the tip line in a terminal, no token needed; choices are numbered."""
+"""`tinbao chat`: the tip line in a terminal, no token needed; choices are numbered.
+
+What the bot sends as files (a chart, the CSV and XLSX of /baocao, a tip's evidence on /tip) is written
+to a folder, data/chat-out/ by default, and its path printed, so that it can be opened and looked at.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import mimetypes
+import os
+import re
 import shlex
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from bot.delivery import Deliveries
-from handlers.messages import Choice, Contact, IncomingFile, Inbound, Location, Reply, Route, numbered_text
+from bot.startup import make_private_folder
+from handlers.messages import (Choice, Contact, IncomingFile, Inbound, Location, OutgoingFile, Reply, Route,
+                               numbered_text)
 from handlers.router import TipLine
 
 CHANNEL = "console"
@@ -18,7 +27,8 @@ HELP = """tinbao chat: type as a citizen would (try /start). Extra commands for 
   /photo PATH        send a photo        /file PATH       send a document
   /location LAT LON  send a map pin      /contact PHONE   share your phone number
   /as NAME           become another person (e.g. an officer after `tinbao officers invite`)
-  /quit              leave (the conversation is kept; run tinbao chat again to go on)"""
+  /quit              leave (the conversation is kept; run tinbao chat again to go on)
+Files the bot sends (charts, reports, evidence) are saved in data/chat-out/; their paths are printed."""
 
 
 def _local_file(kind: str, path: str) -> IncomingFile:
@@ -58,10 +68,38 @@ def parse_line(line: str, *, chat_id: str, language: str | None, choices: list[C
     return inbound
 
 
-def render(reply: Reply) -> str:
+def _safe_name(file: OutgoingFile) -> str:
+    # The name may come from a tipster's upload: no folder, no dot-files, nothing a shell would trip on.
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file.filename or "").name).strip("._")[:80]
+    if not name:
+        name = file.kind + (mimetypes.guess_extension(file.mime or "") or "")
+    return name
+
+
+def save_file(folder: Path, file: OutgoingFile) -> Path:
+    """Writes a file the bot sent into ``folder`` (0700; the file 0600: evidence is in clear here) and
+    returns its path; an earlier file of the same name is kept, the new one gets a number."""
+    make_private_folder(folder)
+    name = _safe_name(file)
+    for n in range(1, 10_000):
+        path = folder / (name if n == 1 else f"{Path(name).stem}-{n}{Path(name).suffix}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as out:
+            out.write(file.data)
+        return path
+    raise FileExistsError(f"{folder}: too many files named {name}")
+
+
+def render(reply: Reply, out_dir: Path | None = None) -> str:
     text = numbered_text(reply)
     for file in reply.files:
-        text += f"\n[{file.kind}: {file.filename or 'unnamed'}, {len(file.data)} bytes]"
+        if out_dir is None:
+            text += f"\n[{file.kind}: {file.filename or 'unnamed'}, {len(file.data)} bytes]"
+        else:
+            text += f"\n[{file.kind} saved: {save_file(out_dir, file).resolve()}]"
     if reply.location_button:
         text += "\n(/location LAT LON: " + reply.location_button + ")"
     if reply.contact_button:
@@ -70,11 +108,12 @@ def render(reply: Reply) -> str:
 
 
 async def chat(tipline: TipLine, *, chat_id: str = "console", language: str | None = None,
-               stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+               stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, out_dir: Path | None = None) -> None:
     """Read lines until end of input or /quit, answering each like the bot would.
 
     One terminal can play several people (/as NAME); a message to another of them (a verdict to the
-    tipster, an answer to the officer) is printed with that person's name.
+    tipster, an answer to the officer) is printed with that person's name. Files the bot sends are
+    written to ``out_dir`` and their paths printed (without one, only their names and sizes).
     """
     deliveries = Deliveries()
     me = {"name": chat_id}
@@ -83,7 +122,7 @@ async def chat(tipline: TipLine, *, chat_id: str = "console", language: str | No
     async def show(to_chat: str, replies: list[Reply]) -> None:
         for reply in replies:
             prefix = "" if to_chat == me["name"] else f"[to {to_chat}] "
-            stdout.write("\n" + prefix + render(reply) + "\n\n")
+            stdout.write("\n" + prefix + render(reply, out_dir) + "\n\n")
             if to_chat == me["name"]:
                 choices[to_chat] = reply.choices  # numbers always refer to the latest question
     deliveries.register(CHANNEL, show)

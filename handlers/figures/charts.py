@@ -5,7 +5,8 @@ chart can be drawn in a worker thread while the bot serves other chats. Labels u
 which matplotlib ships and which has every Vietnamese letter (ă â đ ê ô ơ ư and the five tones).
 
 Hidden cells (see movement_report) are never drawn to scale: a bar's height would give the number
-away. They are drawn as hatched boxes of a fixed height, labelled with their mark ("<3", "≥3").
+away. They are drawn as hatched boxes of a fixed height, labelled with their mark ("<3", "≥3"). So a
+bar's height is not its total: the week's true total is written above it (its mark, if hidden).
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ def render_chart(f: Figures) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     matplotlib.rcParams["font.family"] = [FONT]
     _ = f._
     figure = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     weekly, shares = figure.subplots(2, 1, height_ratios=[3, 2])
-    figure.suptitle(_text(_("Tips of {unit}, {period}").format(unit=f.unit_name, period=f.period.label())),
+    figure.suptitle(_text(_("Crime tips received at {unit}, {period}").format(unit=f.unit_name,
+                                                                               period=f.period.label())),
                     fontsize=15, fontweight="bold")
 
     # Top: tips per week, exact segments from the axis up, hidden ones on top at a fixed height.
@@ -73,8 +76,16 @@ def render_chart(f: Figures) -> bytes:
     for i, cells in enumerate(hidden):
         for kind, mark in cells:
             weekly.bar(i, box, bottom=bottoms[i], color=HIDDEN_COLOUR, edgecolor=colours[kind], hatch="//", width=0.8)
-            weekly.text(i, bottoms[i] + box / 2, mark, ha="center", va="center", fontsize=7)
+            weekly.text(i, bottoms[i] + box / 2, mark, ha="center", va="center", fontsize=7, gid="hidden")
             bottoms[i] += box
+    many = len(weeks) > 26
+    for i, week in enumerate(weeks):
+        total = f.week_cell(week, "received")
+        if total.value != 0:
+            weekly.text(i, bottoms[i], " " + total.text if many else total.text, ha="center", va="bottom",
+                        fontsize=7 if many else 9, rotation=90 if many else 0, gid="total")
+    weekly.set_ylim(0, max(max(bottoms, default=0) * 1.15, 1))  # room for the totals above the highest bar
+    weekly.yaxis.set_major_locator(MaxNLocator(integer=True))  # tips are counted, never 2.5
     step = max(1, len(weeks) // 26)
     weekly.set_xticks(list(positions)[::step], [w.strftime("%d/%m") for w in weeks][::step], rotation=60, fontsize=8)
     weekly.set_xlim(-0.6, len(weeks) - 0.4)
@@ -98,10 +109,13 @@ def render_chart(f: Figures) -> bytes:
             text = _("hidden ({received} tips)").format(received=row.cells["received"].text)
         else:
             text = f"{percent(share.value, f.lang)} ({row.cells['valuable'].text}/{row.cells['received'].text})"
-        shares.text((share.value or 0) + 1, i, _text(text), va="center", fontsize=9)
+        if (share.value or 0) > 70:  # the axis ends at 100 %: a long bar carries its label inside
+            shares.text(share.value - 1, i, _text(text), va="center", ha="right", fontsize=9, color="white")
+        else:
+            shares.text((share.value or 0) + 1, i, _text(text), va="center", fontsize=9)
     shares.set_yticks(range(len(rows)), names, fontsize=10)
     shares.invert_yaxis()
-    shares.set_xlim(0, 115)
+    shares.set_xlim(0, 100)
     shares.set_xlabel(_text(_("Valuable share (%)")))
     shares.set_title(_text(_("Share of tips judged valuable, by category")), fontsize=12)
     shares.grid(axis="x", alpha=0.3)

@@ -3,7 +3,8 @@
 The same figures serve /stats, /report and `tinbao report`: this module turns the counts from
 storage/stats.py into what people read, with small counts hidden.
 
-How small counts are hidden (K is `[stats] min_cell`, 3 by default):
+How small counts are hidden (K is `[stats] min_cell`, 3 by default, for figures that may be published;
+`[stats] min_cell_supervisors`, as strict unless set, for a supervisor's own /stats and /report):
 
 - any count from 1 to K-1 (tips, cases or subjects) is shown as "<K"; zero is shown as 0, since a
   zero singles out nobody;
@@ -27,6 +28,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from babel.numbers import format_decimal
 
+from handlers.areas import fold
 from handlers.context import VIETNAM, Services, TipLineSettings
 from handlers.i18n import N_, number, translator
 from handlers.messages import OutgoingFile, Reply
@@ -50,6 +52,9 @@ GROUP_NAMES = {"total": N_("Total"), "category": N_("Category"), "area": N_("Are
 CSV_MIME = "text/csv"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DATE_FORMAT = "%d/%m/%Y"
+# Who the figures are for: "published" may leave the force (the safe default); "supervisors" stay within it.
+PUBLISHED, SUPERVISORS = "published", "supervisors"
+PUBLISH_WORDS = {"congbo", "public", "published"}  # "/baocao 01/01/2026 30/06/2026 công bố" asks for published
 
 
 # --- periods -------------------------------------------------------------------------------------
@@ -120,11 +125,13 @@ def hidden_cells(figures: PeriodFigures, k: int) -> dict[Key, str]:
             lines.append([(table, row, kind) for kind in TIP_KINDS])  # received = valuable + not + pending
         for kind in row_kinds:  # the rows add up to the total (cases nearly: a case may span rows)
             lines.append([(table, row, kind) for row in rows] + [total_keys[kind]])
+    # The chart writes each week's total above its bar, so a week is a line like any row.
     weeks = {week.isoformat(): tally for week, tally in figures.by_week.items()}
     for row, tally in weeks.items():
-        for kind in TIP_KINDS[1:]:
+        for kind in TIP_KINDS:
             values[("week", row, kind)] = getattr(tally, kind)
-    for kind in TIP_KINDS[1:]:
+        lines.append([("week", row, kind) for kind in TIP_KINDS])
+    for kind in TIP_KINDS:
         lines.append([("week", row, kind) for row in weeks] + [total_keys[kind]])
 
     hidden = {key: f"<{k}" for key, value in values.items() if 0 < value < k}
@@ -165,12 +172,21 @@ def percent(value: float, lang: str) -> str:
 
 
 def duration(value: timedelta, lang: str) -> str:
-    """2 days 5 h / 3 h 20 min / 12 min, in the reader's language."""
+    """2 days 5 h / 2 days / 3 h 20 min / 3 h / 12 min, in the reader's language.
+
+    Rounded up to the minute (days: to the hour), since it is read as "within": a median of 40 seconds
+    is "within 1 min", never "within 0 min"."""
     _ = translator(lang)
-    minutes = int(value.total_seconds() // 60)
-    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
-    if days:
+    minutes = max(1, -(-int(value.total_seconds()) // 60))
+    if minutes >= 1440:
+        hours = -(-minutes // 60)
+        days, hours = hours // 24, hours % 24
+        if not hours:
+            return _("{days} days").format(days=number(days, lang))
         return _("{days} days {hours} h").format(days=number(days, lang), hours=hours)
+    hours, mins = minutes // 60, minutes % 60
+    if hours and not mins:
+        return _("{hours} h").format(hours=hours)
     if hours:
         return _("{hours} h {minutes} min").format(hours=hours, minutes=mins)
     return _("{minutes} min").format(minutes=mins)
@@ -185,6 +201,7 @@ class Figures:
     unit_id: str
     period: Period
     lang: str
+    audience: str = PUBLISHED
     hidden: dict[Key, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -192,7 +209,12 @@ class Figures:
 
     @property
     def k(self) -> int:
-        return self.settings.stats.min_cell
+        return self.settings.stats.threshold(self.audience)
+
+    @property
+    def less_hidden_than_published(self) -> bool:
+        """These figures show counts that published ones would hide: they must not leave the force."""
+        return self.k < self.settings.stats.threshold(PUBLISHED)
 
     @property
     def _(self) -> Callable[[str], str]:
@@ -258,20 +280,56 @@ class Figures:
         return self._("<{k}: fewer than {k}, hidden so that no tipster can be singled out; ≥{k}: hidden as well, "
                       "so that the first cannot be worked out from the totals.").format(k=self.k)
 
+    def notes(self) -> list[str]:
+        """What the marks mean, and whether these figures may be published."""
+        notes = [self.hidden_note()] if self.has_hidden() else []
+        if self.less_hidden_than_published:
+            notes.append(self._("For use within the police force only: counts below {k}, which published "
+                                "figures hide, are shown here.").format(k=self.settings.stats.threshold(PUBLISHED)))
+        return notes
+
+    def prose(self, cell: Cell) -> str:
+        """A count as a sentence reads it: "<3" is "fewer than 3" ("dưới 3"), "≥3" is "at least 3"."""
+        if cell.value is not None:
+            return cell.text
+        if cell.text.startswith("<"):
+            return self._("fewer than {k}").format(k=cell.text[1:])
+        return self._("at least {k}").format(k=cell.text[1:])
+
 
 # --- the movement report -------------------------------------------------------------------------
 
+def _sentence(text: str) -> str:
+    # A sentence may open with a count in words ("fewer than 3 tips were…"): it still starts with a capital.
+    return text[:1].upper() + text[1:]
+
+
 def paragraph(f: Figures) -> str:
-    """The report's summary sentence, as provincial police write it."""
+    """The report's summary, in the words of a "báo cáo sơ kết", so that it pastes into one unchanged."""
     _ = f._
     total = f.total_row().cells
-    text = _("From {start} to {end}, {unit} received {received} crime tips, of which {valuable} were valuable, "
-             "helping to clarify {cases} cases involving {subjects} subjects.").format(
-        start=f.period.first.strftime(DATE_FORMAT), end=f.period.last.strftime(DATE_FORMAT), unit=f.unit_name,
-        received=total["received"].text, valuable=total["valuable"].text, cases=total["cases"].text,
-        subjects=total["subjects"].text)
-    text += " " + _("{not_valuable} tips were not valuable and {pending} are still being handled.").format(
-        not_valuable=total["not_valuable"].text, pending=total["pending"].text)
+    words = {kind: f.prose(total[kind]) for kind in COUNT_KINDS}
+    when = {"start": f.period.first.strftime(DATE_FORMAT), "end": f.period.last.strftime(DATE_FORMAT),
+            "unit": f.unit_name}
+    if total["received"].value == 0:
+        return _("From {start} to {end}, {unit} received no crime tips.").format(**when)
+    if total["valuable"].value == 0 and total["cases"].value == 0:
+        text = _("From {start} to {end}, {unit} received {received} crime tips, none of them valuable so "
+                 "far.").format(**when, **words)
+    elif total["cases"].value == 0:
+        text = _("From {start} to {end}, {unit} received {received} crime tips, of which {valuable} were "
+                 "valuable.").format(**when, **words)
+    else:
+        text = _("From {start} to {end}, {unit} received {received} crime tips, of which {valuable} were valuable, "
+                 "helping to clarify {cases} cases involving {subjects} subjects.").format(**when, **words)
+    not_valuable, pending = total["not_valuable"].value != 0, total["pending"].value != 0
+    if not_valuable and pending:
+        text += " " + _sentence(_("{not_valuable} tips were not valuable and {pending} are still being "
+                                  "handled.").format(**words))
+    elif not_valuable:
+        text += " " + _sentence(_("{not_valuable} tips were not valuable.").format(**words))
+    elif pending:
+        text += " " + _sentence(_("{pending} tips are still being handled.").format(**words))
     if (median := f.median_text()) is not None:
         text += " " + _("Half of the verdicts were given within {median} of receipt.").format(median=median)
     return text
@@ -297,8 +355,10 @@ def chat_table(f: Figures, *, area_limit: int | None = None) -> str:
         lines.append(_("… and {n} more areas: /report gives them all.").format(n=number(len(areas) - area_limit, f.lang)))
     if not f.figures.by_category:
         lines = [_("No tips were received in this period.")]
-    if f.has_hidden():
-        lines += ["", f.hidden_note()]
+    if notes := f.notes():
+        lines += [""] + notes
+    if f.less_hidden_than_published:
+        lines.append(_("For figures to publish, add the word congbo, e.g. /baocao 01/01/2026 30/06/2026 congbo."))
     return "\n".join(lines)
 
 
@@ -360,7 +420,7 @@ def to_xlsx(f: Figures) -> bytes:
     summary = workbook.create_sheet(_("Summary")[:31])
     summary.column_dimensions["A"].width = 100
     for line in [paragraph(f), "", _("Unit: {unit}").format(unit=f.unit_name),
-                 _("Period: {period}").format(period=f.period.label())] + ([f.hidden_note()] if f.has_hidden() else []):
+                 _("Period: {period}").format(period=f.period.label())] + f.notes():
         summary.append([line])
         summary.cell(row=summary.max_row, column=1).alignment = Alignment(wrap_text=True, vertical="top")
     buffer = io.BytesIO()
@@ -391,26 +451,46 @@ def figures_unit(turn: Turn, officer: Officer, unit_id: str | None) -> str:
     return wanted
 
 
+def audience_of(args: str) -> tuple[str, str]:
+    """(audience, the other words): a supervisor's own figures, unless "congbo" / "công bố" / "public" asks
+    for figures to publish."""
+    words = args.split()
+    kept = [w for w in words if fold(w) not in PUBLISH_WORDS]
+    if len(kept) >= 2 and (fold(kept[-2]), fold(kept[-1])) == ("cong", "bo"):
+        return PUBLISHED, " ".join(kept[:-2])
+    return (PUBLISHED if len(kept) < len(words) else SUPERVISORS), " ".join(kept)
+
+
 async def load_figures(turn: Turn, officer: Officer, unit_id: str, period: Period, action: str, *,
-                       case_rows: bool = True) -> Figures:
+                       case_rows: bool = True, audience: str = SUPERVISORS) -> Figures:
     """Counts of the unit and every unit below it; who asked for which figures goes into the audit log."""
     start, end = period.bounds()
     units = turn.services.settings.unit_tree.subtree(unit_id)
     counted = await stats_store.period_figures(session=turn.session, unit_ids=units, start=start, end=end,
                                                case_rows=case_rows)
     await append_audit(session=turn.session, keyring=turn.services.keyring, actor=actor(officer), action=action,
-                       detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()}")
-    return Figures(counted, turn.services.settings, unit_id, period, turn.lang)
+                       detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()} "
+                              f"for={audience}")
+    return Figures(counted, turn.services.settings, unit_id, period, turn.lang, audience)
+
+
+def typed_command(turn: Turn, default: str) -> str:
+    """The command as the person typed it ("/baocao", not "/baocao@tinbao_bot"), to answer in their words."""
+    words = (turn.inbound.text or "").split()
+    word = words[0].split("@")[0] if words else ""
+    return word if word.startswith("/") and len(word) <= 32 else default
 
 
 async def send_report(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/report FROM TO [UNIT] (or /baocao): the paragraph and the table, then the same as CSV and XLSX."""
+    """/report FROM TO [UNIT] [congbo] (or /baocao): the paragraph and the table, then the same as CSV and XLSX."""
     _ = turn._
+    audience, args = audience_of(args)
     period, rest = parse_range(args.split())
     if period is None or len(rest) > 1:
-        return [Reply(_("Use: /report FROM TO [UNIT], for example /report 01/01/2026 30/06/2026"))]
+        return [Reply(_("Use: {command} FROM TO [UNIT], for example {command} 01/01/2026 30/06/2026").format(
+            command=typed_command(turn, "/report")))]
     unit_id = figures_unit(turn, officer, rest[0] if rest else None)
-    f = await load_figures(turn, officer, unit_id, period, "report")
+    f = await load_figures(turn, officer, unit_id, period, "report", audience=audience)
     text = paragraph(f) + "\n\n" + chat_table(f)
     return [Reply(text), Reply(_("The same figures as CSV and Excel files:"), files=report_files(f))]
 
@@ -426,7 +506,7 @@ PROGRESS_FROM = 100_000
 
 
 async def cli_report(services: Services, *, unit_id: str, period: Period, lang: str = "vi",
-                     progress: Callable[[int, int], None] | None = None,
+                     audience: str = PUBLISHED, progress: Callable[[int, int], None] | None = None,
                      on_large: Callable[[int], None] | None = None) -> Figures:
     """`tinbao report`: the same figures as /report, for any unit; audited as the CLI's."""
     units = services.settings.unit_tree
@@ -442,15 +522,16 @@ async def cli_report(services: Services, *, unit_id: str, period: Period, lang: 
         counted = await stats_store.period_figures(session=session, unit_ids=scope_ids, start=start, end=end,
                                                    progress=progress if long_job else None)
         await append_audit(session=session, keyring=services.keyring, actor="cli", action="report",
-                           detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()}")
-    return Figures(counted, services.settings, unit_id, period, lang)
+                           detail=f"unit={unit_id} from={period.first.isoformat()} to={period.last.isoformat()} "
+                                  f"for={audience}")
+    return Figures(counted, services.settings, unit_id, period, lang, audience)
 
 
 def report_text(f: Figures) -> str:
     """`--format text`: the paragraph, the aligned table and, if any cell is hidden, what the marks mean."""
     parts = [paragraph(f), "", aligned_table(f)]
-    if f.has_hidden():
-        parts += ["", f.hidden_note()]
+    if notes := f.notes():
+        parts += [""] + notes
     return "\n".join(parts) + "\n"
 
 

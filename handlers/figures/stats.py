@@ -21,7 +21,8 @@ from handlers.figures.charts import render_chart
 from handlers.context import VIETNAM
 from handlers.i18n import N_
 from handlers.messages import OutgoingFile, Reply
-from handlers.figures.movement_report import Figures, Period, chat_table, figures_unit, load_figures, parse_range
+from handlers.figures.movement_report import (Figures, Period, audience_of, chat_table, figures_unit, load_figures,
+                                              parse_range)
 from handlers.chat_turn import Turn
 from storage.models import Officer
 
@@ -86,9 +87,10 @@ def stats_text(f: Figures, kind: str) -> str:
 
 
 async def show_stats(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/stats [week|month|quarter|year|dd/mm/yyyy-dd/mm/yyyy] [UNIT]: figures as text, then a chart."""
+    """/stats [week|month|quarter|year|dd/mm/yyyy-dd/mm/yyyy] [UNIT] [congbo]: figures as text, then a chart."""
     _ = turn._
     today = turn.now.astimezone(VIETNAM).date()
+    audience, args = audience_of(args)
     parsed = parse_stats_args(args, today)
     if parsed is None:
         return [Reply(_("Use: /stats [week|month|quarter|year|dd/mm/yyyy-dd/mm/yyyy] [UNIT], "
@@ -96,7 +98,7 @@ async def show_stats(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     kind, period, unit_arg = parsed
     unit_id = figures_unit(turn, officer, unit_arg)
     # The cases of each category and area cost a third of the time and only /report shows them.
-    f = await load_figures(turn, officer, unit_id, period, "stats", case_rows=False)
+    f = await load_figures(turn, officer, unit_id, period, "stats", case_rows=False, audience=audience)
     replies = [Reply(stats_text(f, kind))]
     if f.figures.total.received:
         # Drawing takes a few hundred milliseconds: off the event loop, so other chats are not kept waiting.

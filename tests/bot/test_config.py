@@ -284,3 +284,15 @@ def test_zalo_bot_keys_are_checked_like_the_others(tmp_path):
         tmp_path, '[zalo_bot]\nwebhook_listen = "8080"\n' + AREAS)
     assert "zalo_bot.api_base: must be an http(s):// address" in error_for(
         tmp_path, '[zalo_bot]\napi_base = "bot-api.zaloplatforms.com"\n' + AREAS)
+
+
+def test_figures_have_a_threshold_per_audience_and_both_default_to_safe(tmp_path):
+    stats = load_config(write(tmp_path, AREAS), environ={}).tipline_settings().stats
+    assert (stats.threshold("published"), stats.threshold("supervisors")) == (3, 3)
+    stats = load_config(write(tmp_path, "[stats]\nmin_cell = 5\n" + AREAS), environ={}).tipline_settings().stats
+    assert (stats.threshold("published"), stats.threshold("supervisors")) == (5, 5)  # unset: as strict
+    stats = load_config(write(tmp_path, "[stats]\nmin_cell_supervisors = 1\n" + AREAS),
+                        environ={}).tipline_settings().stats
+    assert (stats.threshold("published"), stats.threshold("supervisors")) == (3, 1)
+    assert "stats.min_cell_supervisors: must be a whole number ≥ 1 (got 0)" in error_for(
+        tmp_path, "[stats]\nmin_cell_supervisors = 0\n" + AREAS)

@@ -3,6 +3,7 @@ in one terminal (/as switches person), no token, nothing but the config file and
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -75,3 +76,50 @@ def test_a_missing_keyring_is_one_clear_line(tmp_path):
     result = tinbao(tmp_path, "chat")
     assert result.returncode == 2
     assert "keyring" in result.stderr and "tinbao init" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_what_the_bot_sends_is_saved_where_it_can_be_opened(tmp_path):
+    """A supervisor trying `tinbao chat` sees the chart, the CSV and the XLSX; an officer sees the evidence."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from PIL import Image
+    shutil.copyfile(ROOT / "config.example.toml", tmp_path / "config.toml")
+    assert tinbao(tmp_path, "init").returncode == 0
+    invite = tinbao(tmp_path, "officers", "invite", "--unit", "ca-ben-thanh", "--role", "supervisor",
+                    "--name", "Thiếu tá Minh")
+    code = re.search(r"CB-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}", invite.stdout).group(0)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "quan-ca-phe.jpg")
+    today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m/%Y")
+    script = "\n".join([
+        "/as citizen", "/start", "1", "1", "Có người bán ma túy ở quán cà phê đầu hẻm mỗi tối.", "2", "ben thanh",
+        "Số 12 đường Lê Lợi", "1", f"/photo {tmp_path / 'quan-ca-phe.jpg'}", "1", "1", "9",
+        "/as minh", f"/enroll {code}", "/stats", f"/baocao {today} {today}", "/next", "/quit"]) + "\n"
+    chat = tinbao(tmp_path, "chat", "--language", "en", stdin=script)
+    assert chat.returncode == 0, chat.stderr
+    saved = re.findall(r"\[(photo|document) saved: (.+)\]", chat.stdout)
+    assert [kind for kind, _path in saved] == ["photo", "document", "document", "photo"]
+    paths = [Path(path) for _kind, path in saved]
+    folder = tmp_path / "data" / "chat-out"
+    assert [p.parent for p in paths] == [folder] * 4 and all(p.is_file() for p in paths)
+    assert [p.suffix for p in paths] == [".png", ".csv", ".xlsx", ".jpg"]  # chart, report, evidence of /next
+    chart, report, workbook, evidence = (p.read_bytes() for p in paths)
+    assert Image.open(io.BytesIO(chart)).format == "PNG"
+    assert report.startswith(b"\xef\xbb\xbf") and "Drugs" in report.decode("utf-8-sig")
+    assert workbook[:2] == b"PK" and Image.open(io.BytesIO(evidence)).size == (40, 30)
+    assert "bytes]" not in chat.stdout
+    # Evidence lies here in clear: the folder and every file are the operator's alone, like all tinbao writes.
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in paths} == {0o600}
+
+
+def test_a_sent_file_never_lands_outside_the_folder_nor_overwrites_another(tmp_path):
+    from bot.channels.console import save_file
+    from handlers.messages import OutgoingFile
+    folder = tmp_path / "chat-out"
+    first = save_file(folder, OutgoingFile("photo", b"one", filename="../../../etc/passwd"))
+    second = save_file(folder, OutgoingFile("photo", b"two", filename="passwd"))
+    unnamed = save_file(folder, OutgoingFile("photo", b"three", mime="image/jpeg"))
+    assert [p.parent for p in (first, second, unnamed)] == [folder] * 3
+    assert (first.name, second.name, unnamed.name) == ("passwd", "passwd-2", "photo.jpg")
+    assert (first.read_bytes(), second.read_bytes()) == (b"one", b"two")

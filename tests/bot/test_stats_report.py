@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
+import shlex
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -119,8 +123,9 @@ async def test_cli_report_gives_the_same_figures_in_every_format(config_path, db
     assert await tinbao(*common, "--format", "text") == 0
     text = capsys.readouterr().out
     assert text.startswith("Từ ngày 01/01/2026 đến ngày 31/01/2026, Công an Thành phố Hồ Chí Minh đã tiếp nhận 10 "
-                           "tin tố giác tội phạm, trong đó có 4 tin có giá trị, qua đó giúp làm rõ 3 vụ, liên quan "
-                           "10 đối tượng.")
+                           "tin tố giác tội phạm, trong đó 4 tin có giá trị, giúp làm rõ 3 vụ, liên quan 10 đối "
+                           "tượng. Có 2 tin không có giá trị và 4 tin đang tiếp tục xác minh, xử lý. Một nửa số tin "
+                           "đã có kết quả đánh giá trong vòng 5 giờ kể từ khi tiếp nhận.")
     assert "Công an Thành phố Hồ Chí Minh" in text and "10" in text and "Ma túy" in text
     assert await tinbao(*common, "--format", "csv") == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
@@ -164,4 +169,40 @@ async def test_cli_report_shows_progress_on_long_runs(config_path, db, capsys, m
     assert list(csv.reader(io.StringIO(out)))[1][2:] == ["10", "4", "40.0", "2", "4", "3", "10"]  # stdout stays clean
     async with db.transaction() as session:
         entries = (await session.exec(select(AuditEntry).where(AuditEntry.action == "report"))).all()
-    assert [(e.actor, e.detail) for e in entries] == [("cli", "unit=ca-hcm from=2026-01-01 to=2026-01-31")] * 2
+    assert [(e.actor, e.detail) for e in entries] == [("cli", "unit=ca-hcm from=2026-01-01 to=2026-01-31 for=published")] * 2
+
+
+async def test_csv_redirected_to_a_file_opens_in_excel_with_its_vietnamese(config_path, db, tmp_path):
+    """The README's own `tinbao report … --format csv > h1.csv`: Excel on Windows needs the BOM to read
+    UTF-8, so stdout carries it as the file written with --output does."""
+    path = config_path(k=1)
+    await load(db, january_tips())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}
+    command = (f"{shlex.quote(sys.executable)} -m bot.cli --config {shlex.quote(str(path))} report --from 01/01/2026 "
+               f"--to 31/01/2026 --unit ca-hcm --format csv > h1.csv")
+    done = await asyncio.to_thread(subprocess.run, command, shell=True, cwd=tmp_path, env=env, capture_output=True,
+                                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = (tmp_path / "h1.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # what Excel looks for
+    assert data.decode("utf-8").startswith("\ufeffNhóm,Mục,Tiếp nhận")
+    assert await tinbao("--config", str(path), "report", "--from", "01/01/2026", "--to", "31/01/2026", "--unit",
+                        "ca-hcm", "--format", "csv", "--output", str(tmp_path / "h2.csv")) == 0
+    assert (tmp_path / "h2.csv").read_bytes() == data
+
+
+async def test_cli_report_is_for_publishing_unless_asked_for_the_supervisors(config_path, db, tmp_path, capsys):
+    path = config_path(k=3)
+    path.write_text(path.read_text(encoding="utf-8").replace("min_cell = 3", "min_cell = 3\nmin_cell_supervisors = 1"),
+                    encoding="utf-8")
+    await load(db, january_tips())
+    base = ["--config", str(path), "report", "--from", "01/01/2026", "--to", "31/01/2026", "--unit", "ca-hcm",
+            "--language", "en"]
+    assert await tinbao(*base) == 0
+    published = capsys.readouterr().out
+    assert "Fewer than 3 tips were not valuable" in published and "police force only" not in published
+    assert await tinbao(*base, "--audience", "supervisors") == 0
+    own = capsys.readouterr().out
+    assert "2 tips were not valuable and 4 are still being handled" in own
+    assert "For use within the police force only: counts below 3" in own
+    assert "congbo" not in own  # a chat's hint; the command line has --audience

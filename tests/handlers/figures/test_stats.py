@@ -104,7 +104,7 @@ async def test_stats_text_matches_the_hand_count(services, boss):
     text = replies[0].text
     for line in ["Figures of Công an Thành phố Hồ Chí Minh", "Period: 01/01/2026–31/01/2026", "Received: 10 tips",
                  "Valuable: 4 (40.0%)", "Not valuable: 2", "Pending: 4", "Cases clarified: 3, subjects involved: 10",
-                 "Median time from receipt to verdict: 5 h 0 min",
+                 "Median time from receipt to verdict: 5 h",
                  "Drugs: 3 received · 3 valuable (100.0%) · 0 not valuable · 0 pending",
                  "Fraud (incl. online fraud): 3 received · 0 valuable (0.0%) · 0 not valuable · 3 pending",
                  "Phường Bến Thành: 5 received · 3 valuable (60.0%) · 1 not valuable · 1 pending",
@@ -115,7 +115,7 @@ async def test_stats_text_matches_the_hand_count(services, boss):
     assert chart.kind == "photo" and chart.mime == "image/png"
     async with services.db.transaction() as session:
         entry = (await session.exec(select(AuditEntry).where(AuditEntry.action == "stats"))).one()
-    assert entry.actor.startswith("officer:") and entry.detail == "unit=ca-hcm from=2026-01-01 to=2026-01-31"
+    assert entry.actor.startswith("officer:") and entry.detail == "unit=ca-hcm from=2026-01-01 to=2026-01-31 for=supervisors"
 
 
 async def test_both_ends_are_whole_vietnam_days(services, boss):
@@ -133,8 +133,8 @@ async def test_an_empty_period(services, boss):
     assert "No tips were received in this period." in boss.text
     assert [r for r in replies if r.files] == []
     replies = await boss.send("/report 01/03/2026 31/03/2026")
-    assert "received 0 crime tips, of which 0 were valuable, helping to clarify 0 cases involving 0 subjects" \
-        in replies[0].text
+    assert replies[0].text.startswith("From 01/03/2026 to 31/03/2026, Công an Thành phố Hồ Chí Minh received no "
+                                      "crime tips.\n\n")
     rows = list(csv.reader(io.StringIO(replies[1].files[0].data.decode("utf-8-sig"))))
     assert rows[1][2:] == ["0", "0", "—", "0", "0", "0", "0"]
 
@@ -184,7 +184,8 @@ async def test_small_counts_are_hidden_in_text_table_and_files(services, boss):
     text = replies[0].text
     # 2 not valuable is below K = 3; pending (4) goes with it, or received − valuable would give it away.
     assert "received 10 crime tips, of which 4 were valuable" in text
-    assert "<3 tips were not valuable and ≥3 are still being handled" in text
+    # In prose the marks are words, and a sentence that opens with one still opens with a capital.
+    assert "Fewer than 3 tips were not valuable and at least 3 are still being handled." in text
     assert "Gambling: <3 received · <3 valuable (—)" in text
     assert "<3: fewer than 3, hidden so that no tipster can be singled out" in text
     csv_file, xlsx_file = replies[1].files
@@ -201,9 +202,10 @@ def random_figures(rng: random.Random) -> PeriodFigures:
     cases: dict[str, tuple[str, str, int]] = {}
     for n in range(rng.randint(1, 25)):
         category, area = rng.choice("abcd"), rng.choice("xyz")
+        week = date(2026, 1, 5) + timedelta(weeks=rng.randint(0, 3))
         status = rng.choice(["valuable", "not_valuable", "new", "not_valuable"])
         for row in (figures.total, figures.by_category.setdefault(category, Tally()),
-                    figures.by_area.setdefault(area, Tally())):
+                    figures.by_area.setdefault(area, Tally()), figures.by_week.setdefault(week, Tally())):
             row.add_status(status, 1)
         if status == "valuable" and rng.random() < 0.6:
             cases[f"HS-{n}"] = (category, area, rng.randint(1, 6))
@@ -228,6 +230,13 @@ def test_no_row_or_column_keeps_a_single_hidden_cell(seed):
         lines.append([("total", "", k) for k in TIP_KINDS])
         for line in lines:
             assert sum(key in hidden for key in line) != 1, line
+    # The chart's weeks too: each week's total is written above its bar.
+    weeks = {w.isoformat(): t for w, t in figures.by_week.items()}
+    values |= {("week", w, k): getattr(t, k) for w, t in weeks.items() for k in TIP_KINDS}
+    lines = [[("week", w, k) for k in TIP_KINDS] for w in weeks]
+    lines += [[("week", w, k) for w in weeks] + [("total", "", k)] for k in TIP_KINDS]
+    for line in lines:
+        assert sum(key in hidden for key in line) != 1, line
     for key, value in values.items():
         if 0 < value < 3:
             assert hidden[key] == "<3"
@@ -291,10 +300,8 @@ def test_vietnamese_labels_render_without_missing_glyphs():
     assert Image.open(io.BytesIO(png)).size == (WIDTH, HEIGHT)
 
 
-def _chart_with_a_small_week(pending_that_week: int, monkeypatch):
-    """January 2026, K = 3: the week of 05/01 has ``pending_that_week`` (1 or 2) pending tips, hidden "<3";
-    so the pending count of the week of 12/01 is hidden too ("≥3"), or the total would give the first away.
-    Returns the PNG and the matplotlib figure it was saved from."""
+def _drawn(weeks: dict[date, Tally], monkeypatch, *, k: int = 3, lang: str = "en", categories=None):
+    """The chart of January 2026 with these weekly counts: the PNG and the matplotlib figure it was saved from."""
     from matplotlib.figure import Figure as MatplotlibFigure
     saved = []
     original = MatplotlibFigure.savefig
@@ -305,14 +312,25 @@ def _chart_with_a_small_week(pending_that_week: int, monkeypatch):
     monkeypatch.setattr(MatplotlibFigure, "savefig", keep)
     areas = AreaIndex([Area("79", "Thành phố Hồ Chí Minh")])
     settings = TipLineSettings(areas=areas, units=UnitTree([Unit("ca-hcm", "Công an Thành phố Hồ Chí Minh")], areas),
-                               stats=Stats(min_cell=3))
-    h = pending_that_week
-    weeks = {date(2026, 1, 5): Tally(received=16 + h, valuable=10, not_valuable=6, pending=h),
-             date(2026, 1, 12): Tally(received=19, valuable=8, not_valuable=4, pending=7)}
-    figures = PeriodFigures(total=Tally(received=35 + h, valuable=18, not_valuable=10, pending=7 + h), by_week=weeks)
-    png = render_chart(Figures(figures, settings, "ca-hcm", Period(date(2026, 1, 1), date(2026, 1, 31)), "en"))
+                               stats=Stats(min_cell=k))
+    total = Tally()
+    for tally in weeks.values():
+        for kind in TIP_KINDS:
+            setattr(total, kind, getattr(total, kind) + getattr(tally, kind))
+    figures = PeriodFigures(total=total, by_week=weeks, by_category=categories or {})
+    png = render_chart(Figures(figures, settings, "ca-hcm", Period(date(2026, 1, 1), date(2026, 1, 31)), lang))
     [figure] = saved
     return png, figure
+
+
+def _two_weeks(valuable: int, not_valuable: int, pending: int) -> dict[date, Tally]:
+    """K = 3: the week of 05/01 has 1 or 2 pending tips, hidden "<3"; its not-valuable count goes with it
+    ("≥3"), or the week's total written above the bar would give it away, and so do both counts of the
+    week of 12/01, or the columns' totals would."""
+    return {date(2026, 1, 5): Tally(received=valuable + not_valuable + pending, valuable=valuable,
+                                    not_valuable=not_valuable, pending=pending),
+            date(2026, 1, 12): Tally(received=26 - not_valuable - pending, valuable=8, not_valuable=10 - not_valuable,
+                                     pending=8 - pending)}  # the month: 10 not valuable, 8 pending
 
 
 def _pixels_inside(image, patch) -> list[tuple[int, int, int]]:
@@ -327,36 +345,89 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
+def _week(patch_or_text) -> int:
+    x = patch_or_text.get_x() + patch_or_text.get_width() / 2 if hasattr(patch_or_text, "get_width") else \
+        patch_or_text.get_position()[0]
+    return round(x)
+
+
 def test_hidden_cells_are_drawn_as_hatched_boxes_of_one_height_whatever_they_hide(monkeypatch):
-    png, figure = _chart_with_a_small_week(1, monkeypatch)
+    png, figure = _drawn(_two_weeks(10, 6, 1), monkeypatch)
     weekly = figure.axes[0]
     bars = [p for p in weekly.patches if p.get_height() > 0]
     hidden = [p for p in bars if p.get_hatch()]
+    colours = {kind: colour for kind, _label, colour in VERDICTS}
     # Week index 1 is 05/01 and 2 is 12/01 (the first week of the chart starts on Monday 29/12/2025).
-    assert [(round(p.get_x() + p.get_width() / 2), p.get_hatch()) for p in hidden] == [(1, "//"), (2, "//")]
+    assert [(_week(p), p.get_hatch()) for p in hidden] == [(1, "//"), (1, "//"), (2, "//"), (2, "//")]
     assert len({round(p.get_height(), 6) for p in hidden}) == 1  # one fixed height: it is not the count
-    assert [p.get_y() for p in hidden] == [16, 12]  # on top of the shown valuable + not valuable
+    assert [p.get_y() for p in hidden[::2]] == [10, 8]  # on top of the shown valuable count
     assert all(p.get_facecolor()[:3] == pytest.approx(tuple(c / 255 for c in _rgb(HIDDEN_COLOUR))) for p in hidden)
-    shown = sorted((round(p.get_x() + p.get_width() / 2), p.get_height()) for p in bars if not p.get_hatch())
-    assert shown == [(1, 6), (1, 10), (2, 4), (2, 8)]  # the exact counts, and no bar for the hidden ones
-    marks = {(round(t.get_position()[0]), t.get_text()) for t in weekly.texts}
-    assert marks == {(1, "<3"), (2, "≥3")}
+    edges = [p.get_edgecolor()[:3] for p in hidden]
+    assert edges[:2] == [pytest.approx(tuple(c / 255 for c in _rgb(colours[kind]))) for kind in ("not_valuable",
+                                                                                                   "pending")]
+    shown = sorted((_week(p), p.get_height()) for p in bars if not p.get_hatch())
+    assert shown == [(1, 10), (2, 8)]  # the exact counts, and no bar for the hidden ones
+    marks = sorted((_week(t), t.get_text()) for t in weekly.texts if t.get_gid() == "hidden")
+    assert marks == [(1, "<3"), (1, "≥3"), (2, "≥3"), (2, "≥3")]
     assert "Hidden (<3, ≥3)" in [t.get_text() for t in weekly.get_legend().get_texts()]
 
     # What a person sees: the box is hatched, grey with lines in the pending colour; a shown bar is one colour.
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    pending = _rgb(dict((kind, colour) for kind, _label, colour in VERDICTS)["pending"])
-    inside = _pixels_inside(image, hidden[0])
+    inside = _pixels_inside(image, hidden[1])
     assert inside.count(_rgb(HIDDEN_COLOUR)) > 0.2 * len(inside)
-    lines = sum(1 for p in inside if sum(abs(a - b) for a, b in zip(p, pending)) < 60)
+    lines = sum(1 for p in inside if sum(abs(a - b) for a, b in zip(p, _rgb(colours["pending"]))) < 60)
     assert lines > 0.03 * len(inside)  # the hatch's lines (antialiased, so only their cores count)
     valuable = next(p for p in bars if not p.get_hatch() and p.get_height() == 10)
     solid = _pixels_inside(image, valuable)
-    assert solid.count(_rgb(VERDICTS[0][2])) > 0.95 * len(solid)
+    assert solid.count(_rgb(colours["valuable"])) > 0.95 * len(solid)
 
-    # And the chart of a week with 2 pending tips is the same picture, pixel for pixel.
-    other, _figure = _chart_with_a_small_week(2, monkeypatch)
+    # And weeks that hide 5 not valuable and 2 pending (with the same totals) are the same picture, pixel for pixel.
+    other, _figure = _drawn(_two_weeks(10, 5, 2), monkeypatch)
     assert Image.open(io.BytesIO(other)).convert("RGB").tobytes() == image.tobytes()
+
+
+def test_each_bar_carries_its_true_total_on_whole_number_ticks(monkeypatch):
+    _png, figure = _drawn(_two_weeks(10, 6, 1), monkeypatch)
+    weekly = figure.axes[0]
+    totals = sorted((_week(t), t.get_text(), t.get_position()[1]) for t in weekly.texts if t.get_gid() == "total")
+    tops = {}
+    for p in weekly.patches:
+        if p.get_height() > 0:
+            tops[_week(p)] = max(tops.get(_week(p), 0), p.get_y() + p.get_height())
+    # 17 and 19 tips, though the bars (hidden boxes drawn at one height) are not that tall: the text says it.
+    assert [(week, text) for week, text, _y in totals] == [(1, "17"), (2, "19")]
+    assert all(y == pytest.approx(tops[week]) for week, _text, y in totals)  # just above each bar
+    assert max(tops.values()) < weekly.get_ylim()[1]  # and inside the chart
+
+    # Two tips at most: matplotlib would mark 0.25, 0.5 … ; a count of tips has whole-number ticks only.
+    _png, small = _drawn({date(2026, 1, 5): Tally(received=2, valuable=1, pending=1),
+                          date(2026, 1, 12): Tally(received=1, not_valuable=1)}, monkeypatch, k=1)
+    ticks = [t for t in small.axes[0].get_yticks() if 0 <= t <= small.axes[0].get_ylim()[1]]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    assert sorted(t.get_text() for t in small.axes[0].texts if t.get_gid() == "total") == ["1", "2"]
+
+
+def test_a_small_weeks_total_is_hidden_like_its_cells(monkeypatch):
+    """A week of one tip: its total above the bar reads "<3", not 1."""
+    _png, figure = _drawn({date(2026, 1, 5): Tally(received=1, pending=1),
+                           date(2026, 1, 12): Tally(received=20, valuable=12, not_valuable=4, pending=4)}, monkeypatch)
+    totals = sorted((_week(t), t.get_text()) for t in figure.axes[0].texts if t.get_gid() == "total")
+    assert totals == [(1, "<3"), (2, "≥3")]
+
+
+def test_the_share_axis_ends_at_100_percent_and_the_title_names_the_unit(monkeypatch):
+    categories = {"drugs": Tally(received=18, valuable=18), "theft": Tally(received=18, not_valuable=10, pending=8)}
+    _png, figure = _drawn(_two_weeks(10, 6, 1), monkeypatch, categories=categories)
+    shares = figure.axes[1]
+    assert shares.get_xlim() == (0, 100)
+    assert max(shares.get_xticks()) <= 100
+    labels = {t.get_text(): t.get_position()[0] for t in shares.texts}
+    assert set(labels) == {"100.0% (18/18)", "0.0% (0/18)"}
+    assert all(0 <= x <= 100 for x in labels.values())  # a full bar's label is inside it, not past the end
+    assert figure.get_suptitle() == "Crime tips received at Công an Thành phố Hồ Chí Minh, 01/01/2026–31/01/2026"
+    _png, vietnamese = _drawn(_two_weeks(10, 6, 1), monkeypatch, lang="vi")
+    assert vietnamese.get_suptitle() == ("Tin tố giác tội phạm tiếp nhận tại Công an Thành phố Hồ Chí Minh, "
+                                         "01/01/2026–31/01/2026")
 
 
 def test_report_files_stand_alone(services):

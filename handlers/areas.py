@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 # A leading word that only says what kind of unit a place is: "phuong ben thanh" finds "ben thanh".
 _PREFIXES = ("thanh pho ", "thi tran ", "dac khu ", "phuong ", "tinh ", "xa ", "tp ", "p ", "x ")
@@ -67,12 +68,39 @@ class PlaceMatch:
     province: str | None  # a whole province or city the text named ("ha noi"), to be asked about, not taken
 
 
+class PlaceNamesError(ValueError):
+    """The deployment's own place-names file is missing, malformed, or names an area that is not configured."""
+
+
+def load_place_names(path: Path, known: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """A deployment's own old names ("Ấp Bình Thạnh", "Khu phố Chợ Cũ") and the areas that took each over, read
+    from the file that config key questionnaire.place_names names, each area checked against [[areas]]."""
+    from handlers.toml_files import read_toml
+    data = read_toml(path, what="place names", error=PlaceNamesError)
+    codes, found = set(known), []
+    for i, entry in enumerate(data.get("names", [])):
+        where = f"{path}: names[{i}]"
+        name, areas = entry.get("name") if isinstance(entry, dict) else None, entry.get("areas") if isinstance(
+            entry, dict) else None
+        if not isinstance(name, str) or not fold(name):
+            raise PlaceNamesError(f"{where}.name must be the place's name, as people type it")
+        if not isinstance(areas, list) or not areas or not all(isinstance(a, str) for a in areas):
+            raise PlaceNamesError(f'{where}.areas must list the codes of the areas it is now part of, e.g. ["79.26734"]')
+        unknown = [a for a in areas if a not in codes]
+        if unknown:
+            raise PlaceNamesError(f'{where}.areas: "{unknown[0]}" is not the code of any [[areas]] entry')
+        found.append((unicodedata.normalize("NFC", name.strip()), tuple(dict.fromkeys(areas))))
+    return found
+
+
 class AreaIndex:
     """Search over the configured areas; a province's name is shown beside its wards."""
 
-    def __init__(self, areas: list[Area]) -> None:
+    def __init__(self, areas: list[Area], *, other_names: Iterable[tuple[str, tuple[str, ...]]] = ()) -> None:
         self.areas = {a.code: a for a in areas}
         self._folded = {a.code: fold(a.name) for a in areas}
+        # The deployment's own old names (load_place_names), read like the shipped pre-2025 ones.
+        self._other_names = [(name, _strip_prefix(fold(name)), codes) for name, codes in other_names]
 
     def get(self, code: str) -> Area | None:
         return self.areas.get(code)
@@ -158,6 +186,8 @@ class AreaIndex:
                     former.append((unit.display, successors))
                 elif successors:
                     close_former += successors
+        own = [(name, codes) for name, folded, codes in self._other_names if folded == wanted]
+        former = own + former
         if province is None:
             named = national().province(query) if len(wanted) >= 2 else None
             province = province_area.get(named.code) if named is not None else None

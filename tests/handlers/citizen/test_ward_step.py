@@ -6,6 +6,7 @@ Driven through the channel-neutral tip line; the Zalo chats type what a Zalo cit
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from storage.models import Tip
@@ -152,3 +153,32 @@ async def test_no_match_says_so_and_offers_i_dont_know(citizen, services):
     await citizen.send("Phường Không Có Thật")
     assert citizen.text.startswith("Không tìm thấy phường, xã nào khớp với «Phường Không Có Thật».")
     assert "Tôi không rõ phường, xã" in citizen.text and citizen.labels == ["Tôi không rõ phường, xã"]
+
+
+def test_official_codes_from_areas_import_need_no_names_to_match():
+    from handlers.areas import Area, AreaIndex
+    areas = AreaIndex([Area("79", "Thành phố Hồ Chí Minh"), Area("26743", "Phường Bến Thành", "79"),
+                       Area("26740", "Phường Sài Gòn", "79"), Area("26758", "Phường Cầu Ông Lãnh", "79"),
+                       Area("99999", "Khu A", "79")])
+    assert areas.find_place("q1").choices == ("26740", "26743", "26758")  # Quận 1's wards that are configured
+    assert areas.find_place("khu a").choices == ("99999",)  # a code of one's own still matches its name
+    assert areas.find_place("tp hcm").province == "79"
+
+
+async def test_a_deployments_own_old_names_lead_to_their_areas(tmp_path, database_url):
+    from bot.config import ConfigError, load_config
+    from tests.support.deployment import config_toml
+    (tmp_path / "place_names.toml").write_text(
+        '[[names]]\nname = "Khu phố Chợ Cũ"\nareas = ["79.26734", "79.26737"]\n', encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(config_toml(database_url, extra='[questionnaire]\nplace_names = "./place_names.toml"\n'),
+                      encoding="utf-8")
+    areas = load_config(config).tipline_settings().areas
+    found = areas.find_place("khu pho cho cu")
+    assert found.former == (("Khu phố Chợ Cũ", ("79.26734", "79.26737")),)
+    assert found.choices == ("79.26734", "79.26737")
+    (tmp_path / "place_names.toml").write_text('[[names]]\nname = "Chợ Cũ"\nareas = ["79.99999"]\n',
+                                               encoding="utf-8")
+    with pytest.raises(ConfigError, match=r'questionnaire.place_names: .*names\[0\]\.areas: "79.99999" is not the '
+                                          r'code of any \[\[areas\]\] entry'):
+        load_config(config).tipline_settings()

@@ -104,7 +104,17 @@ async def answer(turn: Turn) -> list[Reply]:
     settled = await _settle_cancel(turn, draft, step)
     if settled is not None:
         return settled
+    album = turn.inbound.album
+    if album is not None and draft.album == album:
+        return await _rest_of_album(turn, draft, step)
+    if album is not None:
+        draft.album = album
+        save_draft(turn, draft)  # whatever the step makes of it, the album's other files are answered once
     outcome = await KINDS[step.kind].take(turn, draft, step)
+    if album is not None and step.kind == "media" and outcome is None:
+        save_draft(turn, draft)
+        return [prompt(turn, draft, lead=turn._("The files sent with it are being received too, without a "
+                                                 "message for each."))]
     if isinstance(outcome, Reply):  # finished (submitted or cancelled)
         return [outcome]
     if isinstance(outcome, str):  # a problem: say it, ask again, change nothing else
@@ -115,6 +125,15 @@ async def answer(turn: Turn) -> list[Reply]:
         draft.step = first_open_step(turn, draft)
     save_draft(turn, draft)
     return [prompt(turn, draft, lead=_ack(turn, step, outcome))]
+
+
+async def _rest_of_album(turn: Turn, draft: Draft, step: Step) -> list[Reply]:
+    """A further file of an album whose first file was answered: kept quietly, unless it cannot be kept."""
+    outcome = await KINDS[step.kind].take(turn, draft, step)
+    if step.kind != "media":  # refused like its first file, which already said where files go
+        return []
+    save_draft(turn, draft)
+    return [Reply(outcome)] if isinstance(outcome, str) else []
 
 
 def _ack(turn: Turn, step: Step, outcome: dict | None) -> str | None:

@@ -80,12 +80,13 @@ def load_place_names(path: Path, known: Iterable[str]) -> list[tuple[str, tuple[
     codes, found = set(known), []
     for i, entry in enumerate(data.get("names", [])):
         where = f"{path}: names[{i}]"
-        name, areas = entry.get("name") if isinstance(entry, dict) else None, entry.get("areas") if isinstance(
-            entry, dict) else None
+        entry = entry if isinstance(entry, dict) else {}
+        name, areas = entry.get("name"), entry.get("areas")
         if not isinstance(name, str) or not fold(name):
             raise PlaceNamesError(f"{where}.name must be the place's name, as people type it")
         if not isinstance(areas, list) or not areas or not all(isinstance(a, str) for a in areas):
-            raise PlaceNamesError(f'{where}.areas must list the codes of the areas it is now part of, e.g. ["79.26734"]')
+            raise PlaceNamesError(f'{where}.areas must list the codes of the areas it is now part of, '
+                                  f'e.g. ["79.26734"]')
         unknown = [a for a in areas if a not in codes]
         if unknown:
             raise PlaceNamesError(f'{where}.areas: "{unknown[0]}" is not the code of any [[areas]] entry')

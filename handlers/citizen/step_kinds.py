@@ -275,7 +275,8 @@ class AreaStep(StepKind):
         elif pending.get("area_options"):
             if why == "former":
                 reply.text = _("«{old}» is a name from before 1 July 2025. Its area is now divided among the wards "
-                               "and communes below: pick the one where it happened, or type another name.").format(old=old)
+                               "and communes below: pick the one where it happened, or type another name.").format(
+                                   old=old)
             elif why == "close":
                 reply.text = _("Did you mean one of these? Pick it, or type another name.")
             elif why == "provinces":
@@ -300,8 +301,9 @@ class AreaStep(StepKind):
             value = None if said is None else "yes" if said else "no"
         if value == "yes" and areas.get(pending.get("confirm", "")):
             return {"code": pending["confirm"]}
-        if value and value.startswith("area=") and value[5:] in pending.get("area_options", []) and areas.get(value[5:]):
-            return {"code": value[5:]}
+        picked = value[5:] if value and value.startswith("area=") else None
+        if picked in pending.get("area_options", []) and areas.get(picked):
+            return {"code": picked}
         if value == "no":
             draft.pending = {}
             save_draft(turn, draft)
@@ -330,10 +332,10 @@ class AreaStep(StepKind):
             return None
         draft.pending = {}
         save_draft(turn, draft)
+        if not areas.provinces:  # no province above the areas: no «I don't know» to point to
+            return _("No ward or commune matches «{query}». Try another part of the name.").format(query=query)
         return _("No ward or commune matches «{query}». Check the spelling or try another part of the name; if you "
-                 "do not know it, choose «{unknown}».").format(query=query, unknown=_("I don't know the ward or commune")
-                                                                 ) if areas.provinces else _(
-            "No ward or commune matches «{query}». Try another part of the name.").format(query=query)
+                 "do not know it, choose «{unknown}».").format(query=query, unknown=_("I don't know the ward or commune"))
 
     def _unknown(self, turn: Turn, draft: Draft) -> dict | None:
         """«I don't know the ward or commune»: the province's own unit takes the tip."""

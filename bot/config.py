@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError,
                       ValidationInfo, model_validator)
 
-from handlers.areas import Area, AreaIndex
+from handlers.areas import Area, AreaIndex, PlaceNamesError, load_place_names
 from handlers.context import Limits, Stats, TipLineSettings, Triage
 from handlers.reminders.festival_calendar import CalendarError, Offset, ReminderSettings, load_calendar, parse_clock
 from handlers.units import Unit, UnitTree
@@ -213,6 +213,7 @@ class LimitsSection(_Section):
 
 class QuestionnaireSection(_Section):
     path: ConfigPath | None = None
+    place_names: ConfigPath | None = None  # the deployment's own old names for the ward step (handlers/areas.py)
 
 
 class AreaEntry(_Section):
@@ -369,7 +370,14 @@ class Config(_Section):
         except (OSError, LookupError, TypeError, ValueError, AttributeError) as exc:  # malformed past its checks
             raise ConfigError(f"{self._source}: questionnaire.path: {self.questionnaire.path} is malformed "
                               f"({type(exc).__name__}: {exc})") from None
-        areas = AreaIndex([Area(code=a.code, name=a.name, parent=a.parent) for a in self.areas])
+        other_names = []
+        if self.questionnaire.place_names is not None:
+            try:
+                other_names = load_place_names(self.questionnaire.place_names, parents_of(self.areas))
+            except PlaceNamesError as exc:
+                raise ConfigError(f"{self._source}: questionnaire.place_names: {exc}") from None
+        areas = AreaIndex([Area(code=a.code, name=a.name, parent=a.parent) for a in self.areas],
+                          other_names=other_names)
         return TipLineSettings(
             areas=areas,
             questionnaire=questionnaire,

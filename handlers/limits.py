@@ -29,9 +29,20 @@ async def tips_today(turn: Turn) -> int:
 
 
 async def count_message(turn: Turn) -> int:
-    """Count this message toward the flood limit; returns how many this minute."""
+    """Count this message toward the flood limit; returns how many this minute. The files of one album are one
+    message: ten photos sent at once must not use up half the minute's allowance."""
+    if turn.inbound.album is not None and await in_album_answered(turn):
+        return await count_in_window(session=turn.session, keyring=turn.services.keyring,
+            chat_key=turn.conversation.chat_key, bucket="messages", window_start=minute_window(turn.now))
     return await add_to_window(session=turn.session, keyring=turn.services.keyring,
         chat_key=turn.conversation.chat_key, bucket="messages", window_start=minute_window(turn.now))
+
+
+async def in_album_answered(turn: Turn) -> bool:
+    """Whether this file belongs to an album whose first file the tip-off already took and answered."""
+    from handlers.citizen.drafts import load_draft  # the draft module needs nothing from here; loaded lazily
+    draft = await load_draft(turn)
+    return draft is not None and draft.album is not None and draft.album == turn.inbound.album
 
 
 async def count_status_check(turn: Turn) -> int:

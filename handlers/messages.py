@@ -77,6 +77,7 @@ class Inbound:
     contact: Contact | None = None
     unsupported: str | None = None  # e.g. "sticker": something we cannot take
     language: str | None = None  # the platform's language hint (Telegram's language_code)
+    album: str | None = None  # files sent together (Telegram's media_group_id): one message to count and answer
 
     def __post_init__(self) -> None:
         self.text, self.choice = well_formed(self.text), well_formed(self.choice)

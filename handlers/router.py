@@ -18,7 +18,7 @@ from handlers.citizen import drafts, tipoff
 from handlers.figures import movement_report, stats
 from handlers.officer import accounts, followup, triage
 from handlers.reminders import broadcasts, subscriptions
-from handlers.areas import fold
+from handlers.areas import typed_label
 from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_commands
 from handlers.context import Services
 from handlers.evidence_images import clean_images_first
@@ -162,12 +162,15 @@ def _typed_menu_choice(turn: Turn) -> str | None:
     """On channels without buttons, "2" or the words of a menu button mean that button."""
     offered = (turn.conversation.offered or "").split(",")
     text = (turn.inbound.text or "").strip()
-    if not text or not offered[0]:
+    if not text:
         return None
     if text.isdecimal() and len(text) < 4:
-        return offered[int(text) - 1] if 1 <= int(text) <= len(offered) else None
+        return offered[int(text) - 1] if offered[0] and 1 <= int(text) <= len(offered) else None
     labels = {c.id: c.label for c in _menu(turn) + _language_choices()}
-    return next((i for i in offered if i in labels and fold(labels[i]) == fold(text)), None)
+    # The menu's words are understood even where the menu was not just shown ("to giac" for «Tố giác tội phạm»).
+    ids = [i for i in offered if i in labels] or [c.id for c in _menu(turn)]
+    picked = typed_label(text, [labels[i] for i in ids])
+    return None if picked is None else ids[picked]
 
 
 async def _route(turn: Turn) -> list[Reply]:
@@ -208,6 +211,8 @@ async def _command(turn: Turn, name: str, args: str, *, in_tipoff: bool) -> list
 
 async def _cancel(turn: Turn, _args: str) -> list[Reply]:
     _ = turn._
+    if turn.conversation.flow == drafts.FLOW:
+        return await tipoff.ask_cancel(turn)  # «Delete the tip you are writing?» before anything goes
     if await drafts.wipe_draft(turn):
         return [Reply(_("Your tip was cancelled and deleted. Send /report to start again."))]
     return [Reply(_("There is nothing to cancel."))]
@@ -283,8 +288,8 @@ async def _menu_tap(turn: Turn, payload: str, in_tipoff: bool) -> list[Reply]:
         return await tipoff.start(turn)
     if item == "status":
         return [Reply(_("Send /status followed by your receipt code, for example: /status TB-7K3MP-9QXFA"))]
-    if item == "help":
-        return [Reply(help_text(turn))]
+    if item == "help":  # the menu again under it, so a "2" typed next still means «Check a tip»
+        return [Reply(help_text(turn), choices=_menu(turn))]
     return await _not_understood(turn, in_tipoff)
 
 

@@ -81,7 +81,7 @@ def to_inbound(message: Message, bot: Bot, update_id: int | None) -> Inbound:
     inbound = Inbound(channel=CHANNEL, chat_id=str(message.chat.id),
                       update_id=str(update_id) if update_id is not None else None,
                       text=message.text or message.caption,
-                      language=user.language_code if user else None)
+                      language=user.language_code if user else None, album=message.media_group_id)
     if message.photo:
         largest = message.photo[-1]
         inbound.files.append(IncomingFile("photo", largest.file_size, _file_fetcher(bot, largest.file_id),

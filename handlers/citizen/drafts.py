@@ -27,6 +27,8 @@ class Draft:
         self.step: str = state["step"]
         self.answers: dict[str, dict] = state.get("answers", {})
         self.pending: dict = state.get("pending", {})
+        self.cancelling: bool = state.get("cancelling", False)  # «Delete the tip you are writing?» was asked
+        self.album: str | None = state.get("album")  # the album whose first file was answered already
 
     @property
     def id(self) -> str:
@@ -34,6 +36,10 @@ class Draft:
 
     def sealed(self) -> bytes:
         state = {"step": self.step, "answers": self.answers, "pending": self.pending}
+        if self.cancelling:
+            state["cancelling"] = True
+        if self.album:
+            state["album"] = self.album
         return self.key.seal(DRAFT_FIELD, json.dumps(state, ensure_ascii=False))
 
 

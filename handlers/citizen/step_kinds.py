@@ -16,9 +16,9 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, ClassVar
 
-from handlers.areas import fold
+from handlers.areas import typed_label, yes_or_no
 from handlers.buttons import any_step_value, step_button, step_value
-from handlers.citizen.drafts import Draft, save_draft, wipe_draft
+from handlers.citizen.drafts import Draft, save_draft
 from handlers.i18n import number
 from handlers.messages import Choice, IncomingFile, Reply, TypeInstead
 from handlers.citizen.submission import submit
@@ -41,12 +41,27 @@ def _button(step: Step, value: str, label: str) -> Choice:
 
 
 def prompt(turn: Turn, draft: Draft, *, lead: str | None = None) -> Reply:
-    """The current question, with its buttons."""
+    """The current question, with its buttons (or «Delete the tip you are writing?» while that is asked)."""
     step = turn.services.settings.questionnaire.step(draft.step)
-    reply = KINDS[step.kind].ask(turn, draft, step)
+    reply = cancel_question(turn, step) if draft.cancelling else KINDS[step.kind].ask(turn, draft, step)
     if lead:
         reply.text = lead + "\n\n" + reply.text
     return reply
+
+
+CANCEL_YES, CANCEL_NO = "cancel=yes", "cancel=no"  # the step's own buttons, so an old one is recognised
+
+
+def cancel_question(turn: Turn, step: Step) -> Reply:
+    """/cancel or a typed «hủy»: asked before anything is deleted."""
+    _ = turn._
+    return Reply(_("Delete the tip you are writing?"),
+                 choices=[_button(step, CANCEL_YES, _("Yes, delete it")), _button(step, CANCEL_NO, _("No, keep writing"))])
+
+
+def chosen(turn: Turn, draft: Draft, step: Step) -> str | None:
+    """The value of the tapped button, or of the typed number or words of one of the buttons shown."""
+    return _selected(turn, draft, step)
 
 
 def shown_answer(turn: Turn, step: Step, answer: dict | None) -> str:
@@ -82,11 +97,8 @@ def _typed(turn: Turn, choices: list[Choice]) -> str | None:
         return None
     if text.isdecimal() and len(text) < 4 and 1 <= int(text) <= len(choices):
         return any_step_value(choices[int(text) - 1].id)
-    wanted = fold(text)
-    for choice in choices:
-        if wanted and fold(choice.label) == wanted:
-            return any_step_value(choice.id)
-    return None
+    picked = typed_label(text, [choice.label for choice in choices])
+    return None if picked is None else any_step_value(choices[picked].id)
 
 
 def _selected(turn: Turn, draft: Draft, step: Step) -> str | None:
@@ -237,36 +249,111 @@ class TextStep(StepKind):
 
 
 class AreaStep(StepKind):
-    """A ward or commune of the configured areas, found by typing part of its name."""
+    """A ward or commune of the configured areas: typed as today's name, part of it, a misspelling or an old name
+    from before July 2025, always confirmed by the citizen; or «I don't know» for the province's own unit.
+
+    ``pending`` holds where the step stands: ``confirm`` (one area, to confirm), ``area_options`` (areas to pick
+    from), ``why`` (what the citizen typed turned out to be: "former", "close", "province", "provinces"), ``old``
+    (the old unit's name) and ``province`` (the province a whole-province answer named).
+    """
 
     name = "area"
 
     def offer(self, turn: Turn, draft: Draft, step: Step, reply: Reply) -> None:
-        if draft.pending.get("area_options"):
-            areas = turn.services.settings.areas
-            reply.text = turn._("Which one do you mean? Pick it, or type another name.")
-            reply.choices = [_button(step, f"area={code}", areas.display(code)) for code in draft.pending["area_options"]]
+        _ = turn._
+        areas = turn.services.settings.areas
+        pending = draft.pending
+        why, old = pending.get("why"), pending.get("old", "")
+        if pending.get("confirm"):
+            place = areas.display(pending["confirm"], short=True)
+            question = _("Is it {place}?").format(place=place)
+            if why == "former":
+                question = _("«{old}» is a name from before 1 July 2025; that area is now part of {place}.").format(
+                    old=old, place=place) + "\n" + question
+            reply.text = question
+            reply.choices = [_button(step, "yes", _("Yes")), _button(step, "no", _("No, type another name"))]
+        elif pending.get("area_options"):
+            if why == "former":
+                reply.text = _("«{old}» is a name from before 1 July 2025. Its area is now divided among the wards "
+                               "and communes below: pick the one where it happened, or type another name.").format(
+                                   old=old)
+            elif why == "close":
+                reply.text = _("Did you mean one of these? Pick it, or type another name.")
+            elif why == "provinces":
+                reply.text = _("In which province or city did it happen?")
+            else:
+                reply.text = _("Which one do you mean? Pick it, or type another name.")
+            reply.choices = [_button(step, f"area={code}", areas.display(code)) for code in pending["area_options"]]
+        elif why == "province":
+            reply.text = _("{province} is a whole province or city. In which ward or commune did it happen? Type its "
+                           "name, or choose «{unknown}».").format(province=areas.display(pending["province"]),
+                                                                  unknown=_("I don't know the ward or commune"))
+        if why != "provinces" and areas.provinces:
+            reply.choices.append(_button(step, "unknown", _("I don't know the ward or commune")))
 
     async def take(self, turn: Turn, draft: Draft, step: Step) -> dict | str | None:
         _ = turn._
         areas = turn.services.settings.areas
+        pending = draft.pending
         value = _selected(turn, draft, step)
-        if value and value.startswith("area=") and value[5:] in draft.pending.get("area_options", []):
-            return {"code": value[5:]}
-        if value is not None or not turn.inbound.text:
+        if value is None and pending.get("confirm"):
+            said = yes_or_no(turn.inbound.text)
+            value = None if said is None else "yes" if said else "no"
+        if value == "yes" and areas.get(pending.get("confirm", "")):
+            return {"code": pending["confirm"]}
+        picked = value[5:] if value and value.startswith("area=") else None
+        if picked in pending.get("area_options", []) and areas.get(picked):
+            return {"code": picked}
+        if value == "no":
+            draft.pending = {}
+            save_draft(turn, draft)
+            return _("Then please type the name of the ward or commune again, or part of it.")
+        if value == "unknown":
+            return self._unknown(turn, draft)
+        if value is not None or not turn.inbound.text or turn.inbound.files:
             return _wrong_kind(turn, step)
         query = unicodedata.normalize("NFC", turn.inbound.text).strip()[:100]
-        found = areas.search(query)
-        if not found:
-            draft.pending = {}
+        found = areas.find_place(query)
+        if found.former and not found.exact:  # an old name: the wards that took it over, to choose from
+            old, successors = found.former[0][0], tuple(dict.fromkeys(c for _, codes in found.former for c in codes))
+            draft.pending = ({"confirm": successors[0]} if len(successors) == 1
+                             else {"area_options": list(successors[:8])}) | {"why": "former", "old": old}
+            return None
+        if found.province is not None and not found.exact:  # "ha noi": never taken silently as the whole city
+            draft.pending = {"why": "province", "province": found.province}
+            if found.choices:
+                draft.pending["area_options"] = list(found.choices)
+            return None
+        if len(found.choices) == 1:
+            draft.pending = {"confirm": found.choices[0]} | ({} if found.exact else {"why": "close"})
+            return None
+        if found.choices:
+            draft.pending = {"area_options": list(found.choices)} | ({} if found.exact else {"why": "close"})
+            return None
+        draft.pending = {}
+        save_draft(turn, draft)
+        if not areas.provinces:  # no province above the areas: no «I don't know» to point to
             return _("No ward or commune matches «{query}». Try another part of the name.").format(query=query)
-        if len(found) == 1:
-            return {"code": found[0].code}
-        draft.pending = {"area_options": [a.code for a in found]}
-        return None  # stays on the step, now with the matches as buttons
+        return _("No ward or commune matches «{query}». Check the spelling or try another part of the name; if you "
+                 "do not know it, choose «{unknown}».").format(query=query, unknown=_("I don't know the ward or commune"))
+
+    def _unknown(self, turn: Turn, draft: Draft) -> dict | None:
+        """«I don't know the ward or commune»: the province's own unit takes the tip."""
+        areas = turn.services.settings.areas
+        named = draft.pending.get("province")
+        if named and areas.get(named):
+            return {"code": named}
+        if len(areas.provinces) == 1:
+            return {"code": areas.provinces[0]}
+        draft.pending = {"area_options": list(areas.provinces), "why": "provinces"}
+        return None
 
     def show(self, turn: Turn, step: Step | None, answer: dict) -> str:
-        return turn.services.settings.areas.display(answer["code"])
+        areas = turn.services.settings.areas
+        shown = areas.display(answer["code"])
+        if answer["code"] in areas.provinces:
+            return turn._("{province} (ward or commune not known)").format(province=shown)
+        return shown
 
 
 class LocationStep(StepKind):
@@ -422,9 +509,9 @@ class ReviewStep(StepKind):
         questionnaire = turn.services.settings.questionnaire
         if value == "submit":
             return await submit(turn, draft)
-        if value == "cancel":
-            await wipe_draft(turn)
-            return Reply(_("Your tip was cancelled and deleted. Send /report to start again."))
+        if value == "cancel":  # asked first, as /cancel is
+            draft.cancelling = True
+            return None
         if value and value.startswith("edit="):
             target = value[5:]
             if any(s.id == target and s.kind != "review" and s.applies(draft.answers) for s in questionnaire.steps):

@@ -8,25 +8,31 @@ flowchart LR
     when --> area --> place --> people --> evidence --> identity --> review
     review -- edit a step --> category
     review -- submit --> receipt([receipt code])
-    review -- cancel --> cancelled([draft wiped])
+    review -- cancel --> asked{{"Xóa tin đang soạn?"}}
+    asked -- yes --> cancelled([draft wiped])
+    asked -- no --> review
 ```
+/cancel, or «hủy» typed at any question, asks the same before anything is deleted.
 The steps are data (``handlers/data/questionnaire.toml``); the diagram shows the shipped ones.
 """
 
 from __future__ import annotations
 
+from handlers.areas import fold, yes_or_no
 from handlers.codes import RECEIPT
 from handlers.citizen.drafts import FLOW, Draft, first_open_step, load_draft, save_draft, wipe_draft
-from handlers.i18n import number
+from handlers.i18n import N_, number
 from handlers.limits import tips_today
 from handlers.messages import Reply
 from handlers.citizen.questionnaire_file import Step
-from handlers.citizen.step_kinds import KINDS, prompt
+from handlers.citizen.step_kinds import CANCEL_NO, CANCEL_YES, KINDS, chosen, prompt
 from handlers.chat_turn import Turn
 from storage import keys as key_store
 from storage import tips as tip_store
 
 normalize_receipt_code = RECEIPT.normalize
+# Typed at any question, these ask «Delete the tip you are writing?» (accents or not: "hủy", "huy").
+CANCEL_WORDS = frozenset({"huy", "huy bo", "huy tin", "huy tin bao", "xoa tin", "dung lai", "cancel"})
 
 
 async def start(turn: Turn) -> list[Reply]:
@@ -54,6 +60,40 @@ async def reprompt(turn: Turn, *, lead: str | None = None) -> list[Reply]:
     return [prompt(turn, draft, lead=lead)] if draft else []
 
 
+CANCELLED = N_("Your tip was cancelled and deleted. Send /report to start again.")
+
+
+async def ask_cancel(turn: Turn) -> list[Reply]:
+    """/cancel or «hủy»: «Delete the tip you are writing?», with a button to delete it and one to keep it."""
+    draft = await load_draft(turn)
+    if draft is None:
+        await wipe_draft(turn)
+        return [Reply(turn._(CANCELLED))]
+    draft.cancelling = True
+    save_draft(turn, draft)
+    return [prompt(turn, draft)]
+
+
+async def _settle_cancel(turn: Turn, draft: Draft, step: Step) -> list[Reply] | None:
+    """The answer to «Delete the tip you are writing?»; None when the message was something else after all."""
+    value = chosen(turn, draft, step)
+    if value is None and draft.cancelling:
+        said = yes_or_no(turn.inbound.text)
+        value = None if said is None else CANCEL_YES if said else CANCEL_NO
+    if value == CANCEL_YES:  # a tap on an old «Yes, delete it» is as clear a wish as a new one
+        await wipe_draft(turn)
+        return [Reply(turn._(CANCELLED))]
+    asked, draft.cancelling = draft.cancelling, False
+    if asked:
+        save_draft(turn, draft)  # the question is withdrawn whatever the step makes of this message
+    if value == CANCEL_NO:
+        save_draft(turn, draft)
+        return [prompt(turn, draft, lead=turn._("Your tip is kept. Let us continue.") if asked else None)]
+    if not asked and fold(turn.inbound.text or "") in CANCEL_WORDS:
+        return await ask_cancel(turn)
+    return None  # anything else answers the question, as if the cancelling had not been asked
+
+
 async def answer(turn: Turn) -> list[Reply]:
     """Take the citizen's answer to the current question, or say clearly what is wrong with it."""
     draft = await load_draft(turn)
@@ -61,7 +101,20 @@ async def answer(turn: Turn) -> list[Reply]:
         await wipe_draft(turn)
         return await start(turn)
     step = turn.services.settings.questionnaire.step(draft.step)
+    settled = await _settle_cancel(turn, draft, step)
+    if settled is not None:
+        return settled
+    album = turn.inbound.album
+    if album is not None and draft.album == album:
+        return await _rest_of_album(turn, draft, step)
+    if album is not None:
+        draft.album = album
+        save_draft(turn, draft)  # whatever the step makes of it, the album's other files are answered once
     outcome = await KINDS[step.kind].take(turn, draft, step)
+    if album is not None and step.kind == "media" and outcome is None:
+        save_draft(turn, draft)
+        return [prompt(turn, draft, lead=turn._("The files sent with it are being received too, without a "
+                                                 "message for each."))]
     if isinstance(outcome, Reply):  # finished (submitted or cancelled)
         return [outcome]
     if isinstance(outcome, str):  # a problem: say it, ask again, change nothing else
@@ -72,6 +125,15 @@ async def answer(turn: Turn) -> list[Reply]:
         draft.step = first_open_step(turn, draft)
     save_draft(turn, draft)
     return [prompt(turn, draft, lead=_ack(turn, step, outcome))]
+
+
+async def _rest_of_album(turn: Turn, draft: Draft, step: Step) -> list[Reply]:
+    """A further file of an album whose first file was answered: kept quietly, unless it cannot be kept."""
+    outcome = await KINDS[step.kind].take(turn, draft, step)
+    if step.kind != "media":  # refused like its first file, which already said where files go
+        return []
+    save_draft(turn, draft)
+    return [Reply(outcome)] if isinstance(outcome, str) else []
 
 
 def _ack(turn: Turn, step: Step, outcome: dict | None) -> str | None:

@@ -106,6 +106,8 @@ async def _audit(turn: Turn, officer: Officer, action: str, tip: Tip | None = No
 def _age(turn: Turn, since: datetime) -> str:
     _ = turn._
     minutes = int((turn.now - since).total_seconds() // 60)
+    if minutes < 1:
+        return _("just now")
     if minutes < 60:
         return _("{n} min").format(n=number(max(minutes, 0), turn.lang))
     if minutes < 48 * 60:

@@ -55,6 +55,7 @@ async def test_no_canary_in_database_wal_blobs_or_logs(services, tmp_path):
         await _say(fake, f"Zalo của đối tượng: {TEXT}")
         await _tap(fake, "Earlier")
         await _say(fake, "Bàn Cờ")
+        await _tap(fake, "Yes")  # «Is it Phường Bàn Cờ, TP. Hồ Chí Minh?»
         await _say(fake, f"Số 5 hẻm {ADDRESS}")
         await _tap(fake, "Skip")
         before = len(fake.messages_to(CHAT))

@@ -34,6 +34,7 @@ def test_citizen_and_officer_in_one_terminal(tmp_path):
         "Có người bán ma túy ở quán cà phê đầu hẻm mỗi tối.",
         "2",  # today
         "ben thanh",
+        "1",  # yes, Phường Bến Thành
         "Số 12 đường Lê Lợi",
         "1",  # people: skip
         "1",  # evidence: none

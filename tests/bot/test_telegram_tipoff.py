@@ -123,6 +123,8 @@ async def test_cancel_mid_flow(fake, running, services):
     await say(fake, "/report")
     await tap(fake, "Gambling")
     message = await say(fake, "/cancel")
+    assert message["text"] == "Delete the tip you are writing?"
+    message = await tap(fake, "Yes, delete it")
     assert "cancelled and deleted" in message["text"]
     async with services.db.transaction() as session:
         assert (await session.exec(select(func.count()).select_from(Tip))).one() == 0

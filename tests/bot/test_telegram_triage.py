@@ -227,7 +227,7 @@ async def test_queue_lists_clear_fields_only_urgent_first(world, filed):
     assert "Open tips: 2 (page 1/1)" in text
     lines = [line for line in text.splitlines() if " · " in line]
     assert lines[0].startswith(f"🔴 {urgent_ref} · ") and lines[1].startswith(f"{calm_ref} · ")
-    assert lines[0].split(" · ")[1:] == ["Drugs", BEN_THANH, "0 min", "1 file(s)", "new"]
+    assert lines[0].split(" · ")[1:] == ["Drugs", BEN_THANH, "just now", "1 file(s)", "new"]
     assert lines[1].split(" · ")[1:] == ["Drugs", BEN_THANH, "3 h", "1 file(s)", "new"]
     for secret in (DESCRIPTION, PEOPLE, "10.77", "Exciter"):
         assert secret not in text

@@ -156,9 +156,12 @@ class FakeTelegram:
         return self._user_message(chat_id, content, language_code=language_code, first_name=first_name,
                                   username=username, user_id=user_id)
 
-    def send_photo(self, chat_id: int, data: bytes, *, caption: str | None = None, **user: Any) -> int:
-        """Queue a photo (one PhotoSize) from the user."""
+    def send_photo(self, chat_id: int, data: bytes, *, caption: str | None = None, media_group_id: str | None = None,
+                   **user: Any) -> int:
+        """Queue a photo (one PhotoSize) from the user; photos with one media_group_id form an album."""
         extra = {} if caption is None else {"caption": caption}
+        if media_group_id is not None:
+            extra["media_group_id"] = media_group_id
         return self._user_message(chat_id, {"photo": self._new_media("photo", data), **extra}, **user)
 
     def send_document(self, chat_id: int, data: bytes, *, file_name: str, mime_type: str, **user: Any) -> int:

@@ -173,6 +173,7 @@ async def test_switching_at_the_review_shows_the_review_in_the_new_language(tipl
     await chat.send("Người đàn ông áo đỏ bán ma túy ở đầu hẻm mỗi tối.")
     await chat.click("when:earlier")
     await chat.send("hoan kiem")
+    await chat.click("area:yes")  # «Is it Phường Hoàn Kiếm, TP. Hà Nội?»
     await chat.click("place:skip")
     await chat.click("people:skip")
     await chat.click("evidence:done")

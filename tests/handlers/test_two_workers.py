@@ -87,6 +87,7 @@ async def test_concurrent_turns_of_one_chat_on_two_workers_take_turns(services, 
     await citizen.send("Người đàn ông áo đỏ bán ma túy ở đầu hẻm mỗi tối.")
     await citizen.click("Earlier")
     await citizen.send("hoan kiem")
+    await citizen.click("Yes")  # «Is it Phường Hoàn Kiếm, TP. Hà Nội?»
     await citizen.click("Skip")
     await citizen.click("Skip")
     assert "Send photos" in citizen.text

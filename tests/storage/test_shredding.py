@@ -61,10 +61,11 @@ async def test_cancel_leaves_no_byte_of_the_draft(sqlite_only, tipline):
     services = sqlite_only
     citizen = ChatClient(tipline, chat_id="700", language="en")
     await walk_to_review(citizen)
+    await citizen.send("/cancel")  # «Delete the tip you are writing?»: nothing is deleted yet
     async with services.db.transaction() as session:
         conv = (await session.exec(select(Conversation))).one()
         secrets = [bytes(conv.draft), await _wrapped(session, conv.draft_id)]
-    await _assert_shredded(services, secrets, lambda: citizen.send("/cancel"))
+    await _assert_shredded(services, secrets, lambda: citizen.click("Yes, delete it"))
     assert "cancelled and deleted" in citizen.text
 
 

@@ -55,6 +55,13 @@ def pdf(n: int) -> bytes:
     return (b"%PDF-1.4 tinbao test " * (n // 21 + 1))[:n]
 
 
+async def pick_area(citizen, typed: str) -> None:
+    """Type a ward's name and confirm the one match («Có phải …?»)."""
+    await citizen.send(typed)
+    assert "Is it Phường Hoàn Kiếm, TP. Hà Nội?" in citizen.text
+    await citizen.click("area:yes")
+
+
 async def reach(citizen, step: str, *, photo: bool = True) -> None:
     """Answer the questions before ``step`` (a drugs tip: no conditional question in between)."""
     await citizen.send("/report")
@@ -62,7 +69,7 @@ async def reach(citizen, step: str, *, photo: bool = True) -> None:
         "category": lambda: citizen.click("category:drugs"),
         "description": lambda: citizen.send("Người đàn ông áo đỏ bán ma túy ở đầu hẻm mỗi tối."),
         "when": lambda: citizen.click("when:earlier"),
-        "area": lambda: citizen.send("hoan kiem"),
+        "area": lambda: pick_area(citizen, "hoan kiem"),
         "place": lambda: citizen.send("12 Hàng Bài"),
         "people": lambda: citizen.click("people:skip"),
         "evidence": lambda: citizen.click("evidence:done"),
@@ -211,7 +218,7 @@ async def test_description_of_4000_characters_is_accepted_exactly_and_stored_as_
     assert after["draft"]["answers"]["description"] == {"text": exact}
     # Through to the tip: the sealed field is the NFC text too.
     await citizen.click("when:earlier")
-    await citizen.send("hoan kiem")
+    await pick_area(citizen, "hoan kiem")
     await citizen.click("place:skip")
     await citizen.click("people:skip")
     await citizen.click("evidence:done")
@@ -232,7 +239,9 @@ async def test_area_search_without_a_match(citizen, services):
     asked = await question(citizen)
     before = await stored(services, citizen)
     replies = await citizen.send("Phường Không Có Thật")
-    assert_reasked(replies, asked, says="No ward or commune matches «Phường Không Có Thật». Try another part of the name.")
+    assert_reasked(replies, asked, says="No ward or commune matches «Phường Không Có Thật». Check the spelling or try "
+                                        "another part of the name; if you do not know it, choose «I don't know the "
+                                        "ward or commune».")
     assert await stored(services, citizen) == before
     # Punctuation only: nothing to search for, the same clear answer.
     replies = await citizen.send("?!")
@@ -245,7 +254,7 @@ async def test_area_option_that_was_not_offered_is_refused(citizen, services):
     await citizen.send("ben thanh")
     assert "Which one do you mean" in citizen.text
     asked = await question(citizen)
-    assert [c.id for c in asked.choices] == ["area:area=79.26734", "area:area=79.26800"]
+    assert [c.id for c in asked.choices] == ["area:area=79.26734", "area:area=79.26800", "area:unknown"]
     before = await stored(services, citizen)
     replies = await citizen.deliver(choice="area:area=01.00070")  # a real area, but not one offered
     assert_reasked(replies, asked, says="Please pick one of the options.")
@@ -442,7 +451,7 @@ async def test_half_an_emoji_is_kept_as_a_replacement_character_not_a_failure(ci
     described = "Người đàn ông áo đỏ bán ma túy \ufffd ở đầu hẻm 😀"
     assert (await stored(services, citizen))["draft"]["answers"]["description"] == {"text": described}
     await citizen.click("when:earlier")
-    await citizen.send("hoan kiem\udc00")  # the search reads past the broken mark
+    await pick_area(citizen, "hoan kiem\udc00")  # the search reads past the broken mark
     assert "You can send a location pin" in citizen.text
     await citizen.click("place:skip")
     await citizen.click("people:skip")

@@ -74,6 +74,7 @@ async def reach_evidence_with_a_photo(citizen) -> None:
     await citizen.send("Hai thanh niên giật túi xách của một phụ nữ trước chợ.")
     await citizen.click("when:today")
     await citizen.send("hoan kiem")
+    await citizen.click("area:yes")
     await citizen.click("place:skip")
     await citizen.click("people:skip")
     await citizen.send_file(jpeg_with_gps(), kind="photo")
@@ -349,6 +350,7 @@ async def reach_from_category(citizen) -> None:
     await citizen.send("Hai thanh niên giật túi xách của một phụ nữ trước chợ.")
     await citizen.click("when:today")
     await citizen.send("hoan kiem")
+    await citizen.click("area:yes")
     await citizen.click("place:skip")
     await citizen.click("people:skip")
     assert "Send photos" in citizen.text

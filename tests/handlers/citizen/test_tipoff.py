@@ -87,6 +87,9 @@ async def test_cancel_wipes_the_draft_and_its_files(citizen, services, tmp_path)
     assert await count(services, Attachment) == 1
     assert len(list(services.blobs.root.iterdir())) == 1
     await citizen.send("/cancel")
+    assert citizen.text == "Delete the tip you are writing?"  # nothing is deleted before the citizen says so
+    assert await count(services, Attachment) == 1
+    await citizen.click("Yes, delete it")
     assert "cancelled and deleted" in citizen.text
     assert await count(services, Attachment) == 0 and await count(services, Tip) == 0
     assert list(services.blobs.root.iterdir()) == []
@@ -99,6 +102,8 @@ async def test_numbers_typed_for_menu_buttons_on_channels_without_buttons(citize
     await citizen.send("1")
     assert "What kind of crime" in citizen.text
     await citizen.send("/cancel")
+    await citizen.send("1")  # «Yes, delete it»
+    assert "cancelled and deleted" in citizen.text
     await citizen.send("/language")
     await citizen.send("2")
     assert "Language set to English" in citizen.text

@@ -137,7 +137,9 @@ async def record_identifiers(*, session: AsyncSession, keyring: Keyring, data_ke
     """Index what a tip mentions (on submit, and again when a follow-up answer adds more); returns how many
     were new. Recording the same identifier twice changes nothing."""
     tip_id = data_key.owner_id
-    keyring.refresh()  # a re-index may have made a new key active: index new tips under it at once
+    # A re-index in another process may have made a new key active: one stat() of the keyring file, so no
+    # new tip is indexed under a key about to be retired.
+    keyring.refresh(min_interval=0)
     key_id = keyring.related_active_id
     wanted: dict[str, Identifier] = {}
     for identifier in identifiers:

@@ -34,6 +34,7 @@ async def search_for_officer(*, session: AsyncSession, keyring: Keyring, value: 
                              scope_unit_ids: Collection[str], actor: str, limit: int = 50) -> SearchResult:
     """The tips in scope that mention ``value`` (newest first), and how many elsewhere, per unit."""
     identifiers = interpret_search(value)
+    keyring.refresh(min_interval=0)  # a re-index elsewhere may have moved the rows to a new key: look under it
     if not identifiers:
         return SearchResult(understood=False, kinds=(), in_scope=(), elsewhere={})
     scope = set(scope_unit_ids)

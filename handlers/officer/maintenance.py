@@ -84,7 +84,8 @@ async def purge_not_valuable(services: Services, *, now: datetime | None = None,
             progress(done, total)
     if done:
         await services.db.checkpoint()  # deleted pages must not linger in SQLite's WAL
-        await services.db.vacuum(triage_store.PURGED_TABLES + RELATED_TABLES)  # nor dead row versions in PostgreSQL's tables
+        # nor dead row versions in PostgreSQL's tables
+        await services.db.vacuum(triage_store.PURGED_TABLES + RELATED_TABLES)
         log.info("purged %d tips judged not valuable", done)
     return done
 

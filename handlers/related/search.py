@@ -26,8 +26,9 @@ from storage.models import Officer
 class SearchResult:
     understood: bool  # False: the value is no phone, account, plate, handle or wallet we can read
     kinds: tuple[str, ...]  # what the value was read as
-    in_scope: tuple[related.SearchHit, ...]
+    in_scope: tuple[related.SearchHit, ...]  # the newest ``limit`` of them
     elsewhere: dict[str | None, int]  # unit id → how many tips there
+    in_scope_count: int = 0  # all of them, exactly
 
 
 async def search_for_officer(*, session: AsyncSession, keyring: Keyring, value: str,
@@ -56,7 +57,8 @@ async def search_for_officer(*, session: AsyncSession, keyring: Keyring, value: 
     await append_audit(session=session, keyring=keyring, actor=actor, action="search",
                        detail=f"kinds={'+'.join(kinds)} found={len(inside)} elsewhere={sum(outside.values())} "
                               f"index={marks}")
-    return SearchResult(understood=True, kinds=kinds, in_scope=tuple(inside[:limit]), elsewhere=dict(outside))
+    return SearchResult(understood=True, kinds=kinds, in_scope=tuple(inside[:limit]), elsewhere=dict(outside),
+                        in_scope_count=sum(n for unit, n in counts.items() if unit in scope))
 
 
 # --- /search VALUE ---------------------------------------------------------------------------------------
@@ -80,7 +82,7 @@ async def search_command(turn: Turn, officer: Officer, args: str) -> list[Reply]
         return [Reply(usage)]
     lines = []
     if result.in_scope:
-        lines.append(_("Tips of your units that mention it: {n}").format(n=number(len(result.in_scope), turn.lang)))
+        lines.append(_("Tips of your units that mention it: {n}").format(n=number(result.in_scope_count, turn.lang)))
         for hit in result.in_scope[:SHOWN]:
             lines.append(_("• {ref} · received {date} · {status}").format(
                 ref=hit.tip.ref, date=hit.tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y"),

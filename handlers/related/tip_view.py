@@ -39,13 +39,14 @@ class TipRelations:
 
 
 async def relations_for_officer(*, session: AsyncSession, keyring: Keyring, data_key: DataKey, tip_ref: str,
-                                scope_unit_ids: Collection[str], actor: str) -> TipRelations:
+                                scope_unit_ids: Collection[str], actor: str, per_identifier: int = 10) -> TipRelations:
     """What /tip shows under "Liên quan"; the showing is audited (how many, never which identifier)."""
     scope = set(scope_unit_ids)
     views = []
     for group in await related.related_tips(session=session, data_key=data_key, unit_ids=sorted(scope)):
         outside = {unit: n for unit, n in group.count_by_unit.items() if unit not in scope}
-        views.append(RelatedView(kind=group.kind, masked=group.masked, in_scope=group.tips, elsewhere=outside,
+        views.append(RelatedView(kind=group.kind, masked=group.masked, in_scope=group.tips[:per_identifier],
+                                 elsewhere=outside,
                                  counts=group.count_by_unit))
     links = tuple(await related.links_of(session=session, tip_id=data_key.owner_id))
     if views or links:
@@ -67,9 +68,8 @@ LINK_REASONS = {"manual": N_("linked by an officer"), "duplicate": N_("duplicate
 REFS_SHOWN = 10  # a busy scam number is named by hundreds of tips: the newest few, and how many in all
 
 
-def _refs(turn: Turn, tips) -> str:
-    refs = ", ".join(t.ref for t in tips[:REFS_SHOWN])
-    return refs + (" …" if len(tips) > REFS_SHOWN else "")
+def _refs(tips, total: int) -> str:
+    return ", ".join(t.ref for t in tips) + (" …" if total > len(tips) else "")
 
 
 def _outside(turn: Turn, counts: dict[str | None, int]) -> list[str]:
@@ -84,7 +84,8 @@ async def related_lines(turn: Turn, officer: Officer, tip: Tip, data_key: DataKe
     reference and the others only counted per unit, then the tips linked by hand (both tips show the link)."""
     _ = turn._
     relations = await relations_for_officer(session=turn.session, keyring=turn.services.keyring, data_key=data_key,
-                                            tip_ref=tip.ref, scope_unit_ids=scope(turn, officer), actor=actor(officer))
+                                            tip_ref=tip.ref, scope_unit_ids=scope(turn, officer), actor=actor(officer),
+                                            per_identifier=REFS_SHOWN)
     if not relations:
         return []
     mine = set(scope(turn, officer))
@@ -94,7 +95,7 @@ async def related_lines(turn: Turn, officer: Officer, tip: Tip, data_key: DataKe
         total = sum(_counts_in(view, mine).values())
         if total:
             parts.append(_("{n} in your units: {refs}").format(n=number(total, turn.lang),
-                                                              refs=_refs(turn, view.in_scope)))
+                                                              refs=_refs(view.in_scope, total)))
         parts += _outside(turn, view.elsewhere)
         lines.append(_("• Same {kind} {masked}: {tips}").format(kind=_(KIND_NAMES.get(view.kind, view.kind)),
                                                                masked=view.masked, tips="; ".join(parts)))

@@ -1,4 +1,4 @@
-"""The `tinbao` command: init, run, chat, db upgrade, keys rotate/retire/status."""
+"""The `tinbao` command: init, run, chat, db upgrade, keys rotate/retire/status, related reindex."""
 
 from __future__ import annotations
 
@@ -156,6 +156,24 @@ def cmd_keys_retire(args) -> int:
     counts = _database(config, lambda db: keys.data_keys_by_key(db=db))
     keys.retire(keyring=keyring, counts=counts, key_id=args.key_id)
     print(f"key {args.key_id} removed from {keyring.path}")
+    return 0
+
+
+def cmd_related_reindex(args) -> int:
+    """A new related-index key and every tip indexed again under it (or, --same-key, under the active one)."""
+    from handlers.related.reindex import reindex
+    config = _config(args)
+    progress = Progress("re-indexing tips", 0)
+
+    def start(total: int) -> None:
+        progress.total = total
+        progress.advance(0)
+    done = _with_services(config, lambda s: reindex(s, new_key=not args.same_key, batch=args.batch,
+                                                    on_total=start, progress=progress.advance))
+    progress.finish()
+    retired = ", ".join(done.retired) or "none"
+    print(f"related-index key {done.key_id} is active; {done.tips} tips re-indexed ({done.rows} identifiers); "
+          f"old keys removed from the keyring: {retired}")
     return 0
 
 
@@ -414,6 +432,14 @@ def parser() -> argparse.ArgumentParser:
     retire.add_argument("key_id")
     retire.set_defaults(func=cmd_keys_retire)
     keys.add_parser("status", help="which keys wrap how many data keys").set_defaults(func=cmd_keys_status)
+    related = sub.add_parser("related", help="related tips: the blind index of the numbers, accounts, plates tips name")
+    related_sub = related.add_subparsers(dest="related_command", required=True)
+    reindex = related_sub.add_parser("reindex", help="new related-index key; every tip indexed again from its "
+                                                     "sealed answers (safe while the bot runs)")
+    reindex.add_argument("--same-key", action="store_true",
+                         help="keep the active key: index tips sent before related tips, or finish a stopped run")
+    reindex.add_argument("--batch", type=int, default=200)
+    reindex.set_defaults(func=cmd_related_reindex)
     officers = sub.add_parser("officers", help="officers (cán bộ)").add_subparsers(dest="officers_command", required=True)
     invite = officers.add_parser("invite", help="print a one-time enrolment code")
     invite.add_argument("--unit", required=True, help="unit id from [[units]] in config.toml")

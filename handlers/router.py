@@ -17,6 +17,8 @@ from handlers import buttons
 from handlers.citizen import drafts, tipoff
 from handlers.figures import movement_report, stats
 from handlers.officer import accounts, followup, triage
+from handlers.related.links import link_command
+from handlers.related.search import search_command
 from handlers.reminders import broadcasts, subscriptions
 from handlers.areas import typed_label
 from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_commands
@@ -403,6 +405,9 @@ COMMANDS = (
     Command("/case", OFFICER, triage.link_case, NC_("command menu", "Link a case: /case REF CASE SUBJECTS")),
     Command("/release", OFFICER, triage.release, NC_("command menu", "Back to the queue")),
     Command("/transfer", OFFICER, triage.transfer, NC_("command menu", "Transfer to another unit")),
+    # related tips: the same number, account, plate or handle across tips
+    Command("/search", OFFICER, search_command, NC_("command menu", "Tips naming a number, account or plate")),
+    Command("/link", OFFICER, link_command, NC_("command menu", "Link two tips: /link REF REF")),
     Command("/whoami", OFFICER, triage.whoami, NC_("command menu", "About me (officer)")),
     # festival reminders: any officer adds events for their areas and follows broadcasts; /announce is an admin's
     Command("/event", OFFICER, broadcasts.event_command, NC_("command menu", "Festival events: /event add")),

@@ -250,6 +250,30 @@ class Keyring:
         self._write()
         return kid
 
+    def add_related_key(self) -> str:
+        """A new related-index key, active at once (new tips are indexed under it), saved in the file."""
+        self.refresh(min_interval=0)
+        number = 1 + max((int(k[1:]) for k in self._related_keys if k[1:].isdigit()), default=0)
+        kid = f"r{number}"
+        self._related_keys[kid] = secrets.token_bytes(32)
+        self.related_active_id = kid
+        self._related_in_file = True  # a derived r1 is written out too, until re-indexing has retired it
+        self._write()
+        return kid
+
+    @property
+    def related_key_ids(self) -> list[str]:
+        return sorted(self._related_keys)
+
+    def remove_related_key(self, key_id: str) -> None:
+        """Retire an old related-index key once no index row was made with it."""
+        if key_id == self.related_active_id:
+            raise KeyringError(f"related-index key {key_id} is the active one and cannot be retired")
+        if key_id not in self._related_keys:
+            raise KeyringError(f"related-index key {key_id} is not in the keyring")
+        del self._related_keys[key_id]
+        self._write()
+
     def remove_key(self, key_id: str) -> None:
         if key_id == self.active_id:
             raise KeyringError(f"key {key_id} is the active key and cannot be retired")

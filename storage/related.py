@@ -137,6 +137,9 @@ async def record_identifiers(*, session: AsyncSession, keyring: Keyring, data_ke
     """Index what a tip mentions (on submit, and again when a follow-up answer adds more); returns how many
     were new. Recording the same identifier twice changes nothing."""
     tip_id = data_key.owner_id
+    # A re-index in another process may have made a new key active: one stat() of the keyring file, so no
+    # new tip is indexed under a key about to be retired.
+    keyring.refresh(min_interval=0)
     key_id = keyring.related_active_id
     wanted: dict[str, Identifier] = {}
     for identifier in identifiers:
@@ -290,3 +293,41 @@ async def delete_links(*, session: AsyncSession, tip_id: str) -> int:
     result = await session.exec(delete(RelatedLink).where(
         or_(RelatedLink.tip_id == tip_id, RelatedLink.other_tip_id == tip_id)))
     return result.rowcount or 0
+
+
+async def replace_identifiers(*, session: AsyncSession, keyring: Keyring, data_key: DataKey,
+                              identifiers: Iterable[Identifier]) -> int:
+    """Re-index one tip under the active key: its old rows go, what its sealed answers name now comes in."""
+    await delete_identifiers(session=session, tip_id=data_key.owner_id)
+    return await record_identifiers(session=session, keyring=keyring, data_key=data_key, identifiers=identifiers)
+
+
+async def count_tips_to_index(*, session: AsyncSession) -> int:
+    """How many tips still have content to read (a purged tip has none, and no index rows)."""
+    return int((await session.exec(select(func.count()).select_from(Tip).where(Tip.purged_at.is_(None)))).one())
+
+
+async def tips_to_index(*, session: AsyncSession, after_id: str, limit: int) -> list[str]:
+    """The next ``limit`` unpurged tips by id after ``after_id``: re-indexing walks them in order and can stop
+    anywhere without holding a transaction open."""
+    return list((await session.exec(select(Tip.id).where(Tip.purged_at.is_(None), Tip.id > after_id)
+                                    .order_by(Tip.id).limit(limit))).all())
+
+
+async def rows_by_key(*, session: AsyncSession) -> dict[str, int]:
+    """How many index rows each related-index key made: a key with none left can be retired."""
+    rows = (await session.exec(select(RelatedIdentifier.key_id, func.count())
+                               .group_by(RelatedIdentifier.key_id))).all()
+    return {key_id: int(n) for key_id, n in rows}
+
+
+async def delete_rows_of_key(*, session: AsyncSession, key_id: str) -> int:
+    """Drop what an old key indexed and nothing re-indexed (a tip whose content is gone)."""
+    result = await session.exec(delete(RelatedIdentifier).where(RelatedIdentifier.key_id == key_id))
+    return result.rowcount or 0
+
+
+async def tips_indexed_under_other_keys(*, session: AsyncSession, key_id: str) -> list[str]:
+    """Tips with index rows made by a key other than ``key_id``: what a re-index still has to read."""
+    return list((await session.exec(select(RelatedIdentifier.tip_id).where(RelatedIdentifier.key_id != key_id)
+                                    .distinct())).all())

@@ -11,6 +11,7 @@ from handlers.i18n import number
 from handlers.limits import day_window, tips_today
 from handlers.messages import Reply
 from handlers.chat_turn import Turn
+from handlers.related.indexing import index_submitted_tip
 from storage import tips as tip_store
 from storage.limits import add_to_window
 
@@ -49,6 +50,9 @@ async def submit(turn: Turn, draft: Draft) -> Reply | str:
         unit_id=services.settings.unit_tree.route(area_code),
         every_field=[s.id for s in questionnaire.steps if s.kind not in ("review", "contact")]
         + [CONTACT_FIELD, REPLY_ROUTE_FIELD])
+    # The numbers, accounts and plates it names, read now while the answers are in memory (never the contact).
+    await index_submitted_tip(session=turn.session, keyring=services.keyring, data_key=draft.key, answers=answers,
+                              questionnaire=questionnaire)
     await add_to_window(session=turn.session, keyring=turn.services.keyring,
                         chat_key=turn.conversation.chat_key, bucket="tips", window_start=day_window(turn.now))
     conv = turn.conversation

@@ -35,6 +35,7 @@ from handlers.messages import OutgoingFile, Reply
 from handlers.officer.accounts import actor, scope
 from handlers.officer.triage import Refusal
 from handlers.chat_turn import Turn
+from handlers.related.figures import repeated_section
 from storage import stats as stats_store
 from storage.audit import append_audit
 from storage.models import Officer
@@ -491,7 +492,7 @@ async def send_report(turn: Turn, officer: Officer, args: str) -> list[Reply]:
             command=typed_command(turn, "/report")))]
     unit_id = figures_unit(turn, officer, rest[0] if rest else None)
     f = await load_figures(turn, officer, unit_id, period, "report", audience=audience)
-    text = paragraph(f) + "\n\n" + chat_table(f)
+    text = paragraph(f) + "\n\n" + chat_table(f) + await repeated_section(turn, f)
     return [Reply(text), Reply(_("The same figures as CSV and Excel files:"), files=report_files(f))]
 
 

@@ -24,6 +24,7 @@ from handlers.messages import OutgoingFile, Reply
 from handlers.figures.movement_report import (Figures, Period, audience_of, chat_table, figures_unit, load_figures,
                                               parse_range)
 from handlers.chat_turn import Turn
+from handlers.related.figures import repeated_section
 from storage.models import Officer
 
 # What may be typed, folded without accents: "/stats quý", "/stats quy", "/stats quarter".
@@ -99,7 +100,7 @@ async def show_stats(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     unit_id = figures_unit(turn, officer, unit_arg)
     # The cases of each category and area cost a third of the time and only /report shows them.
     f = await load_figures(turn, officer, unit_id, period, "stats", case_rows=False, audience=audience)
-    replies = [Reply(stats_text(f, kind))]
+    replies = [Reply(stats_text(f, kind) + await repeated_section(turn, f))]
     if f.figures.total.received:
         # Drawing takes a few hundred milliseconds: off the event loop, so other chats are not kept waiting.
         png = await asyncio.to_thread(render_chart, f)

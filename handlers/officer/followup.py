@@ -15,6 +15,7 @@ from handlers.messages import CHANNEL_PREFIXES, Reply
 from handlers.officer.accounts import actor
 from handlers.officer.triage import _tipster_route, officer_route_of, tip_to_work_on
 from handlers.chat_turn import Turn
+from handlers.related.indexing import index_texts
 from storage import keys as key_store
 from storage import tip_states
 from storage import triage as triage_store
@@ -82,6 +83,7 @@ async def pending_answer(turn: Turn) -> list[Reply] | None:
         return [Reply(_("Thank you. This tip has already been dealt with, so no answer is needed any more."))]
     data_key = await key_store.load_data_key(session=turn.session, keyring=services.keyring, owner_id=tip.id)
     await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="answer", value=text)
+    await index_texts(session=turn.session, keyring=services.keyring, data_key=data_key, texts=[text])
     tip_states.answered(session=turn.session, tip=tip, now=turn.now)
     await append_audit(session=turn.session, keyring=services.keyring, actor="tipster", action="answer",
                        tip_ref=tip.ref)

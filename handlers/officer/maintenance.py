@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from handlers.context import Services
 from handlers.i18n import number, translator
 from handlers.messages import Reply, Route
+from handlers.related.indexing import RELATED_TABLES, forget_tip
 from storage import triage as triage_store
 from storage.audit import append_audit, audit_head
 from storage.conversations import prune_processed_updates as prune_processed
@@ -73,6 +74,7 @@ async def purge_not_valuable(services: Services, *, now: datetime | None = None,
             tips = await triage_store.purgeable(session=session, judged_before=cutoff, limit=batch)
             for tip in tips:
                 await triage_store.purge_tip(session=session, blobs=services.blobs, tip=tip, now=now)
+                await forget_tip(session=session, tip_id=tip.id)  # what it named and its links go with it
                 await append_audit(session=session, keyring=services.keyring, actor="system", action="purge",
                                    tip_ref=tip.ref, detail="retention: not valuable")
         if not tips:
@@ -82,7 +84,8 @@ async def purge_not_valuable(services: Services, *, now: datetime | None = None,
             progress(done, total)
     if done:
         await services.db.checkpoint()  # deleted pages must not linger in SQLite's WAL
-        await services.db.vacuum(triage_store.PURGED_TABLES)  # nor dead row versions in PostgreSQL's tables
+        # nor dead row versions in PostgreSQL's tables
+        await services.db.vacuum(triage_store.PURGED_TABLES + RELATED_TABLES)
         log.info("purged %d tips judged not valuable", done)
     return done
 

@@ -31,6 +31,7 @@ from handlers.officer.accounts import ROLE_NAMES, actor, in_scope, officer_help,
 from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
 from handlers.citizen.step_kinds import shown_answer, shown_without_step
 from handlers.chat_turn import Turn
+from handlers.related.tip_view import related_lines
 from storage import keys as key_store
 from storage import tip_states
 from storage import tips as tip_store
@@ -254,6 +255,7 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
         lines.append(f"• {label} {_n}: {fields[name]}")
     if tip.case_ref:
         lines.append(_("• Case {case}, {n} subject(s)").format(case=tip.case_ref, n=number(tip.subject_count, turn.lang)))
+    lines += await related_lines(turn, officer, tip, data_key)
     replies = [Reply("\n".join(lines), choices=_tip_buttons(turn, tip), columns=2)]
     files = await _evidence(turn, tip, data_key)
     if files:

@@ -24,6 +24,10 @@ BULLET = "•"
 # --- phone numbers -------------------------------------------------------------------------------------
 
 
+_LINK = re.compile(r"(?:https?://|www\.)\S+|(?<![\w@.])(?:[\w-]+\.)+(?:com|me|vn|net|org|io|ly)/\S*", re.IGNORECASE)
+_ZALO_LINK = re.compile(r"(?:https?://)?(?:www\.)?(?:chat\.)?zalo\.me/", re.IGNORECASE)
+
+
 def _canonical_phone(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -35,8 +39,12 @@ def _phones(text: str) -> list[tuple[int, int, str]]:
     # width keeps every offset right for the context checks that use them.
     # Only a word's last letter: the series letter of a plate ("69A00000") stays, or plates would read as phones.
     spaced = re.sub(r"(?<=[^\W\d_])[^\W\d_](?=[:+(]?\d)", " ", text)
+    # Digits in a link's path are ids ("facebook.com/events/987654321"), not numbers someone typed; a Zalo link
+    # is the exception: zalo.me/0987654321 is that phone number's account.
+    links = [(m.start(), m.end()) for m in _LINK.finditer(text) if not _ZALO_LINK.match(m.group())]
     for match in phonenumbers.PhoneNumberMatcher(spaced, "VN", leniency=phonenumbers.Leniency.VALID):
-        found.append((match.start, match.end, _canonical_phone(match.number)))
+        if not any(start <= match.start < end for start, end in links):
+            found.append((match.start, match.end, _canonical_phone(match.number)))
     return found
 
 
@@ -178,7 +186,11 @@ _URLS = (
     (TIKTOK, re.compile(r"(?:https?://)?(?:(?:www|m)\.)?tiktok\.com/@" + _URL_TAIL, re.IGNORECASE)),
 )
 _FACEBOOK_NOT_PROFILES = {"groups", "pages", "watch", "share", "story.php", "permalink.php", "photo.php",
-                          "events", "marketplace", "reel", "login", "home.php", "help", "profile.php"}
+                          "events", "marketplace", "reel", "reels", "login", "home.php", "help", "profile.php",
+                          "photo", "photos", "photo.php", "video", "videos", "stories", "hashtag", "search", "gaming",
+                          "live", "notes", "media", "business", "ads", "privacy", "policies", "dialog", "sharer",
+                          "sharer.php", "plugins", "l.php", "messages", "friends", "notifications", "settings",
+                          "bookmarks", "posts", "fundraisers", "legal", "about", "pg", "story", "people"}
 _PLATFORM_WORDS = {
     FACEBOOK: r"facebook|fb|face|phây|phay|fây",
     ZALO: r"zalo|za lô|zl",

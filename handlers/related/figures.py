@@ -9,6 +9,8 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from handlers.i18n import number
+from handlers.related.tip_view import KIND_NAMES
 from storage import keys as key_store
 from storage import related
 from storage.crypto import Keyring
@@ -33,3 +35,27 @@ async def repeated_identifier_figures(*, session: AsyncSession, keyring: Keyring
                                                                          digest=row.digest)
         figures.append(RepeatedFigure(kind=row.kind, masked=masked or "•••", tip_count=row.tip_count))
     return figures
+
+
+SHOWN = 10
+
+
+async def repeated_section(turn, f) -> str:
+    """The end of /stats and /baocao: identifiers named in at least K tips of the period (K the figures'
+    smallest shown count, at least 2), masked, with their counts; "" when there are none."""
+    _ = f._
+    k = max(2, f.k)
+    start, end = f.period.bounds()
+    units = turn.services.settings.unit_tree.subtree(f.unit_id)
+    figures = await repeated_identifier_figures(session=turn.session, keyring=turn.services.keyring, since=start,
+                                                until=end, unit_ids=units, min_tips=k, limit=SHOWN)
+    if not figures:
+        return ""
+    lines = ["", "", _("Identifiers reported in more than one tip (masked):")]
+    for row in figures:
+        kind = _(KIND_NAMES.get(row.kind, row.kind))
+        lines.append(_("• {kind} {masked}: {n} tips").format(kind=kind[:1].upper() + kind[1:], masked=row.masked,
+                                                            n=number(row.tip_count, f.lang)))
+    if k > 2:
+        lines.append(_("Only those named in at least {k} tips are shown.").format(k=k))
+    return "\n".join(lines)

@@ -14,7 +14,9 @@ OFFICER_VI = [("queue", "Tin báo đang chờ của đơn vị"), ("next", "Nh�
               ("tip", "Xem tin báo: /tip MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
               ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("ask", "Hỏi người báo tin"),
               ("note", "Ghi chú"), ("case", "Gắn vụ án: /case MÃ VỤ SỐ_ĐỐI_TƯỢNG"), ("release", "Trả lại hàng chờ"),
-              ("transfer", "Chuyển đơn vị"), ("whoami", "Thông tin cán bộ"),
+              ("transfer", "Chuyển đơn vị"),
+              ("search", "Tìm tin theo số điện thoại, tài khoản, biển số"), ("link", "Liên kết hai tin: /link MÃ MÃ"),
+              ("whoami", "Thông tin cán bộ"),
               ("event", "Sự kiện ngày hội: /event add"), ("broadcasts", "Tiến độ nhắc và thông báo"),
               ("announce", "Thông báo (quản trị): /announce KHU_VỰC | NỘI_DUNG")]
 SUPERVISOR_VI = [("stats", "Số liệu: /stats tuần|tháng|quý|năm"),

@@ -296,3 +296,28 @@ def test_extraction_never_fails_and_finding_again_finds_the_same(text: str) -> N
     assert len({(i.kind, i.value) for i in first}) == len(first)
     for identifier in first:
         assert identifier.value and identifier.masked and "•" in identifier.masked
+
+
+# --- the extraction table (tests/handlers/related_examples.py): at least 100 per kind -----------------------
+
+from tests.handlers import related_examples as table  # noqa: E402
+
+TABLE = [("phone", table.PHONES), ("bank_account", table.BANKS), ("plate", table.PLATES),
+         ("ewallet", table.WALLETS), ("facebook", table.FACEBOOK), ("zalo", table.ZALO),
+         ("telegram", table.TELEGRAM), ("tiktok", table.TIKTOK)]
+
+
+def test_the_table_has_at_least_100_distinct_examples_of_every_kind_and_of_nothing() -> None:
+    assert {kind: len(set(rows)) >= 100 for kind, rows in TABLE} == {kind: True for kind, _rows in TABLE}
+    assert len(set(table.NOT_IDENTIFIERS)) >= 100
+
+
+@pytest.mark.parametrize("kind, text, canonical", [(kind, text, canonical) for kind, rows in TABLE
+                                                   for text, canonical in rows])
+def test_every_example_of_the_table_gives_its_canonical_form(kind: str, text: str, canonical: str) -> None:
+    assert canonical in of_kind(text, kind)
+
+
+@pytest.mark.parametrize("text", table.NOT_IDENTIFIERS)
+def test_no_example_of_nothing_gives_any_identifier(text: str) -> None:
+    assert found(text) == set()

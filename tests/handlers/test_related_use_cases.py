@@ -4,19 +4,17 @@ phone number ties nothing together, and neither a search nor a shown link leaves
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from sqlmodel import select
 
 from handlers.related.figures import repeated_identifier_figures
-from handlers.related.indexing import forget_tip, index_submitted_tip, index_texts, texts_to_index
+from handlers.related.indexing import forget_tip, index_texts, texts_to_index
 from handlers.related.search import search_for_officer
 from handlers.related.tip_view import relations_for_officer
 from storage import related
 from storage.keys import load_data_key
 from storage.models import AuditEntry, Tip
-from storage.tips import read_tip_fields
 from tests.support.canaries import assert_none_found, database_places, phone_canary, text_canary
 from tests.support.chat import ChatClient
 
@@ -26,7 +24,7 @@ BEN_THANH, SAI_GON = "ca-benthanh", "ca-saigon"
 
 async def file_fraud_tip(services, tipline, chat_id: str, *, scammer: str, people: str, phone: str | None = None,
                          unit_id: str = BEN_THANH) -> Tip:
-    """A citizen files a fraud tip in the bot; it is then indexed the way submit will do it."""
+    """A citizen files a fraud tip in the bot; sending it indexes what it names."""
     citizen = ChatClient(tipline, chat_id=chat_id, language="en")
     await citizen.send("/report")
     await citizen.click("Fraud (incl. online fraud)")
@@ -48,14 +46,8 @@ async def file_fraud_tip(services, tipline, chat_id: str, *, scammer: str, peopl
     assert "Receipt code" in citizen.text
     async with services.db.transaction() as session:
         tip = (await session.exec(select(Tip).order_by(Tip.created_at.desc()))).first()
-        tip.unit_id = unit_id
+        tip.unit_id = unit_id  # as if transferred there: the index follows the tip's unit
         session.add(tip)
-        data_key = await load_data_key(session=session, keyring=services.keyring, owner_id=tip.id)
-        fields = await read_tip_fields(session=session, data_key=data_key)
-        questionnaire = services.settings.questionnaire
-        answers = {s.id: json.loads(fields[s.id]) for s in questionnaire.steps if s.id in fields}
-        await index_submitted_tip(session=session, keyring=services.keyring, data_key=data_key, answers=answers,
-                                  questionnaire=questionnaire)
     return tip
 
 

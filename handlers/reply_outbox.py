@@ -31,9 +31,13 @@ class DeliveryUnknown(Exception):
 class TurnReplies(list):
     """The replies of a stored turn still to send (a list of Reply), and the outbox row they came from."""
 
-    def __init__(self, replies: list[Reply], *, outbox: ReplyOutbox, row_id: int, origin: Route, start: int = 0):
+    def __init__(self, replies: list[Reply], *, outbox: ReplyOutbox, row_id: int, origin: Route, start: int = 0,
+                 in_flight_elsewhere: bool = False):
         super().__init__(replies)
         self.outbox, self.row_id, self.origin, self.start = outbox, row_id, origin, start
+        # A reply before ``start`` is being sent by another worker, or was when it died: the row is its
+        # (or the sweep's, which counts it unknown) to settle, even when nothing is left here to send.
+        self.in_flight_elsewhere = in_flight_elsewhere
 
 
 def _file_json(file: OutgoingFile) -> dict:
@@ -99,7 +103,8 @@ class ReplyOutbox:
         # One still in flight belongs to a worker sending it right now, or to one that died doing so: the
         # delivery starts after it (and takes it only once that worker settled it, or the sweep did).
         start = stored.next_index + (1 if stored.in_flight else 0)
-        return TurnReplies(replies[start:], outbox=self, row_id=stored.row_id, origin=origin, start=start)
+        return TurnReplies(replies[start:], outbox=self, row_id=stored.row_id, origin=origin, start=start,
+                           in_flight_elsewhere=stored.in_flight)
 
     async def deliver(self, replies: TurnReplies, send: ReplySender) -> None:
         """Each reply marked in flight, then sent; a reply another worker has taken is left to it. With
@@ -131,7 +136,7 @@ class ReplyOutbox:
             if outcome == UNKNOWN:
                 self.unknown += 1
                 log.warning("a reply's delivery is unknown (no answer from the platform); it is not sent again")
-        if own or not replies:
+        if own or not (replies or replies.in_flight_elsewhere):
             self._finished.append(replies.row_id)
 
     async def flush(self) -> None:

@@ -105,7 +105,8 @@ class TipLine:
             if inbound.update_id is not None and not await mark_update_processed(
                     session=session, channel=inbound.channel, update_id=str(inbound.update_id)):
                 # A redelivery: it was handled already; what it answered and did not get out goes now.
-                return await self.outbox.left_over(session=session, inbound=inbound) or []
+                left = await self.outbox.left_over(session=session, inbound=inbound)
+                return left if left is not None else []  # an empty one still settles (or keeps) its row
             conversation = await lock_conversation(session=session, chat_key=chat_key, channel=inbound.channel)
             turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound,
                         now=services.clock())

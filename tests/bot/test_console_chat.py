@@ -93,7 +93,7 @@ def test_what_the_bot_sends_is_saved_where_it_can_be_opened(tmp_path):
     Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "quan-ca-phe.jpg")
     today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m/%Y")
     script = "\n".join([
-        "/as citizen", "/start", "1", "1", "Có người bán ma túy ở quán cà phê đầu hẻm mỗi tối.", "2", "ben thanh",
+        "/as citizen", "/start", "1", "1", "Có người bán ma túy ở quán cà phê đầu hẻm mỗi tối.", "2", "ben thanh", "1",
         "Số 12 đường Lê Lợi", "1", f"/photo {tmp_path / 'quan-ca-phe.jpg'}", "1", "1", "9",
         "/as minh", f"/enroll {code}", "/stats", f"/baocao {today} {today}", "/next", "/quit"]) + "\n"
     chat = tinbao(tmp_path, "chat", "--language", "en", stdin=script)

@@ -134,3 +134,21 @@ async def test_two_workers_delivering_one_turn_send_each_reply_once(tipline, ser
     await asyncio.gather(first.outbox.deliver(first, Both()), second.outbox.deliver(second, Both()))
     assert sorted(sent) == [str(i) for i in range(6)]
     assert await rows(services, tipline) == 0
+
+
+async def test_a_last_reply_left_in_flight_by_a_dead_worker_is_counted_unknown_not_dropped(tipline, services):
+    inbound = hello("6")
+    replies = await stored_turn(tipline, inbound, ["receipt"])
+    with pytest.raises(Died):
+        await replies.outbox.deliver(replies, Recorder(crash_at=0))  # died with the receipt in flight
+    again = await tipline.handle(inbound)  # redelivered: nothing to send now, and the row is not thrown away
+    await again.outbox.deliver(again, Recorder())
+    assert await rows(services, tipline) == 1
+    swept: list[str] = []
+
+    async def send_to(origin, reply):
+        swept.append(reply.text)
+        return SENT
+    assert await tipline.outbox.sweep(send_to, older_than=timedelta(minutes=-1)) == 1
+    assert swept == [] and tipline.outbox.unknown == 1  # counted, never sent twice
+    assert await rows(services, tipline) == 0

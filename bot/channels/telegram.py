@@ -39,9 +39,11 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.channels.base import BLOCKED, REJECTED, SENT, TRANSIENT, ChatQueue, Outcome, pause_unless_stopped
+from bot.channels.telegram_albums import AlbumTracker
 from bot.channels.telegram_polling import BACKOFF_MAX, BACKOFF_START, POLL_TIMEOUT, TelegramPolling
 from bot.channels.telegram_updates import (ALLOWED_UPDATES, DEFERRED, DUPLICATE, FAILED, HANDLED, IGNORED,
-                                           UNDECODABLE, log, undecodable_reason, update_id_of, update_kind)
+                                           UNDECODABLE, chat_key, log, undecodable_reason, update_id_of,
+                                           update_kind)
 from bot.delivery import Deliveries
 from bot.logs import where
 from bot.webhook import header_bytes, read_capped
@@ -221,6 +223,7 @@ class TelegramChannel:
         self.outcomes: Counter[str] = Counter()
         self.stopping = asyncio.Event()
         self.chats = ChatQueue()  # one chat's updates are taken in the order Telegram sent them
+        self.albums = AlbumTracker()  # the files of each album taken and not yet handled
         self._reminders = ReminderSender(bot)
         self.dispatcher = Dispatcher()
         private = Router(name="private-chats")
@@ -232,7 +235,10 @@ class TelegramChannel:
 
     async def on_message(self, message: Message, event_update: Update) -> None:
         """A citizen wrote, sent a file, a location or a contact."""
-        replies = await self.tipline.handle(to_inbound(message, self.bot, event_update.update_id))
+        inbound = to_inbound(message, self.bot, event_update.update_id)
+        if inbound.album is not None:  # more of its files right behind it: the album's last answers for all
+            inbound.album_more = await self.albums.more_after(inbound.album, event_update.update_id)
+        replies = await self.tipline.handle(inbound)
         await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
 
     async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
@@ -304,7 +310,7 @@ class TelegramChannel:
                             "too large" if raw is None else "not UTF-8" if isinstance(exc, UnicodeDecodeError)
                             else "not JSON")
                 return web.Response(status=200)
-            if await self.process(update) == DEFERRED:
+            if await self.take(update) == DEFERRED:
                 return web.Response(status=503)  # the database did not answer: Telegram sends it again later
             return web.Response(status=200)
 
@@ -341,6 +347,20 @@ class TelegramChannel:
             outcome = DUPLICATE
         self.outcomes[outcome] += 1
         return outcome
+
+    async def take(self, raw: Any) -> str:
+        """An update posted to the webhook: handled after the chat's earlier ones (Telegram may post several
+        at once), its album noted while it waits; what became of it."""
+        update_id = raw.get("update_id") if isinstance(raw, dict) else None
+        if isinstance(update_id, int):
+            self.albums.taken(raw, update_id)
+        try:
+            # Shielded: a caller that hangs up does not stop a turn half-way; its update comes again.
+            return await asyncio.shield(self.chats.run(chat_key(raw) if isinstance(raw, dict) else None,
+                                                       lambda: self.process(raw)))
+        finally:
+            if isinstance(update_id, int):
+                self.albums.finished(update_id, raw)
 
     async def process_patiently(self, raw: Any, *, again: bool) -> str:
         """process(), again and again while the database does not answer (PostgreSQL restarting): the

@@ -11,6 +11,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter, TelegramUnauthorizedError
 
 from bot.channels.base import ChatQueue, pause_unless_stopped, unless_stopped
+from bot.channels.telegram_albums import AlbumTracker
 from bot.channels.telegram_updates import (ALLOWED_UPDATES, DEFERRED, UNDECODABLE, RawUpdates, chat_key, failure, log,
                                            update_id_of)
 from bot.config import ConfigError
@@ -65,6 +66,7 @@ class PolledChannel(Protocol):
     bot: Bot
     stopping: asyncio.Event
     chats: ChatQueue
+    albums: AlbumTracker
     outcomes: Counter[str]
     backoff_start: float
     backoff_max: float
@@ -139,8 +141,11 @@ class TelegramPolling:
             return  # fetched again while an earlier update is still being handled: it is already taken
         again = window.redelivered(update_id)
         window.seen(update_id)
+        albums = self.channel.albums
+        albums.taken(raw, update_id)  # before it runs: an earlier file of its album then knows it follows
         task = self.channel.chats.run(chat_key(raw), lambda: self.channel.process_patiently(raw, again=again))
         window.running[update_id] = task
+        task.add_done_callback(lambda done: albums.finished(update_id, raw))
         # Deferred until the stop: the offset stays below it, and Telegram hands it to the next start.
         task.add_done_callback(lambda done: None if _deferred(done) else window.finished(update_id))
 

@@ -197,9 +197,8 @@ async def open_schema(url: str, keyring: Keyring) -> None:
         await upgrade(url)
         if stored is None:
             async with database.transaction() as session:
-                if await key_store.stored_check_value(session=session) is None:  # another worker may have
-                    await key_store.store_check_value(session=session, keyring=keyring)
-                elif await key_store.stored_check_value(session=session) != keyring.check_value():
+                # Another worker starting at the same moment may have tied it first: then it must be to ours.
+                if await key_store.store_check_value(session=session, keyring=keyring) != keyring.check_value():
                     raise KeyringMismatch(f"{KEYRING_KEYS}: {keyring.path} is not the keyring of "
                                           f"{database_address(url)}; another keyring was tied to it just now")
     finally:

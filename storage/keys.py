@@ -60,10 +60,15 @@ async def stored_check_value(*, session: AsyncSession) -> str | None:
     return None if record is None else bytes(record.wrapped).decode("ascii")
 
 
-async def store_check_value(*, session: AsyncSession, keyring: Keyring) -> None:
-    """Tie this database to ``keyring`` (at its first start; a database made before this version: at its next)."""
-    session.add(DataKeyRecord(id=CHECK_ROW_ID, kek_id=CHECK_KEK_ID, wrapped=keyring.check_value().encode("ascii")))
-    await session.flush()
+async def store_check_value(*, session: AsyncSession, keyring: Keyring) -> str:
+    """Tie this database to ``keyring`` unless it is tied already (at its first start; a database made before
+    this version: at its next); returns the check value it is tied to. Two workers starting together on an
+    empty database: the first one's stays, and the other reads it back."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    await session.exec(insert(DataKeyRecord).values(id=CHECK_ROW_ID, kek_id=CHECK_KEK_ID,
+                                                    wrapped=keyring.check_value().encode("ascii"),
+                                                    created_at=utcnow()).on_conflict_do_nothing())
+    return await stored_check_value(session=session)
 
 
 async def count_by_key_id(*, session: AsyncSession) -> dict[str, int]:

@@ -92,3 +92,27 @@ async def test_a_rotated_keyring_is_still_its_databases(tmp_path, telegram):
     async with site.start("keys", "rotate") as rotate:
         assert await rotate.wait(timeout=WAIT) == 0, rotate.stderr
     assert await _officers_list(site) == 0
+
+
+async def test_two_workers_tying_an_empty_database_at_once_agree_on_the_first_keyring(db, tmp_path):
+    """Both find the database untied and tie it in the same moment: no error, and both read back one keyring."""
+    import asyncio
+
+    from storage import keys as key_store
+    ours, theirs = Keyring.create(tmp_path / "ours.json"), Keyring.create(tmp_path / "theirs.json")
+    if db.is_sqlite:  # one writer at a time there: the second looks only once the first committed
+        async with db.transaction() as session:
+            first = await key_store.store_check_value(session=session, keyring=ours)
+        async with db.transaction() as session:
+            second = await key_store.store_check_value(session=session, keyring=theirs)
+        assert first == second == ours.check_value()
+        return
+    inside = asyncio.Barrier(2)
+
+    async def tie(keyring: Keyring) -> str:
+        async with db.transaction() as session:
+            assert await key_store.stored_check_value(session=session) is None
+            await inside.wait()  # both looked before either wrote
+            return await key_store.store_check_value(session=session, keyring=keyring)
+    tied = await asyncio.wait_for(asyncio.gather(tie(ours), tie(theirs)), 30)
+    assert tied[0] == tied[1] and tied[0] in (ours.check_value(), theirs.check_value())

@@ -32,6 +32,7 @@ from storage.models import DataKeyRecord, ReminderOutbox, ReminderSubscriber
 from tests.bot.test_telegram_tipoff import Running
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.chat import ChatClient
+from tests.support.fake_servers import fake_server
 from tests.support.reminders import Clock, CountingSender, add_subscribers
 
 
@@ -55,12 +56,7 @@ class TimedFake(FakeTelegram):
         return await super()._handle_api(request)
 
 
-@pytest.fixture
-async def fake():
-    server = TimedFake()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(TimedFake)
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
 """Imports go bot → handlers → storage, never back, as the README and DESIGN say; handlers and storage
 import no messenger library and no HTTP client. Read from the source of every module with `ast` (also
-imports inside functions and under TYPE_CHECKING, and importlib calls), not by importing anything."""
+imports inside functions and under TYPE_CHECKING, and importlib calls); then at run time, for what no
+reading of the source sees (a module name built by the code): a fresh interpreter that has imported every
+module of storage, then of handlers, holds nothing above them."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +113,39 @@ def test_the_check_catches_an_import_that_goes_back(module, source, problem):
 def test_the_check_finds_a_circle():
     problems = layer_problems({"storage.x": "import bot.cli", "bot.y": "import storage.db"})
     assert "an import circle runs through storage" in problems
+
+
+# --- and at run time: what importing a layer really loads -------------------------------------------
+
+LOADER = """
+import importlib, pkgutil, sys
+for name in sys.argv[1:]:  # in order: after each package, the top-level modules loaded so far
+    package = importlib.import_module(name)
+    for info in pkgutil.walk_packages(package.__path__, name + "."):
+        importlib.import_module(info.name)
+    print(" ".join(sorted({module.split(".")[0] for module in sys.modules})))
+"""
+
+
+def loaded_by(*packages: str, cwd: Path = ROOT) -> list[set[str]]:
+    """The top-level modules a fresh interpreter holds once it has imported every module of the first
+    package, then of the next too, and so on: what the reading above cannot see, such as an import whose
+    name is built at run time, shows up here."""
+    done = subprocess.run([sys.executable, "-c", LOADER, *packages], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [set(line.split()) for line in done.stdout.splitlines()]
+
+
+def test_importing_all_of_storage_then_handlers_loads_nothing_above_them_and_no_platform_library():
+    storage, handlers = loaded_by("storage", "handlers")
+    assert "storage" in storage and storage & ({"bot", "handlers"} | PLATFORM_LIBRARIES) == set()
+    assert "handlers" in handlers and handlers & ({"bot"} | PLATFORM_LIBRARIES) == set()
+
+
+def test_the_run_time_check_sees_an_import_the_source_reading_cannot(tmp_path):
+    (tmp_path / "planted").mkdir()
+    (tmp_path / "planted" / "__init__.py").write_text('import importlib\nimportlib.import_module("bo" + "t")\n')
+    assert layer_problems({"storage.planted": (tmp_path / "planted" / "__init__.py").read_text()}) == []
+    [loaded] = loaded_by("planted", cwd=tmp_path)
+    assert "bot" in loaded

@@ -3,15 +3,18 @@ receipt still arrives, once; a reply that may have gone out is never sent twice;
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 from sqlalchemy import func
 from sqlmodel import select
 
 from storage.models import Tip, TurnReply
-from tests.bot.test_process_lifecycle import CHAT, WAIT, fake, say, tap, telegram_section, until  # noqa: F401
+from tests.bot.test_process_lifecycle import CHAT, WAIT, say, tap, telegram_section, until
+from tests.support.fake_servers import fake_server
 from tests.support.processes import Site
+from tests.support.slow_telegram import SlowTelegram
+
+fake = fake_server(SlowTelegram)
 
 SEND = "Send the tip"
 

@@ -9,7 +9,6 @@ import socket
 from collections import Counter
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from bot.channels.telegram import WEBHOOK_PATH
@@ -17,6 +16,7 @@ from bot.health import Health
 from handlers.context import Services
 from storage.blobs import BlobStore
 from storage.db import Database
+from tests.support.fake_servers import fake_server
 from tests.support.processes import Site
 from tests.support.slow_telegram import SlowTelegram
 
@@ -30,12 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-async def fake():
-    server = SlowTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(SlowTelegram)
 
 
 def polling_site(root, database_url: str, fake, *, health_port: int | None = None) -> Site:

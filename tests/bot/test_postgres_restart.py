@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.test_process_lifecycle import CHAT, WAIT, fake, telegram_section  # noqa: F401
+from tests.bot.test_process_lifecycle import CHAT, WAIT, telegram_section
+from tests.support.fake_servers import fake_server
+from tests.support.slow_telegram import SlowTelegram
 from tests.support.processes import Site
+
+fake = fake_server(SlowTelegram)
 
 BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 

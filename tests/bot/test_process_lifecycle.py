@@ -23,6 +23,7 @@ from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import ReminderOutbox
 from tests.support.deployment import TEST_AREAS, TEST_UNITS
+from tests.support.fake_servers import fake_server
 from tests.support.processes import Site, sqlite_wal
 from tests.support.reminders import add_subscribers
 from tests.support.slow_telegram import SlowTelegram
@@ -47,12 +48,7 @@ def telegram_section(fake: SlowTelegram, *, rate: int = 2) -> str:
             f'[reminders]\nquiet_start = "00:00"\nquiet_end = "00:00"\ntick_seconds = 1\nrate_per_second = {rate}\n')
 
 
-@pytest.fixture
-async def fake():
-    server = SlowTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(SlowTelegram)
 
 
 async def say(fake, text: str) -> dict:

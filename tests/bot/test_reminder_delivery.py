@@ -32,6 +32,7 @@ from storage.models import DataKeyRecord, ReminderOutbox, ReminderSubscriber
 from tests.bot.test_telegram_tipoff import Running
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.chat import ChatClient
+from tests.support.fake_servers import fake_server
 from tests.support.reminders import Clock, CountingSender, add_subscribers
 
 
@@ -55,12 +56,7 @@ class TimedFake(FakeTelegram):
         return await super()._handle_api(request)
 
 
-@pytest.fixture
-async def fake():
-    server = TimedFake()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(TimedFake)
 
 
 @pytest.fixture
@@ -422,6 +418,29 @@ async def test_a_reminder_telegram_answers_too_late_is_sent_again_not_dropped(se
     assert (row.status, row.reason, row.attempts) == ("sent", None, 1)
     [message] = fake.messages_to(FIRST_CHAT)  # the retry's; the held first call is still waiting
     assert message["text"].startswith("📢 Announcement\n\nMời bà con")
+
+
+async def test_a_reminder_telegram_never_answers_in_time_is_given_up_as_channel_errors_not_refused(
+        services, fake, bot, tipline):
+    """Every try timed out: after max_attempts the row is "not delivered" for channel errors, which is what the
+    admin reads in /broadcasts, never "refused by the channel"; and the citizen stays subscribed."""
+    services.clock = Clock(DAYTIME, running=True)
+    await add_subscribers(services, [FIRST_CHAT], language="en")
+    config = settings(max_attempts=2)
+    await announce(services, config)
+    for _ in range(2):
+        fake.hold_next("sendMessage", 1.5)
+    await deliver_all(services, config, {"telegram": ReminderSender(bot)}, send_timeout=0.3)
+    assert len([t for t, method in fake.timeline if method == "sendmessage"]) == 2
+    async with services.db.transaction() as session:
+        row = (await session.exec(select(ReminderOutbox))).one()
+        subscriber = (await session.exec(select(ReminderSubscriber))).one()
+    assert (row.status, row.reason, row.attempts) == ("failed", "transient", 1)
+    assert subscriber.active and subscriber.opted_out_at is None
+    from tests.handlers.officer.test_triage import enrol
+    admin = await enrol(services, tipline, "910", unit="ca-hcm", role="admin", name="Trung tá Hà")
+    await admin.send("/broadcasts")
+    assert "channel errors 1" in admin.text and "refused by the channel" not in admin.text
 
 
 async def test_the_zalo_sender_sends_the_text_alone_and_reports_answers(services):

@@ -15,17 +15,13 @@ from bot.channels.telegram import TelegramChannel, make_bot
 from handlers.router import TipLine
 from storage.models import TurnReply
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.fake_servers import fake_server
 
 CHAT = 6660001
 HELP = "/status CODE"  # a line of the /help answer
 
 
-@pytest.fixture
-async def fake():
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeTelegram)
 
 
 @pytest.fixture

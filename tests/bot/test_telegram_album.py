@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from handlers.router import TipLine
-from tests.bot.test_telegram_tipoff import CHAT, fake, running, say, tap  # noqa: F401 (fixtures)
-from tests.bot.test_webhook import post, served  # noqa: F401 (fixtures)
+from tests.bot.test_telegram_tipoff import CHAT, running, say, tap  # noqa: F401 (running: a fixture)
+from tests.bot.test_webhook import post, served  # noqa: F401 (served: a fixture)
+from tests.fakes.telegram_api import FakeTelegram
 from tests.handlers.citizen.test_albums import reach_evidence
 from tests.support.chat import ChatClient
+from tests.support.fake_servers import fake_server
 from tests.support.images import jpeg_with_gps
+
+fake = fake_server(FakeTelegram)
 
 
 async def test_three_photos_sent_together_get_one_answer(fake, running, services):

@@ -8,8 +8,12 @@ from sqlmodel import select
 
 from storage.models import Tip
 from tests.bot.test_telegram_triage import BEN_THANH, CITIZEN, OFFICER, OTHER_CITIZEN, OUTSIDER, STRANGER, World
-from tests.bot.test_telegram_triage import fake, world  # noqa: F401  (fixtures)
+from tests.bot.test_telegram_triage import world  # noqa: F401  (a fixture)
+from tests.fakes.telegram_api import FakeTelegram
 from tests.support.canaries import assert_none_found, database_places, phone_canary
+from tests.support.fake_servers import fake_server
+
+fake = fake_server(FakeTelegram)
 
 THIRD_CITIZEN = 5550103
 

@@ -15,17 +15,13 @@ from storage.keys import load_data_key
 from storage.models import Attachment, Tip
 from storage.tips import read_tip_fields
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.fake_servers import fake_server
 from tests.support.images import jpeg_with_gps
 
 CHAT = 5550001
 
 
-@pytest.fixture
-async def fake():
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeTelegram)
 
 
 class Running:

@@ -26,6 +26,7 @@ from storage.models import AuditEntry, Officer, Tip, TipField, utcnow
 from storage.tips import open_attachments
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.deliveries import Handled
+from tests.support.fake_servers import fake_server
 from tests.support.images import jpeg_with_gps
 
 CITIZEN = 5550101  # files the tip
@@ -143,12 +144,7 @@ class World:
             return list((await session.exec(query)).all())
 
 
-@pytest.fixture
-async def fake():
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeTelegram)
 
 
 @pytest.fixture

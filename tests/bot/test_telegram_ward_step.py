@@ -6,7 +6,11 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from storage.models import Tip
-from tests.bot.test_telegram_tipoff import fake, running, say, tap  # noqa: F401 (fixtures)
+from tests.bot.test_telegram_tipoff import running, say, tap  # noqa: F401 (running: a fixture)
+from tests.fakes.telegram_api import FakeTelegram
+from tests.support.fake_servers import fake_server
+
+fake = fake_server(FakeTelegram)
 
 
 async def test_an_old_district_then_confirm_by_button(fake, running, services):

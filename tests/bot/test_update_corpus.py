@@ -33,6 +33,7 @@ from handlers.router import TipLine
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.canaries import (assert_none_found, database_places, folder_places, number_canary, phone_canary,
                                     text_canary, text_places)
+from tests.support.fake_servers import fake_server
 from tests.support.telegram_corpus import CHATS, Corpus
 
 SECRET = "corpus-Secret_0123456789abcdef"
@@ -49,12 +50,7 @@ def log_stream():
     warnings.showwarning = warnings._showwarning_orig  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-async def fake():
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeTelegram)
 
 
 def replied_chats(corpus: Corpus) -> list[int]:

@@ -29,6 +29,7 @@ from storage.keys import load_data_key
 from storage.models import Attachment, Conversation, ProcessedUpdate, Tip, TipField
 from storage.tips import read_tip_fields
 from tests.fakes.zalo_bot_api import FakeZaloBot
+from tests.support.fake_servers import fake_server
 from tests.support.images import GPS_IFD, jpeg_with_gps
 
 CHAT = "6ede9afa66b88fe6d6a9"  # Zalo ids are strings (this one is the docs' sample)
@@ -38,12 +39,7 @@ DESCRIPTION = "Có người bán ma túy ở quán cà phê đầu hẻm, tối 
 vi = translator("vi")
 
 
-@pytest.fixture
-async def fake():
-    server = FakeZaloBot()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeZaloBot)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from storage.models import (Attachment, Conversation, ProcessedUpdate, Tip, TipF
 from storage.tips import read_tip_fields
 from tests.fakes.zalo_oa_api import APP_ID, APP_SECRET, OA_ID, OA_SECRET, FakeZaloOA
 from tests.support.chat import ChatClient
+from tests.support.fake_servers import fake_server
 from tests.support.images import GPS_IFD, jpeg_with_gps
 
 USER = "8309393969855402319"  # Zalo user ids are long digit strings (this one from a logged event)
@@ -51,12 +52,7 @@ vi = translator("vi")
 
 # --- fixtures ----------------------------------------------------------------------------------------
 
-@pytest.fixture
-async def fake():
-    server = FakeZaloOA()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeZaloOA)
 
 
 def make_client(fake: FakeZaloOA, **kwargs) -> ZaloOAClient:
@@ -343,11 +339,19 @@ def text_event(words: str = "/start", *, msg_id: str = "b8de7d84fa1b3043690c", t
 
 
 async def nothing_happened(fake: FakeZaloOA, channel: ZaloOAChannel, services) -> None:
-    await asyncio.sleep(0.1)
+    """What came before left nothing. The positive signal first: the same citizen then writes «/help»
+    and is answered (one chat's events are handled in order, so anything the earlier call had started
+    would have come first); then nobody got any other message and the database holds that probe's
+    rows alone. The probe is taken off the channel's counts, for the caller to check the rest."""
+    fake.followers.add(USER)
+    stamp = str(int(services.clock().timestamp() * 1000))
+    assert await fake.push(text_event("/help", msg_id="fe1100fe1100fe1100aa", timestamp=stamp)) == 200
+    [reply] = await fake.wait_for_messages(USER, 1)
     await channel.drain()
-    assert fake.sent == []
-    assert await rows(services, ZaloOaEvent) == 0 and await rows(services, ProcessedUpdate) == 0
-    assert await rows(services, Conversation) == 0
+    assert "/status" in reply["text"] and fake.sent == [reply]
+    assert channel.outcomes.pop("handled") == 1
+    assert await rows(services, ZaloOaEvent) == 1 and await rows(services, ProcessedUpdate) == 1
+    assert await rows(services, Conversation) == 1
 
 
 @pytest.mark.parametrize("forgery", ["missing", "wrong mac", "other secret", "oa id for app id", "body changed",

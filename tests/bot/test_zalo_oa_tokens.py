@@ -53,6 +53,15 @@ async def everything_in_the_database(services) -> bytes:
     return b"\n".join(chunks)
 
 
+async def answered(channel, sending) -> None:
+    """Send a citizen's event and wait until its turn has run to the end (the positive signal that it was
+    handled, its reply tried), so what did not happen after it can be checked."""
+    before = channel.outcomes["handled"]
+    assert await sending  # the webhook took it: its task was started before Zalo got the 200
+    await channel.drain()
+    assert channel.outcomes["handled"] == before + 1
+
+
 async def test_a_token_expiring_mid_conversation_is_refreshed_once_and_the_message_retried(
         fake, citizen, services, connected, caplog):
     old_access, old_refresh = connected
@@ -72,10 +81,8 @@ async def test_a_token_expiring_mid_conversation_is_refreshed_once_and_the_messa
     assert "Vui lòng" not in caplog.text and USER not in caplog.text
     # Refused again minutes after it was issued: not refreshed again (no refresh per message for a dead grant).
     fake.expire_access_tokens()
-    await fake.send_text(USER, "/help")
-    await asyncio.sleep(0.3)
-    await citizen.channel.drain()
-    assert fake.refresh_calls == [old_refresh] and "withdrawn the app's permission" in caplog.text
+    await answered(citizen.channel, fake.send_text(USER, "/help"))
+    assert "withdrawn the app's permission" in caplog.text and fake.refresh_calls == [old_refresh]
 
 
 async def keeper_on_its_own_connection(fake, services, url: str) -> tuple[TokenKeeper, Database, ZaloOAClient]:
@@ -133,9 +140,7 @@ async def test_a_failed_refresh_alerts_the_admins_and_keeps_the_old_pair(
     caplog.set_level(logging.INFO)
     fake.fail_next_refresh()  # HTTP 200, without an access_token
     fake.expire_access_tokens()
-    assert await fake.send_text(USER, "/start")
-    await asyncio.sleep(0.3)
-    await citizen.channel.drain()
+    await answered(citizen.channel, fake.send_text(USER, "/start"))
     assert fake.messages_to(USER) == []  # the reply could not go: the token is dead and was not replaced
     alert = console.texts("admin-ha")
     assert "Zalo OA" in alert and "-14014" in alert and "tinbao zalo-oa connect" in alert
@@ -146,9 +151,7 @@ async def test_a_failed_refresh_alerts_the_admins_and_keeps_the_old_pair(
     assert (stored.refresh_state, stored.failure) == ("failed", "-14014 Invalid refresh token")
     assert fake.refresh_calls == [connected[1]]
     # A second message within the hour does not hammer Zalo with the refused token.
-    await fake.send_text(USER, "/help")
-    await asyncio.sleep(0.3)
-    await citizen.channel.drain()
+    await answered(citizen.channel, fake.send_text(USER, "/help"))
     assert fake.refresh_calls == [connected[1]]
     for token in connected:
         assert token not in caplog.text and token not in alert

@@ -23,6 +23,7 @@ from aiogram.types import (
 )
 
 from .telegram_api import FakeTelegram
+from tests.support.fake_servers import fake_server
 
 CHAT = 5551234
 KEYBOARD = InlineKeyboardMarkup(inline_keyboard=[[
@@ -31,12 +32,7 @@ KEYBOARD = InlineKeyboardMarkup(inline_keyboard=[[
 ]])
 
 
-@pytest_asyncio.fixture
-async def fake():
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeTelegram)
 
 
 def make_bot(fake: FakeTelegram, token: str | None = None) -> Bot:

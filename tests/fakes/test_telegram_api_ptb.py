@@ -10,10 +10,9 @@ rightly rejects PTB reads anyway; those are listed below, as are the ones both r
 from __future__ import annotations
 
 import aiohttp
-import pytest
-import pytest_asyncio
 import telegram
 
+from tests.support.fake_servers import fake_server
 from tests.support.images import jpeg_with_gps
 from tests.support.telegram_corpus import PTB_DOES_NOT_KNOW, Corpus
 
@@ -30,12 +29,7 @@ ONLY_AIOGRAM_REFUSES = {"unknown_origin_type", "message_id_not_a_number"}
 KEPT_ASIDE = {"unknown_update_kind", "unknown_field"} | {f"kind_{kind}" for kind in PTB_DOES_NOT_KNOW}
 
 
-@pytest_asyncio.fixture
-async def fake():
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
+fake = fake_server(FakeTelegram)
 
 
 async def call(fake: FakeTelegram, method: str, **params) -> object:

@@ -50,7 +50,9 @@ def test_init_with_a_province_writes_its_official_areas_and_units_and_the_bot_st
 
 
 def test_an_existing_areas_list_is_kept_unless_replace_is_asked(tmp_path):
-    assert tinbao(tmp_path, "init").returncode == 0
+    init = tinbao(tmp_path, "init")
+    assert init.returncode == 0
+    assert "its [[areas]] are an example: `tinbao areas import --province <code or name> --replace`" in init.stdout
     before = (tmp_path / "config.toml").read_bytes()
     refused = tinbao(tmp_path, "areas", "import", "--province", "Hà Nội")
     assert refused.returncode == 2
@@ -85,7 +87,8 @@ def test_the_whole_country_to_a_file_is_valid_toml_with_unique_unit_ids(tmp_path
     assert tomllib.loads(stdout.stdout)["areas"][0] == {"code": "15", "name": "Tỉnh Lào Cai"}
 
 
-async def test_a_fresh_init_with_a_province_serves_telegram_and_a_pin_finds_its_official_ward(tmp_path, database_url):
+async def test_a_fresh_init_with_a_province_serves_telegram_and_a_pin_finds_its_official_ward(
+        tmp_path, database_url, db):  # db empties PostgreSQL: it would refuse a keyring not its own
     import signal
 
     from tests.fakes.telegram_api import FakeTelegram

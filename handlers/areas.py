@@ -215,6 +215,11 @@ class AreaIndex:
         choices = tuple(dict.fromkeys(c for c in ordered if c in self.areas and c not in tops))[:8]
         return PlaceMatch(query, choices, tuple(exact), tuple(former), None if exact else province)
 
+    @property
+    def places_pins(self) -> bool:
+        """Whether a map pin can be placed in any configured area: some of them are official wards."""
+        return bool(self._national[0])
+
     def near_pin(self, latitude: float, longitude: float) -> PinMatch:
         """The configured wards a map pin falls in or lies beside, by the official outlines."""
         from handlers.divisions import wards_near

@@ -304,7 +304,7 @@ class AreaStep(StepKind):
                                                                   unknown=_("I don't know the ward or commune"))
         if why != "provinces" and areas.provinces:
             reply.choices.append(_button(step, "unknown", _("I don't know the ward or commune")))
-        if not pending and turn.inbound.channel not in CHANNELS_WITHOUT_PIN_BUTTON:
+        if not pending and areas.places_pins and turn.inbound.channel not in CHANNELS_WITHOUT_PIN_BUTTON:
             # The button sends where the phone is: worth a tap for a citizen standing where it happened, and
             # what it gives is confirmed like a typed name.
             reply.location_button = _("📍 Send my location")
@@ -362,8 +362,11 @@ class AreaStep(StepKind):
     def _pin(self, turn: Turn, draft: Draft, step: Step) -> str | None:
         """A map pin: the configured wards it falls in or lies beside, to confirm; never taken silently."""
         _ = turn._
+        areas = turn.services.settings.areas
+        if not areas.places_pins:  # none of the configured areas is an official ward, so no outline to look in
+            return _("A map location cannot tell the ward or commune here; please type its name.")
         lat, lon = turn.inbound.location.latitude, turn.inbound.location.longitude
-        match = turn.services.settings.areas.near_pin(lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+        match = areas.near_pin(lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
         options = [] if match is None else [match.inside, *match.nearby] if match.inside else list(match.nearby)
         if not options:
             draft.pending = {}

@@ -96,3 +96,12 @@ async def test_a_pin_near_a_boundary_offers_both_wards_and_one_outside_is_answer
     assert "people or vehicles" in message["text"]
     async with services.db.transaction() as session:
         assert (await session.exec(select(func.count()).select_from(Tip))).one() == 0  # nothing sent yet
+
+
+async def test_i_dont_know_on_the_location_keyboard_is_read_as_the_button(fake, running, services):
+    question = await reach_ward_question(fake)
+    assert question["reply_markup"]["keyboard"][1][0]["text"] == "I don't know the ward or commune"
+    message = await say(fake, "I don't know the ward or commune")  # what tapping a reply-keyboard button sends
+    assert message["text"] == "In which province or city did it happen?"
+    message = await tap(fake, "Thành phố Hà Nội")
+    assert "location pin" in message["text"]

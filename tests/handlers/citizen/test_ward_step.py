@@ -325,3 +325,20 @@ async def test_a_pin_in_a_known_ward_of_an_imported_deployment_offers_that_ward_
                                                  else pending["area_options"])]
     assert expected in offered[:2], offered
     assert citizen.text.startswith(f"Is this location in {offered[0]}, ")
+
+
+async def test_areas_of_ones_own_offer_no_location_button_and_say_a_pin_cannot_tell(db, keyring, tmp_path):
+    from handlers.areas import Area, AreaIndex
+    from handlers.context import Services, TipLineSettings
+    from handlers.router import TipLine
+    from storage.blobs import BlobStore
+    areas = AreaIndex([Area("KV1", "Khu vực chợ Cũ"), Area("KV2", "Khu vực bến xe")])  # no official ward among them
+    services = Services(db=db, keyring=keyring, blobs=BlobStore(tmp_path / "blobs"),
+                        settings=TipLineSettings(areas=areas))
+    citizen = ChatClient(TipLine(services), chat_id="801", language="en")
+    await reach_area(citizen)
+    assert citizen.last[-1].location_button is None and "tap «" not in citizen.text
+    await citizen.send_location(*NOTRE_DAME)
+    assert citizen.text.startswith("A map location cannot tell the ward or commune here; please type its name.")
+    await citizen.send("cho cu")
+    assert citizen.text == "Is it Khu vực chợ Cũ?"

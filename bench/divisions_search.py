@@ -4,12 +4,15 @@
 
 Each round runs every case once, the kinds interleaved (a name, an old name, a pin, …), so a slow
 stretch of the machine hits all of them alike. Prints p50/p99 per lookup, the first-use load times and
-the memory the data adds to the process.
+the memory the data adds to the process, and the load average before and after. Each lookup is timed twice:
+by the wall clock (what the citizen waits) and by this thread's CPU time (the work itself), so that on a
+shared, loaded machine the time spent waiting for a core shows as the gap between the two.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -52,25 +55,31 @@ def main() -> int:
     pinned = time.perf_counter()
     within = None if args.within == "country" else ["79"]
     timings: dict[str, list[float]] = {"name": [], "old name": [], "pin": []}
+    cpu: dict[str, list[float]] = {kind: [] for kind in timings}
+    load_before = os.getloadavg()
     cases = [("name", q) for q in NAMES] + [("old name", q) for q in OLD] + [("pin", p) for p in PINS]
     # Interleave: one of each kind in turn.
     by_kind = {kind: [c for c in cases if c[0] == kind] for kind in timings}
     order = [by_kind[k][i] for i in range(max(map(len, by_kind.values()))) for k in timings if i < len(by_kind[k])]
     for _ in range(args.rounds):
         for kind, case in order:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             if kind == "pin":
                 divisions.wards_near(*case, within=within)
             else:
                 divisions.find_ward(case, within=within)
+            cpu[kind].append((time.thread_time() - c) * 1000)
             timings[kind].append((time.perf_counter() - t) * 1000)
-    print(f"python {sys.version.split()[0]}, {args.rounds} rounds, within={args.within}")
+    load_after = os.getloadavg()
+    print(f"python {sys.version.split()[0]}, {args.rounds} rounds, within={args.within}, {os.cpu_count()} CPUs, "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"import handlers.divisions: {(imported - started) * 1000:.0f} ms; first lookup (loads names and old "
           f"names): {(loaded - imported) * 1000:.0f} ms; first pin (loads outlines): {(pinned - loaded) * 1000:.0f} ms")
     print(f"memory added (peak RSS): {(rss_kb() - before) / 1024:.1f} MB")
     for kind, values in timings.items():
-        print(f"{kind:9} n={len(values):4}  p50 {statistics.median(values):6.2f} ms  p99 {percentile(values, 0.99):6.2f} ms"
-              f"  max {max(values):6.2f} ms")
+        print(f"{kind:9} n={len(values):4}  wall p50 {statistics.median(values):6.2f} ms  p99 "
+              f"{percentile(values, 0.99):6.2f} ms  max {max(values):6.2f} ms   CPU p50 "
+              f"{statistics.median(cpu[kind]):6.2f} ms  p99 {percentile(cpu[kind], 0.99):6.2f} ms")
     return 0
 
 

@@ -29,9 +29,12 @@ def cmd_init(args) -> int:
         print(f"{path} exists; keeping it")
     else:
         shutil.copyfile(EXAMPLE_CONFIG, path)
-        print(f"wrote {path} (edit the [[areas]] list for your province)")
-        if getattr(args, "province", None):
-            cmd_areas_import(argparse.Namespace(config=str(path), province=args.province, all=False, output=None,
+        provinces = getattr(args, "province", None)
+        print(f"wrote {path}" if provinces else
+              f"wrote {path}; its [[areas]] are an example: `tinbao areas import --province <code or name> "
+              f"--replace` writes your province's official communes and wards, with a police unit for each")
+        if provinces:
+            cmd_areas_import(argparse.Namespace(config=str(path), province=provinces, all=False, output=None,
                                                 replace=True))
     config = load_config(path)
     config.bot.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -68,6 +68,22 @@ class PlaceMatch:
     province: str | None  # a whole province or city the text named ("ha noi"), to be asked about, not taken
 
 
+@dataclass(frozen=True)
+class PinMatch:
+    """Which configured wards a map pin can mean (``AreaIndex.near_pin``), to be confirmed by the citizen."""
+
+    inside: str | None  # the configured ward the pin falls in
+    nearby: tuple[str, ...]  # other configured wards close enough that the pin may mean them, nearest first
+    outside: str | None  # where the pin is when it is in no configured ward: "Phường X, Tỉnh Y", or None at sea
+
+
+# A pin near a ward's edge may mean the ward next door: the phone's fix is often 10–100 m off and the shipped
+# outlines are simplified by about 55 m. Further than this, a neighbour is not worth a button.
+PIN_NEIGHBOUR_METRES = 300.0
+# A pin in no configured ward (on the shore, across a border) still means the wards this close to it.
+PIN_OUTSIDE_METRES = 500.0
+
+
 class PlaceNamesError(ValueError):
     """The deployment's own place-names file is missing, malformed, or names an area that is not configured."""
 
@@ -198,6 +214,28 @@ class AreaIndex:
         ordered = exact + [c for _, codes in former for c in codes] + configured + suggestions + close_former
         choices = tuple(dict.fromkeys(c for c in ordered if c in self.areas and c not in tops))[:8]
         return PlaceMatch(query, choices, tuple(exact), tuple(former), None if exact else province)
+
+    @property
+    def places_pins(self) -> bool:
+        """Whether a map pin can be placed in any configured area: some of them are official wards."""
+        return bool(self._national[0])
+
+    def near_pin(self, latitude: float, longitude: float) -> PinMatch:
+        """The configured wards a map pin falls in or lies beside, by the official outlines."""
+        from handlers.divisions import wards_near
+        to_area = self._national[0]
+        if not to_area:  # no configured area is an official ward: a pin cannot be placed in any of them
+            return PinMatch(None, (), None)
+        found = wards_near(latitude, longitude, within=sorted(to_area), limit=3, max_metres=PIN_OUTSIDE_METRES)
+        inside = next((to_area[n.ward.code] for n in found if n.inside), None)
+        reach = PIN_NEIGHBOUR_METRES if inside else PIN_OUTSIDE_METRES
+        # A pin on a shared edge can fall in two simplified outlines at once: the second is a neighbour too.
+        nearby = tuple(dict.fromkeys(to_area[n.ward.code] for n in found if n.metres <= reach))
+        outside = None
+        if inside is None:
+            real = wards_near(latitude, longitude, limit=1, max_metres=0)
+            outside = real[0].ward.display if real else None
+        return PinMatch(inside, tuple(c for c in nearby if c != inside), outside)
 
     def search(self, query: str, *, limit: int = 8) -> list[Area]:
         """Areas whose name contains what was typed, an exact name first."""

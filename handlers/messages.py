@@ -12,6 +12,10 @@ CHANNEL_PREFIXES = {"telegram": "tg", "zalo": "zl", "zalo_oa": "zoa", "console":
 # Channels that cannot carry a file we send: the Zalo Bot API takes photos by public URL only, and
 # nothing of ours is ever put at a public address.
 CHANNELS_WITHOUT_FILES = {"zalo"}
+# Channels where the ward question offers no "send my location" button: neither Zalo channel has one, so it
+# would become a line of text about typing or sending something the ward question does not need (the Zalo Bot
+# Platform cannot send a pin at all). A pin sent with the Zalo OA's own «Vị trí» is still read there.
+CHANNELS_WITHOUT_PIN_BUTTON = {"zalo", "zalo_oa"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

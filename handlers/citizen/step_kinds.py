@@ -20,7 +20,7 @@ from handlers.areas import typed_label, yes_or_no
 from handlers.buttons import any_step_value, step_button, step_value
 from handlers.citizen.drafts import Draft, save_draft
 from handlers.i18n import number
-from handlers.messages import Choice, IncomingFile, Reply, TypeInstead
+from handlers.messages import CHANNELS_WITHOUT_PIN_BUTTON, Choice, IncomingFile, Reply, TypeInstead
 from handlers.citizen.submission import submit
 from handlers.evidence_images import clean as clean_evidence_image, is_image
 from storage import tips as tip_store
@@ -252,9 +252,13 @@ class AreaStep(StepKind):
     """A ward or commune of the configured areas: typed as today's name, part of it, a misspelling or an old name
     from before July 2025, always confirmed by the citizen; or «I don't know» for the province's own unit.
 
+    A map pin sent here offers the configured wards it falls in or lies beside, to confirm; the pin is then kept
+    as the answer to the location step that follows, so it is not asked for twice.
+
     ``pending`` holds where the step stands: ``confirm`` (one area, to confirm), ``area_options`` (areas to pick
-    from), ``why`` (what the citizen typed turned out to be: "former", "close", "province", "provinces"), ``old``
-    (the old unit's name) and ``province`` (the province a whole-province answer named).
+    from), ``why`` (what the citizen's answer turned out to be: "former", "close", "province", "provinces",
+    "pin", "pin_near"), ``old`` (the old unit's name), ``province`` (the province a whole-province answer named)
+    and ``pin`` (the pin's latitude and longitude, while its wards are being confirmed).
     """
 
     name = "area"
@@ -264,7 +268,17 @@ class AreaStep(StepKind):
         areas = turn.services.settings.areas
         pending = draft.pending
         why, old = pending.get("why"), pending.get("old", "")
-        if pending.get("confirm"):
+        if why == "pin" and pending.get("confirm"):  # the pin falls well inside one ward
+            reply.text = _("Is this location in {place}?").format(place=areas.display(pending["confirm"], short=True))
+            reply.choices = [_button(step, "yes", _("Yes")), _button(step, "no", _("No, type another name"))]
+        elif why in ("pin", "pin_near"):  # near a boundary, or just outside the configured wards
+            first = areas.display(pending["area_options"][0], short=True)
+            reply.text = _("Is this location in {place}? It is close to a boundary: pick the ward or commune where it "
+                           "happened, or type another name.").format(place=first) if why == "pin" else _(
+                "This location is not in any ward or commune this tip line serves, but it is close to those "
+                "below. Pick the one where it happened, or type another name.")
+            reply.choices = [_button(step, f"area={code}", areas.display(code)) for code in pending["area_options"]]
+        elif pending.get("confirm"):
             place = areas.display(pending["confirm"], short=True)
             question = _("Is it {place}?").format(place=place)
             if why == "former":
@@ -290,20 +304,28 @@ class AreaStep(StepKind):
                                                                   unknown=_("I don't know the ward or commune"))
         if why != "provinces" and areas.provinces:
             reply.choices.append(_button(step, "unknown", _("I don't know the ward or commune")))
+        if not pending and areas.places_pins and turn.inbound.channel not in CHANNELS_WITHOUT_PIN_BUTTON:
+            # The button sends where the phone is: worth a tap for a citizen standing where it happened, and
+            # what it gives is confirmed like a typed name.
+            reply.location_button = _("📍 Send my location")
+            reply.text += "\n" + _("If you are where it happened, you can also tap «{button}».").format(
+                button=reply.location_button)
 
     async def take(self, turn: Turn, draft: Draft, step: Step) -> dict | str | None:
         _ = turn._
         areas = turn.services.settings.areas
         pending = draft.pending
+        if turn.inbound.location is not None:
+            return self._pin(turn, draft, step)
         value = _selected(turn, draft, step)
         if value is None and pending.get("confirm"):
             said = yes_or_no(turn.inbound.text)
             value = None if said is None else "yes" if said else "no"
         if value == "yes" and areas.get(pending.get("confirm", "")):
-            return {"code": pending["confirm"]}
+            return self._taken(turn, draft, step, pending["confirm"])
         picked = value[5:] if value and value.startswith("area=") else None
         if picked in pending.get("area_options", []) and areas.get(picked):
-            return {"code": picked}
+            return self._taken(turn, draft, step, picked)
         if value == "no":
             draft.pending = {}
             save_draft(turn, draft)
@@ -336,6 +358,39 @@ class AreaStep(StepKind):
             return _("No ward or commune matches «{query}». Try another part of the name.").format(query=query)
         return _("No ward or commune matches «{query}». Check the spelling or try another part of the name; if you "
                  "do not know it, choose «{unknown}».").format(query=query, unknown=_("I don't know the ward or commune"))
+
+    def _pin(self, turn: Turn, draft: Draft, step: Step) -> str | None:
+        """A map pin: the configured wards it falls in or lies beside, to confirm; never taken silently."""
+        _ = turn._
+        areas = turn.services.settings.areas
+        if not areas.places_pins:  # none of the configured areas is an official ward, so no outline to look in
+            return _("A map location cannot tell the ward or commune here; please type its name.")
+        lat, lon = turn.inbound.location.latitude, turn.inbound.location.longitude
+        match = areas.near_pin(lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+        options = [] if match is None else [match.inside, *match.nearby] if match.inside else list(match.nearby)
+        if not options:
+            draft.pending = {}
+            save_draft(turn, draft)
+            if match is not None and match.outside:
+                return _("Sorry, this location is in {place}, which is not among the wards and communes this tip "
+                         "line serves.").format(place=match.outside)
+            return _("Sorry, this location is not in any ward or commune this tip line serves.")
+        why = "pin" if match.inside else "pin_near"
+        draft.pending = {"why": why, "pin": [lat, lon]} | (
+            {"confirm": options[0]} if why == "pin" and len(options) == 1 else {"area_options": options[:8]})
+        return None
+
+    def _taken(self, turn: Turn, draft: Draft, step: Step, code: str) -> dict:
+        """The area chosen; a pin that led to it also answers the location step after this one."""
+        pin = draft.pending.get("pin")
+        if pin:
+            steps = turn.services.settings.questionnaire.steps
+            after = steps[next(i for i, s in enumerate(steps) if s.id == step.id) + 1:]
+            place = next((s for s in after if s.kind == "location" and s.applies(draft.answers)), None)
+            if place is not None and place.id not in draft.answers:
+                draft.answers[place.id] = {"latitude": pin[0], "longitude": pin[1]}
+                return {"code": code, "pin_kept": True}
+        return {"code": code}
 
     def _unknown(self, turn: Turn, draft: Draft) -> dict | None:
         """«I don't know the ward or commune»: the province's own unit takes the tip."""

@@ -156,5 +156,8 @@ def _ack(turn: Turn, step: Step, outcome: dict | None) -> str | None:
     if step.kind == "choice" and outcome.get("choice") in step.urgent_choices:
         return turn._("If someone is in danger right now, call {emergency} immediately.").format(
             emergency=turn.services.settings.emergency_number)
+    if step.kind == "area" and outcome.get("pin_kept"):  # so the skipped place question is no surprise
+        return turn._("The location you sent is kept as the place where it happened; you can change it when you "
+                      "review the tip.")
     return None
 

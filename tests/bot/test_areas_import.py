@@ -50,7 +50,9 @@ def test_init_with_a_province_writes_its_official_areas_and_units_and_the_bot_st
 
 
 def test_an_existing_areas_list_is_kept_unless_replace_is_asked(tmp_path):
-    assert tinbao(tmp_path, "init").returncode == 0
+    init = tinbao(tmp_path, "init")
+    assert init.returncode == 0
+    assert "its [[areas]] are an example: `tinbao areas import --province <code or name> --replace`" in init.stdout
     before = (tmp_path / "config.toml").read_bytes()
     refused = tinbao(tmp_path, "areas", "import", "--province", "Hà Nội")
     assert refused.returncode == 2
@@ -83,3 +85,50 @@ def test_the_whole_country_to_a_file_is_valid_toml_with_unique_unit_ids(tmp_path
     stdout = tinbao(tmp_path, "areas", "import", "--province", "Lào Cai", "--output", "-")
     assert stdout.returncode == 0 and 'name = "Công an tỉnh Lào Cai"' in stdout.stdout
     assert tomllib.loads(stdout.stdout)["areas"][0] == {"code": "15", "name": "Tỉnh Lào Cai"}
+
+
+async def test_a_fresh_init_with_a_province_serves_telegram_and_a_pin_finds_its_official_ward(
+        tmp_path, database_url, db):  # db empties PostgreSQL: it would refuse a keyring not its own
+    import signal
+
+    from tests.fakes.telegram_api import FakeTelegram
+    from tests.support.processes import TinbaoProcess, child_environment
+    init = tinbao(tmp_path, "init", "--province", "Hồ Chí Minh")
+    assert init.returncode == 0, init.stderr
+    config = tmp_path / "config.toml"
+    fake = FakeTelegram()
+    await fake.start()
+    # What an operator edits by hand: where Telegram is (here the fake Bot API); the token and database by env.
+    config.write_text(config.read_text("utf-8").replace('api_base = "https://api.telegram.org"',
+                                                        f'api_base = "{fake.base_url}"', 1), encoding="utf-8")
+    env = child_environment(TINBAO_TELEGRAM_TOKEN=fake.token, TINBAO_DATABASE_URL=database_url)
+    bot = await TinbaoProcess.start("run", config=config, env=env)
+    try:
+        await bot.wait_for_line("serving Telegram by long polling")
+        chat = 5550077
+
+        async def said(**sent) -> dict:
+            before = len(fake.messages_to(chat))
+            if "location" in sent:
+                fake.send_location(chat, *sent["location"], language_code="en")
+            elif "button" in sent:
+                message = [m for m in fake.messages_to(chat) if fake.buttons(m)][-1]
+                fake.click(chat, next(d for t, d in fake.buttons(message) if sent["button"] in t),
+                           message_id=message["message_id"], language_code="en")
+            else:
+                fake.send_text(chat, sent["text"], language_code="en")
+            return (await fake.wait_for_messages(chat, before + 1, timeout=60))[-1]
+        await said(text="/report")
+        await said(button="Theft")
+        await said(text="Hai thanh niên giật túi xách của một phụ nữ trước chợ.")
+        question = await said(button="Today")
+        assert question["reply_markup"]["keyboard"][0][0]["request_location"] is True
+        message = await said(location=(10.7915, 106.6953))  # Đền Trần Hưng Đạo, in Phường Tân Định
+        assert message["text"].startswith("Is this location in Phường Tân Định, TP. Hồ Chí Minh?")
+        message = await said(button="Phường Tân Định")
+        assert "people or vehicles" in message["text"]
+        bot.send_signal(signal.SIGTERM)
+        assert await bot.wait() == 0, bot.stderr
+    finally:
+        await bot.close()
+        await fake.close()

@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 
 from handlers.divisions import find_ward, former_names, name_index, national, wards_near
+from handlers.divisions.catalog import read_tsv
 
 HCM, HANOI = "79", "01"
 
@@ -24,6 +25,10 @@ def names(wards) -> set[str]:
 
 def test_the_whole_country_loads_with_unique_official_codes_and_accented_names():
     catalog = national()
+    # Read from the shipped rows, not the catalog's dict by code, which would fold a repeated code into one.
+    rows, provinces = read_tsv("wards.tsv"), read_tsv("provinces.tsv")
+    assert len(rows) == len({row[0] for row in rows}) == 3321
+    assert len(provinces) == len({row[0] for row in provinces}) == 34
     assert len(catalog.provinces) == 34
     assert len(catalog.wards) == 3321
     kinds = [w.kind for w in catalog.wards.values()]

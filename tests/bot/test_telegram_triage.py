@@ -473,6 +473,7 @@ async def test_a_non_officer_gets_the_neutral_answer_for_every_officer_command(w
     _code, ref = filed
     args = {"/tip": ref, "/valuable": ref, "/notvaluable": f"{ref} false", "/note": f"{ref} hi",
             "/release": ref, "/transfer": f"{ref} ca-hn", "/case": f"{ref} 1/2026 1", "/ask": f"{ref} who?",
+            "/export": ref, "/reopen": f"{ref} why",
             }.get(command, "")
     neutral = (await neutral_of(world, STRANGER)).to(STRANGER)
     before, audit_before = await world.snapshot(ref), len(await world.audit())

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from handlers import buttons
 from handlers.citizen import drafts, tipoff
 from handlers.figures import movement_report, stats
-from handlers.officer import accounts, followup, triage
+from handlers.officer import accounts, export, followup, triage, verdicts
 from handlers.related.links import link_command
 from handlers.related.search import search_command
 from handlers.reminders import broadcasts, subscriptions
@@ -180,6 +180,9 @@ async def _route(turn: Turn) -> list[Reply]:
     _ = turn._
     inbound = turn.inbound
     in_tipoff = turn.conversation.flow == drafts.FLOW
+    waiting = verdicts.take_wait(turn)  # «Which tip?» / «Why?» after a verdict's button: asked once, whatever comes
+    if waiting and inbound.command is None and inbound.choice is None and inbound.text:
+        return await _as_officer(turn, verdicts.answer_wait, waiting, in_tipoff)
     if (not in_tipoff and inbound.choice is None and inbound.command is None
             and not await followup.question_waiting(turn)):  # "2" may answer an officer's question
         inbound.choice = _typed_menu_choice(turn)
@@ -252,8 +255,8 @@ async def _report(turn: Turn, args: str) -> list[Reply]:
 
 
 _OFFICER_BUTTONS = {
-    "open": triage.read_tip, "queue": triage.show_queue, "valuable": triage.judge_valuable,
-    "notvaluable": triage.judge_not_valuable, "nv": triage.judge_not_valuable, "release": triage.release,
+    "open": triage.read_tip, "queue": triage.show_queue, "valuable": verdicts.judge_valuable,
+    "notvaluable": verdicts.judge_not_valuable, "nv": verdicts.judge_not_valuable, "release": triage.release,
 }
 
 
@@ -399,8 +402,10 @@ COMMANDS = (
     Command("/queue", OFFICER, triage.show_queue, NC_("command menu", "Waiting tips of my unit")),
     Command("/next", OFFICER, triage.claim_next, NC_("command menu", "Claim the next tip")),
     Command("/tip", OFFICER, triage.read_tip, NC_("command menu", "Read a tip: /tip REF")),
-    Command("/valuable", OFFICER, triage.judge_valuable, NC_("command menu", "Valuable: /valuable REF")),
-    Command("/notvaluable", OFFICER, triage.judge_not_valuable, NC_("command menu", "Not valuable: /notvaluable REF REASON")),
+    Command("/valuable", OFFICER, verdicts.judge_valuable, NC_("command menu", "Valuable: /valuable REF")),
+    Command("/notvaluable", OFFICER, verdicts.judge_not_valuable, NC_("command menu", "Not valuable: /notvaluable REF REASON")),
+    Command("/reopen", SUPERVISOR, verdicts.reopen, NC_("command menu", "Reopen a verdict: /reopen REF REASON")),
+    Command("/export", OFFICER, export.export_tip, NC_("command menu", "Case file (hồ sơ) of a tip: /export REF")),
     Command("/ask", OFFICER, followup.ask, NC_("command menu", "Ask the tipster")),
     Command("/note", OFFICER, triage.add_note, NC_("command menu", "Note")),
     Command("/case", OFFICER, triage.link_case, NC_("command menu", "Link a case: /case REF CASE SUBJECTS")),

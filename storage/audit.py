@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,15 @@ async def append_audit(*, session: AsyncSession, keyring: Keyring, actor: str, a
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def entries_of_tip(*, session: AsyncSession, tip_ref: str,
+                        actions: Sequence[str] | None = None) -> list[AuditEntry]:
+    """What was done with one tip, oldest first (a tip's timeline and its verdict's history are read here)."""
+    query = select(AuditEntry).where(AuditEntry.tip_ref == tip_ref)
+    if actions is not None:
+        query = query.where(AuditEntry.action.in_(list(actions)))
+    return list((await session.exec(query.order_by(AuditEntry.id))).all())
 
 
 @dataclass

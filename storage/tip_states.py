@@ -22,6 +22,8 @@ stateDiagram-v2
     transferred --> not_valuable: judge
     in_review --> not_valuable: judge
     needs_info --> not_valuable: judge
+    valuable --> in_review: reopen (a supervisor)
+    not_valuable --> in_review: reopen (a supervisor)
     not_valuable --> [*]: purged after the retention period (the row stays for the figures)
 ```
 
@@ -136,4 +138,16 @@ def answered(*, session: AsyncSession, tip: Tip, now: datetime) -> None:
     if tip.status == TipStatus.NEEDS_INFO:
         tip.status = TipStatus.IN_REVIEW.value
     tip.updated_at = now
+    session.add(tip)
+
+
+def reopen(*, session: AsyncSession, tip: Tip, now: datetime) -> None:
+    """A verdict is taken back: the tip is in review again, held by the officer who judged it.
+
+    The claim time restarts, so the reopened tip is not at once reported as sitting in review too long."""
+    _from(tip, JUDGED, "reopen")
+    if tip.purged_at is not None:  # its content is gone: there is nothing left to review
+        raise StateError(f"tip {tip.ref}: cannot reopen a purged tip")
+    tip.status, tip.verdict_reason, tip.verdict_at = TipStatus.IN_REVIEW.value, None, None
+    tip.claimed_at = tip.updated_at = now
     session.add(tip)

@@ -7,6 +7,7 @@ from handlers.codes import INVITE
 from handlers.i18n import N_
 from handlers.limits import hour_window
 from handlers.messages import Reply
+from handlers.officer.verdict_reasons import reasons_help
 from handlers.chat_turn import Turn
 from storage.audit import append_audit
 from storage.limits import add_to_window
@@ -71,11 +72,14 @@ async def enroll(turn: Turn, args: str) -> list[Reply]:
 
 def officer_help(turn: Turn) -> str:
     _ = turn._
-    return _("/queue: the open tips of your unit\n/next: take the next waiting tip\n/tip REF: read a tip and its "
+    return (_("/queue: the open tips of your unit\n/next: take the next waiting tip\n/tip REF: read a tip and its "
              "evidence\n/valuable REF [note]\n/notvaluable REF REASON\n/note REF TEXT\n/ask REF QUESTION: ask the "
              "tipster through the bot\n/case REF CASE SUBJECTS: link a valuable tip to a case\n/release REF\n"
+             "/export REF: the tip's case file (hồ sơ) as a Word document\n/reopen REF REASON: take a verdict back "
+             "(supervisors)\n"
              "/transfer REF UNIT (supervisors)\n/stats [period], /baocao FROM TO: figures (supervisors)\n"
              "/whoami: your name, role and unit")
+            + "\n\n" + reasons_help(turn))
 
 
 class InviteError(ValueError):

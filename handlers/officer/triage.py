@@ -1,4 +1,4 @@
-"""Officer triage in the bot: queue, claim, read, judge, note, transfer, release, link to a case.
+"""Officer triage in the bot: queue, claim, read, note, transfer, release, link to a case (verdicts: verdicts.py).
 
 ```mermaid
 stateDiagram-v2
@@ -12,6 +12,8 @@ stateDiagram-v2
     in_review --> transferred: /transfer
     in_review --> valuable: /valuable
     in_review --> not_valuable: /notvaluable
+    valuable --> in_review: /reopen
+    not_valuable --> in_review: /reopen
     not_valuable --> [*]: purged after the retention period
 ```
 Every read of a tip's sealed content, and every change, is written to the audit log first.
@@ -31,6 +33,7 @@ from handlers.officer.accounts import ROLE_NAMES, actor, in_scope, officer_help,
 from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
 from handlers.citizen.step_kinds import shown_answer, shown_without_step
 from handlers.chat_turn import Turn
+from handlers.officer.verdict_reasons import verdict_lines
 from handlers.related.tip_view import related_lines
 from storage import keys as key_store
 from storage import tip_states
@@ -43,13 +46,6 @@ from storage.officers import officer_route
 from storage.tip_states import TipStatus
 
 _NOT_ANSWERS = (CONTACT_FIELD, REPLY_ROUTE_FIELD)  # sealed beside the answers, shown (or not) on their own
-NOT_VALUABLE_REASONS = {
-    "insufficient": N_("Not enough information"),
-    "false": N_("Untrue"),
-    "duplicate": N_("Duplicate"),
-    "out_of_scope": N_("Outside our jurisdiction"),
-    "other": N_("Other"),
-}
 STATUS_NAMES = {
     TipStatus.NEW: N_("new"), TipStatus.TRANSFERRED: N_("transferred"), TipStatus.IN_REVIEW: N_("in review"),
     TipStatus.NEEDS_INFO: N_("waiting for the tipster"), TipStatus.VALUABLE: N_("valuable"),
@@ -255,6 +251,7 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
         lines.append(f"• {label} {_n}: {fields[name]}")
     if tip.case_ref:
         lines.append(_("• Case {case}, {n} subject(s)").format(case=tip.case_ref, n=number(tip.subject_count, turn.lang)))
+    lines += await verdict_lines(turn, tip, fields)
     lines += await related_lines(turn, officer, tip, data_key)
     replies = [Reply("\n".join(lines), choices=_tip_buttons(turn, tip), columns=2)]
     files = await _evidence(turn, tip, data_key)
@@ -277,42 +274,10 @@ async def _evidence(turn: Turn, tip: Tip, data_key) -> list[OutgoingFile]:
     return [OutgoingFile(kind, data, filename=filename, mime=mime) for kind, data, filename, mime in opened]
 
 
-async def judge_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/valuable REF [note]: the tip helped; the tipster is thanked."""
-    _ = turn._
-    tip, note = await tip_to_work_on(turn, officer, args)
-    if note.strip():
-        await _add_note(turn, tip, note.strip())
-    _set_verdict(turn, officer, tip, TipStatus.VALUABLE, None)
-    await _audit(turn, officer, "verdict", tip, "valuable")
-    told = await notify_tipster(turn, tip, N_("Your tip of {date} was judged valuable. Thank you for helping keep "
-                                               "our community safe!"))
-    await close_contact(turn, tip)
-    return [Reply(_("Tip {ref} is judged valuable. Link it to a case with /case {ref} CASE SUBJECTS.").format(
-        ref=tip.ref))] + told
-
-
-async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/notvaluable REF REASON: reason from the list; the tipster is never told the reason."""
-    _ = turn._
-    tip, reason = await tip_to_work_on(turn, officer, args)
-    reason = reason.strip().lower()
-    if reason not in NOT_VALUABLE_REASONS:
-        return [Reply(_("Why is tip {ref} not valuable?").format(ref=tip.ref),
-                      choices=[Choice(OFFICER.pack("nv", tip.ref, code), _(label)) for code, label in NOT_VALUABLE_REASONS.items()])]
-    _set_verdict(turn, officer, tip, TipStatus.NOT_VALUABLE, reason)
-    await _audit(turn, officer, "verdict", tip, f"not_valuable reason={reason}")
-    await close_contact(turn, tip)
-    return [Reply(_("Tip {ref} is judged not valuable ({reason}).").format(ref=tip.ref, reason=_(NOT_VALUABLE_REASONS[reason])))]
-
-
-def _set_verdict(turn: Turn, officer: Officer, tip: Tip, verdict: TipStatus, reason: str | None) -> None:
-    tip_states.judge(session=turn.session, tip=tip, verdict=verdict, reason=reason, officer_id=officer.id, now=turn.now)
-
-
-async def _add_note(turn: Turn, tip: Tip, text: str) -> None:
+async def _add_note(turn: Turn, tip: Tip, text: str) -> str:
+    """A sealed note on the tip; its field's name ("note:3")."""
     data_key = await key_store.load_data_key(session=turn.session, keyring=turn.services.keyring, owner_id=tip.id)
-    await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="note", value=text[:2000])
+    return await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="note", value=text[:2000])
 
 
 async def add_note(turn: Turn, officer: Officer, args: str) -> list[Reply]:

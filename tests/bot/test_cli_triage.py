@@ -218,7 +218,7 @@ async def test_purge_shows_progress_and_purges(bot, config_path, capsys):
     async with bot.services.db.transaction() as session:
         old, recent = (await session.exec(select(Tip.ref).order_by(Tip.created_at))).all()
     officer = await enrolled(bot, config_path, capsys, "900")
-    await officer.send(f"/notvaluable {old} duplicate")
+    await officer.send(f"/notvaluable {old} false")
     await officer.send(f"/notvaluable {recent} insufficient")
     async with bot.services.db.transaction() as session:  # judged 31 days ago; the config keeps them 30
         await session.exec(update(Tip).where(Tip.ref == old).values(verdict_at=utcnow() - timedelta(days=31)))

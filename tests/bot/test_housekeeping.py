@@ -23,7 +23,7 @@ async def test_one_round_does_it_all(services, tipline, tmp_path):
     officer = await enrol(services, tipline, "900")
     async with services.db.transaction() as session:
         refs = [t.ref for t in (await session.exec(select(Tip).order_by(Tip.created_at))).all()]
-    await officer.send(f"/notvaluable {refs[1]} duplicate")
+    await officer.send(f"/notvaluable {refs[1]} false")
     drafter = ChatClient(tipline, chat_id="333", language="en")
     await drafter.send("/report")
     real_now = services.clock()

@@ -324,14 +324,14 @@ async def test_valuable_by_command_with_a_note(world, filed):
 async def test_not_valuable_by_command_tells_the_tipster_nothing(world, filed):
     code, ref = filed
     await world.say(OFFICER, "/next")
-    sent = await world.say(OFFICER, f"/notvaluable {ref} duplicate")
-    assert sent.text(OFFICER) == f"Tip {ref} is judged not valuable (Duplicate)."
+    sent = await world.say(OFFICER, f"/notvaluable {ref} false")
+    assert sent.text(OFFICER) == f"Tip {ref} is judged not valuable: Untrue (false)."
     assert sent.to(CITIZEN) == []
     tip = await world.tip(ref)
-    assert (tip.status, tip.verdict_reason) == ("not_valuable", "duplicate")
+    assert (tip.status, tip.verdict_reason) == ("not_valuable", "false")
     status = await world.say(CITIZEN, f"/status {code}")
-    assert "Review finished" in status.text(CITIZEN) and "Duplicate" not in status.text(CITIZEN)
-    assert not any("Duplicate" in (m.get("text") or "") for m in world.fake.messages_to(CITIZEN))
+    assert "Review finished" in status.text(CITIZEN) and "Untrue" not in status.text(CITIZEN)
+    assert not any("Untrue" in (m.get("text") or "") for m in world.fake.messages_to(CITIZEN))
 
 
 async def test_not_valuable_by_reason_buttons(world, filed):
@@ -340,10 +340,11 @@ async def test_not_valuable_by_reason_buttons(world, filed):
     asked = await world.tap(OFFICER, "Not valuable")  # the button under the tip
     assert f"Why is tip {ref} not valuable?" in asked.text(OFFICER)
     reasons = [t for t, _d in world.fake.buttons(asked.to(OFFICER)[-1])]
-    assert reasons == ["Not enough information", "Untrue", "Duplicate", "Outside our jurisdiction", "Other"]
+    assert reasons == ["Not enough information (insufficient)", "Untrue (false)", "Duplicate (duplicate)",
+                       "Outside our jurisdiction (out_of_scope)", "Other (other)"]
     assert (await world.tip(ref)).status == "in_review"  # asking for the reason changed nothing yet
     sent = await world.tap(OFFICER, "Untrue")
-    assert sent.text(OFFICER) == f"Tip {ref} is judged not valuable (Untrue)."
+    assert sent.text(OFFICER) == f"Tip {ref} is judged not valuable: Untrue (false)."
     assert sent.to(CITIZEN) == []
     tip = await world.tip(ref)
     assert (tip.status, tip.verdict_reason) == ("not_valuable", "false")
@@ -354,7 +355,7 @@ async def test_not_valuable_command_without_reason_offers_the_list(world, filed)
     asked = await world.say(OFFICER, f"/notvaluable {ref}")
     assert f"Why is tip {ref} not valuable?" in asked.text(OFFICER)
     sent = await world.tap(OFFICER, "Outside our jurisdiction")
-    assert "not valuable (Outside our jurisdiction)" in sent.text(OFFICER) and sent.to(CITIZEN) == []
+    assert "not valuable: Outside our jurisdiction (out_of_scope)" in sent.text(OFFICER) and sent.to(CITIZEN) == []
     assert (await world.tip(ref)).verdict_reason == "out_of_scope"
 
 
@@ -468,6 +469,7 @@ async def test_a_non_officer_gets_the_neutral_answer_for_every_officer_command(w
     _code, ref = filed
     args = {"/tip": ref, "/valuable": ref, "/notvaluable": f"{ref} false", "/note": f"{ref} hi",
             "/release": ref, "/transfer": f"{ref} ca-hn", "/case": f"{ref} 1/2026 1", "/ask": f"{ref} who?",
+            "/export": ref, "/reopen": f"{ref} why",
             }.get(command, "")
     neutral = (await neutral_of(world, STRANGER)).to(STRANGER)
     before, audit_before = await world.snapshot(ref), len(await world.audit())

@@ -12,14 +12,15 @@ CITIZEN_EN = [("report", "Report a crime"), ("status", "Check a tip with its cod
               ("language", "Change language"), ("help", "Help")]
 OFFICER_VI = [("queue", "Tin báo đang chờ của đơn vị"), ("next", "Nhận tin báo tiếp theo"),
               ("tip", "Xem tin báo: /tip MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
-              ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("ask", "Hỏi người báo tin"),
+              ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("export", "Hồ sơ tin báo: /export MÃ"),
+              ("ask", "Hỏi người báo tin"),
               ("note", "Ghi chú"), ("case", "Gắn vụ án: /case MÃ VỤ SỐ_ĐỐI_TƯỢNG"), ("release", "Trả lại hàng chờ"),
               ("transfer", "Chuyển đơn vị"),
               ("search", "Tìm tin theo số điện thoại, tài khoản, biển số"), ("link", "Liên kết hai tin: /link MÃ MÃ"),
               ("whoami", "Thông tin cán bộ"),
               ("event", "Sự kiện ngày hội: /event add"), ("broadcasts", "Tiến độ nhắc và thông báo"),
               ("announce", "Thông báo (quản trị): /announce KHU_VỰC | NỘI_DUNG")]
-SUPERVISOR_VI = [("stats", "Số liệu: /stats tuần|tháng|quý|năm"),
+SUPERVISOR_VI = [("reopen", "Mở lại kết luận: /reopen MÃ LÝ_DO"), ("stats", "Số liệu: /stats tuần|tháng|quý|năm"),
                  ("baocao", "Báo cáo phong trào: /baocao TỪ_NGÀY ĐẾN_NGÀY")]
 
 

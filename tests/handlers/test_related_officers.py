@@ -147,7 +147,7 @@ async def test_a_purge_removes_the_tips_index_rows_and_links(services, tipline) 
     officer = await enrol(services, tipline, "900")
     await officer.send(f"/link {first.ref} {third.ref}")
     await officer.send(f"/tip {third.ref}")
-    await officer.send(f"/notvaluable {third.ref} duplicate")
+    await officer.send(f"/notvaluable {third.ref} duplicate {first.ref}")
     assert "judged not valuable" in officer.text
     done = await purge_not_valuable(services, now=services.clock() + timedelta(days=400))
     assert done == 1

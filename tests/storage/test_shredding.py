@@ -114,7 +114,7 @@ async def test_purge_leaves_no_byte_of_the_tip(sqlite_only, tipline):
     officer = await enrol(services, tipline, "900")
     await officer.send("/next")
     ref = officer.last[0].text.split(" · ")[0].split()[-1]
-    await officer.send(f"/notvaluable {ref} duplicate")
+    await officer.send(f"/notvaluable {ref} false")
     async with services.db.transaction() as session:
         tip = (await session.exec(select(Tip))).one()
         fields = (await session.exec(select(TipField))).all()
@@ -174,7 +174,7 @@ async def test_purge_vacuums_on_postgresql(services, tipline):
     officer = await enrol(services, tipline, "900")
     await officer.send("/next")
     ref = officer.last[0].text.split(" · ")[0].split()[-1]
-    await officer.send(f"/notvaluable {ref} duplicate")
+    await officer.send(f"/notvaluable {ref} false")
     later = services.clock() + services.settings.triage.purge_not_valuable_after + timedelta(days=1)
     assert await maintenance.purge_not_valuable(services, now=later) == 1
     async with services.db.engine.connect() as conn:

@@ -425,8 +425,9 @@ async def test_unknown_text_and_unknown_commands_get_the_same_neutral_reply(citi
     before = await stored(services, citizen)
     officer_commands = ["/queue", "/queue@tinbao_bot", "/next", "/tip K7QM2X", "/valuable", "/valuable K7QM2X",
                         "/notvaluable K7QM2X duplicate", "/note K7QM2X hello", "/release K7QM2X",
-                        "/transfer K7QM2X 79", "/case K7QM2X 12/2025 3", "/ask K7QM2X who?", "/whoami"]
-    never_commands = ["/admin", "/claim", "/export all", "/officer", "/keys rotate", "/valuable_tips"]
+                        "/transfer K7QM2X 79", "/case K7QM2X 12/2025 3", "/ask K7QM2X who?", "/whoami",
+                        "/export K7QM2X", "/export all", "/reopen K7QM2X sai"]
+    never_commands = ["/admin", "/claim", "/officer", "/keys rotate", "/valuable_tips"]
     officer_buttons = ["t:open:K7QM2X", "t:queue", "t:valuable:K7QM2X", "t:nv:K7QM2X:duplicate",
                        "t:release:K7QM2X", "t:bogus", "t:"]
     for fields in ([{"text": c} for c in officer_commands + never_commands]

@@ -160,7 +160,7 @@ async def test_purge_deletes_old_not_valuable_content_and_keeps_the_counts(servi
     async with services.db.transaction() as session:
         old, valuable, recent = (await session.exec(select(Tip.ref).order_by(Tip.created_at))).all()
     officer = await enrol(services, tipline, "900")
-    await officer.send(f"/notvaluable {old} duplicate")
+    await officer.send(f"/notvaluable {old} false")
     await officer.send(f"/valuable {valuable}")
     await officer.send(f"/notvaluable {recent} insufficient")
     now = utcnow()
@@ -181,7 +181,7 @@ async def test_purge_deletes_old_not_valuable_content_and_keeps_the_counts(servi
     assert not any(path.exists() for path in doomed_files)
     purged = await _tip(services, old)
     assert (purged.status, purged.verdict_reason, purged.category, purged.area_code, purged.unit_id) == (
-        "not_valuable", "duplicate", "drugs", "79.26734", "ca-benthanh")
+        "not_valuable", "false", "drugs", "79.26734", "ca-benthanh")
     assert purged.purged_at is not None and abs((purged.purged_at - now).total_seconds()) < 1
     for ref in (valuable, recent):
         kept = await _content(services, ref)

@@ -63,3 +63,25 @@ def test_a_verdict_is_one_of_the_two_verdicts():
     with pytest.raises(StateError):
         tip_states.judge(session=_Session(), tip=_tip(TipStatus.IN_REVIEW), verdict=TipStatus.NEW, reason=None,
                          officer_id=7, now=NOW)
+
+
+@pytest.mark.parametrize("status", list(TipStatus))
+def test_only_a_judged_tip_is_reopened_and_it_goes_back_to_review(status):
+    tip = _tip(status, claimed_by=7)
+    tip.verdict_reason, tip.verdict_at = "false", NOW
+    if status in tip_states.JUDGED:
+        tip_states.reopen(session=_Session(), tip=tip, now=NOW)
+        assert (tip.status, tip.claimed_by, tip.verdict_reason, tip.verdict_at) == ("in_review", 7, None, None)
+        assert tip.claimed_at == NOW
+    else:
+        with pytest.raises(StateError):
+            tip_states.reopen(session=_Session(), tip=tip, now=NOW)
+        assert (tip.status, tip.verdict_reason) == (status, "false")
+
+
+def test_a_purged_tip_is_not_reopened():
+    tip = _tip(TipStatus.NOT_VALUABLE, claimed_by=7)
+    tip.purged_at = NOW
+    with pytest.raises(StateError):
+        tip_states.reopen(session=_Session(), tip=tip, now=NOW)
+    assert tip.status == "not_valuable"

@@ -113,7 +113,7 @@ async def test_bad_triage_input_changes_nothing(services, tipline):
     assert "There is no tip ZZZZZZ" in officer.text
     await officer.send(f"/notvaluable {ref}")
     assert "Why is tip" in officer.text
-    await officer.click("Duplicate")
+    await officer.click("Untrue")
     assert "not valuable" in officer.text
     await officer.send(f"/valuable {ref}")
     assert "already judged" in officer.text

@@ -252,6 +252,7 @@ class Citizen:
         self.steps: list[list[str]] = []  # normalized answers per step (reference run)
         self.nudge_replies: list[str] = []  # answers to our own /report nudges, set aside in the comparison
         self.resumes = 0
+        self.status_tries = 0
         self.send_acked = False
         self.code: str | None = None
         self.events: list[str] = []
@@ -342,7 +343,11 @@ class Citizen:
         for _ in range(5):
             self.resumes += 1
             if script[k][1] is not None and str(script[k][1]).startswith("/status"):
-                return k  # /status is simply asked again
+                self.status_tries += 1  # /status is simply asked again, a few times (it has a limit an hour)
+                if self.status_tries > 5:
+                    self.events.append("/status never gave the answer of the reference run")
+                    return None
+                return k
             _, came = await self.act("text", "/report", "resume /report")
             self.nudge_replies += [normal(m.get("text")) for m in came]
             if not came:

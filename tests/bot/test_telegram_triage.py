@@ -258,7 +258,8 @@ async def test_queue_pages_and_odd_page_numbers(world, filed):
 async def test_next_claims_shows_the_tip_resends_the_photo_and_tells_the_tipster(world, filed, services):
     _code, ref = filed
     sent = await world.say(OFFICER, "/next")
-    view, evidence_note, photo = sent.to(OFFICER)
+    view, pin, evidence_note, photo = sent.to(OFFICER)
+    assert pin["method"].lower() == "sendlocation"  # the tipster's pin, under the view that links to the map
     assert view["text"].startswith(f"🔴 {ref} · Drugs · ")
     assert DESCRIPTION in view["text"] and PEOPLE in view["text"] and "Tipster: anonymous" in view["text"]
     assert [t for t, _d in world.fake.buttons(view)] == ["✅ Valuable", "❌ Not valuable", "↩️ Release", "📎 Files (1)"]

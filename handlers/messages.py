@@ -141,6 +141,7 @@ class Reply:
     commands_menu: str | None = None  # "officer", "supervisor" or "citizen": the command list this chat should now see
     language: str | None = None  # the language the text is in ("vi", "en"), so a channel's own words can match it
     type_instead: TypeInstead | None = None  # what to type where the location or contact button cannot be shown
+    location: Location | None = None  # a map pin to send after the text, where the channel can (the text has a link)
 
 
 def numbered_text(reply: Reply) -> str:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from handlers.messages import Choice, Inbound, OutgoingFile, Reply, Route, TypeInstead
+from handlers.messages import Choice, Inbound, Location, OutgoingFile, Reply, Route, TypeInstead
 from storage import turn_replies as store
 from storage.db import DatabaseAway, after_commit, out_of_reach
 
@@ -50,7 +50,8 @@ def _reply_json(reply: Reply) -> dict:
             "location_button": reply.location_button, "contact_button": reply.contact_button,
             "to": [reply.to.channel, reply.to.chat_id] if reply.to else None,
             "files": [_file_json(f) for f in reply.files], "commands_menu": reply.commands_menu,
-            "language": reply.language, "type_instead": reply.type_instead.value if reply.type_instead else None}
+            "language": reply.language, "type_instead": reply.type_instead.value if reply.type_instead else None,
+            "location": [reply.location.latitude, reply.location.longitude] if reply.location else None}
 
 
 def _reply_from(data: dict) -> Reply:
@@ -60,7 +61,9 @@ def _reply_from(data: dict) -> Reply:
                  files=[OutgoingFile(kind=f["kind"], data=base64.b64decode(f["data"]), filename=f["filename"],
                                      mime=f["mime"]) for f in data["files"]],
                  commands_menu=data["commands_menu"], language=data["language"],
-                 type_instead=TypeInstead(data["type_instead"]) if data["type_instead"] else None)
+                 type_instead=TypeInstead(data["type_instead"]) if data["type_instead"] else None,
+                 # .get: a reply kept before pins were sent has no location
+                 location=Location(*data["location"]) if data.get("location") else None)
 
 
 def pack(origin: Route, replies: list[Reply]) -> bytes:

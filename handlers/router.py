@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from handlers import buttons
 from handlers.citizen import drafts, tipoff
 from handlers.figures import movement_report, stats
-from handlers.officer import accounts, export, followup, triage, verdicts
+from handlers.officer import accounts, export, files, followup, queue, triage, verdicts
 from handlers.related.links import link_command
 from handlers.related.search import search_command
 from handlers.reminders import broadcasts, subscriptions
@@ -255,7 +255,7 @@ async def _report(turn: Turn, args: str) -> list[Reply]:
 
 
 _OFFICER_BUTTONS = {
-    "open": triage.read_tip, "queue": triage.show_queue, "valuable": verdicts.judge_valuable,
+    "open": triage.read_tip, "queue": queue.show_queue, "files": files.send_files, "valuable": verdicts.judge_valuable,
     "notvaluable": verdicts.judge_not_valuable, "nv": verdicts.judge_not_valuable, "release": triage.release,
 }
 
@@ -399,9 +399,11 @@ COMMANDS = (
     Command("/baotin", EVERYONE, _new_tip),
     Command("/enroll", EVERYONE, accounts.enroll),
     # triage
-    Command("/queue", OFFICER, triage.show_queue, NC_("command menu", "Waiting tips of my unit")),
+    Command("/queue", OFFICER, queue.show_queue, NC_("command menu", "Waiting tips of my unit")),
+    Command("/judged", OFFICER, queue.show_judged, NC_("command menu", "Judged tips of my unit")),
     Command("/next", OFFICER, triage.claim_next, NC_("command menu", "Claim the next tip")),
     Command("/tip", OFFICER, triage.read_tip, NC_("command menu", "Read a tip: /tip REF")),
+    Command("/files", OFFICER, files.send_files, NC_("command menu", "A tip's evidence files: /files REF")),
     Command("/valuable", OFFICER, verdicts.judge_valuable, NC_("command menu", "Valuable: /valuable REF")),
     Command("/notvaluable", OFFICER, verdicts.judge_not_valuable, NC_("command menu", "Not valuable: /notvaluable REF REASON")),
     Command("/reopen", SUPERVISOR, verdicts.reopen, NC_("command menu", "Reopen a verdict: /reopen REF REASON")),

@@ -158,3 +158,16 @@ class AuditAnchor:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         return True
+
+
+async def tip_history(*, session: AsyncSession, tip_ref: str, actions: tuple[str, ...]) -> list[AuditEntry]:
+    """The tip's audit entries of these actions, oldest first (the order they were chained in)."""
+    return list((await session.exec(select(AuditEntry).where(AuditEntry.tip_ref == tip_ref,
+                                                             AuditEntry.action.in_(actions))
+                                    .order_by(AuditEntry.id))).all())
+
+
+async def has_audit_entry(*, session: AsyncSession, tip_ref: str, actor: str, action: str) -> bool:
+    """Whether this actor ever did this to the tip (for example, was sent its evidence)."""
+    return (await session.exec(select(AuditEntry.id).where(AuditEntry.tip_ref == tip_ref, AuditEntry.actor == actor,
+                                                           AuditEntry.action == action).limit(1))).first() is not None

@@ -15,16 +15,26 @@ from storage import keys as key_store
 from storage import tips as tip_store
 from storage.blobs import BlobStore
 from storage.models import Tip, TipField, TipInQueue
-from storage.tip_states import OPEN, PENDING, TipStatus, queue_order
+from storage.tip_states import JUDGED, OPEN, PENDING, TipStatus, queue_order
 
 
 
 async def queue(*, session: AsyncSession, unit_ids: Sequence[str], offset: int = 0, limit: int = 10,
-                statuses: Sequence[str] = OPEN) -> tuple[list[TipInQueue], int]:
-    """The unit's open tips: urgent first, then oldest first; with the total for paging."""
-    where = (Tip.unit_id.in_(unit_ids), Tip.status.in_(statuses))
+                statuses: Sequence[str] = OPEN, categories: Sequence[str] = (), area_codes: Sequence[str] = (),
+                claimed_by: int | None = None) -> tuple[list[TipInQueue], int]:
+    """The unit's tips in these states (open ones: urgent first, then oldest first; judged ones: the latest
+    verdict first), narrowed to categories, areas or one officer's claims when given; with the total for paging."""
+    where = [Tip.unit_id.in_(unit_ids), Tip.status.in_(statuses)]
+    if categories:
+        where.append(Tip.category.in_(categories))
+    if area_codes:
+        where.append(Tip.area_code.in_(area_codes))
+    if claimed_by is not None:
+        where.append(Tip.claimed_by == claimed_by)
+    judged = set(statuses) <= set(JUDGED)
+    order = (Tip.verdict_at.desc(), Tip.created_at.desc()) if judged else queue_order()
     total = (await session.exec(select(func.count()).select_from(Tip).where(*where))).one()
-    rows = (await session.exec(select(Tip).where(*where).order_by(*queue_order()).offset(offset).limit(limit))).all()
+    rows = (await session.exec(select(Tip).where(*where).order_by(*order).offset(offset).limit(limit))).all()
     return [TipInQueue.model_validate(row) for row in rows], int(total)
 
 

@@ -100,6 +100,8 @@ def render(reply: Reply, out_dir: Path | None = None) -> str:
             text += f"\n[{file.kind}: {file.filename or 'unnamed'}, {len(file.data)} bytes]"
         else:
             text += f"\n[{file.kind} saved: {save_file(out_dir, file).resolve()}]"
+    if reply.location:  # the map link is in the text already; this is what Telegram would pin
+        text += f"\n[location pin: {reply.location.latitude:.5f}, {reply.location.longitude:.5f}]"
     if reply.location_button:
         text += "\n(/location LAT LON: " + reply.location_button + ")"
     if reply.contact_button:

@@ -257,7 +257,8 @@ class TelegramChannel:
         await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
 
     async def send(self, chat_id: str, replies: list[Reply]) -> int:
-        """Send each reply, split at Telegram's 4,096 characters; the buttons go with the last part.
+        """Send each reply, split at Telegram's 4,096 characters; the buttons go with the last part, then its pin
+        and its files.
         Returns how many messages did not go out (the chat blocked the bot)."""
         bot, chat, dropped = self.bot, int(chat_id), 0
         for reply in replies:
@@ -265,6 +266,8 @@ class TelegramChannel:
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 dropped += not await _send(bot.send_message, chat, part, reply_markup=_markup(reply) if last else None)
+            if reply.location:  # the pin, under the text that has the map link: one tap opens it in the chat's map
+                dropped += not await _send(bot.send_location, chat, reply.location.latitude, reply.location.longitude)
             for file in reply.files:
                 dropped += not await _send_file(bot, chat, file)
             if reply.commands_menu:

@@ -72,9 +72,12 @@ async def enroll(turn: Turn, args: str) -> list[Reply]:
 
 def officer_help(turn: Turn) -> str:
     _ = turn._
-    return (_("/queue: the open tips of your unit\n/next: take the next waiting tip\n/tip REF: read a tip and its "
-             "evidence\n/valuable REF [note]\n/notvaluable REF REASON\n/note REF TEXT\n/ask REF QUESTION: ask the "
+    return (_("/queue: the open tips of your unit; narrowed by category, area, status or «mine», e.g. /queue "
+             "lua-dao mine\n/judged: the judged tips of your unit\n/next: take the next waiting tip\n/tip REF: read "
+             "a tip (its evidence comes the first time)\n/files REF: a tip's evidence files again\n"
+             "/valuable REF [note]\n/notvaluable REF REASON\n/note REF TEXT\n/ask REF QUESTION: ask the "
              "tipster through the bot\n/case REF CASE SUBJECTS: link a valuable tip to a case\n/release REF\n"
+             "/search NUMBER: tips naming a phone number, account, plate or handle\n/link REF REF: link two tips\n"
              "/export REF: the tip's case file (hồ sơ) as a Word document\n/reopen REF REASON: take a verdict back "
              "(supervisors)\n"
              "/transfer REF UNIT (supervisors)\n/stats [period], /baocao FROM TO: figures (supervisors)\n"

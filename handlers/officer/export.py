@@ -36,7 +36,7 @@ from storage.models import Officer, Tip
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FONT = "Times New Roman"  # the font of Vietnamese administrative documents, with every diacritic
 # What the timeline leaves out: reading the tip (and this export) is in the audit log, not the case's story.
-_NOT_IN_TIMELINE = {"view", "related"}
+_NOT_IN_TIMELINE = {"view", "evidence", "related"}  # reads, not acts: the audit log has them
 
 
 @dataclass(frozen=True)

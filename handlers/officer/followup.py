@@ -49,7 +49,7 @@ async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
                          content=json.dumps({"tip": tip.id, "officer": officer.id, "question": name.split(":")[1]}))
     tip_states.ask(session=turn.session, tip=tip, officer_id=officer.id, now=turn.now)
     await append_audit(session=turn.session, keyring=services.keyring, actor=actor(officer), action="ask",
-                       tip_ref=tip.ref)
+                       tip_ref=tip.ref, detail=f"field={name}")  # which question, for the tip's timeline
     received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y")
     # In the tipster's language, not the officer's.
     to_tipster = translator(lang)(N_("An officer has a question about your tip of {date}:\n\n«{question}»\n\n"
@@ -82,11 +82,12 @@ async def pending_answer(turn: Turn) -> list[Reply] | None:
     if tip is None or tip.purged_at is not None or tip.status in tip_states.JUDGED:
         return [Reply(_("Thank you. This tip has already been dealt with, so no answer is needed any more."))]
     data_key = await key_store.load_data_key(session=turn.session, keyring=services.keyring, owner_id=tip.id)
-    await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="answer", value=text)
+    name = await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="answer",
+                                               value=text)
     await index_texts(session=turn.session, keyring=services.keyring, data_key=data_key, texts=[text])
     tip_states.answered(session=turn.session, tip=tip, now=turn.now)
     await append_audit(session=turn.session, keyring=services.keyring, actor="tipster", action="answer",
-                       tip_ref=tip.ref)
+                       tip_ref=tip.ref, detail=f"field={name}")
     replies = [Reply(_("Thank you, your answer was passed on to the officer."))]
     found_officer = await officer_route_of(turn, waiting["officer"])
     if found_officer is not None:

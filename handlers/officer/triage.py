@@ -28,12 +28,13 @@ from datetime import datetime
 from handlers.buttons import OFFICER
 from handlers.context import VIETNAM
 from handlers.i18n import N_, number, translator
-from handlers.messages import CHANNEL_PREFIXES, Choice, OutgoingFile, Reply, Route
+from handlers.messages import CHANNEL_PREFIXES, Choice, Reply, Route
+from handlers.officer import tip_view
 from handlers.officer.accounts import ROLE_NAMES, actor, in_scope, officer_help, scope
 from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
 from handlers.citizen.step_kinds import shown_answer, shown_without_step
 from handlers.chat_turn import Turn
-from handlers.officer.verdict_reasons import verdict_lines
+from handlers.officer.verdict_reasons import detail_fields, verdict_lines, verdict_text
 from handlers.related.tip_view import related_lines
 from storage import keys as key_store
 from storage import tip_states
@@ -170,31 +171,6 @@ async def close_contact(turn: Turn, tip: Tip) -> None:
 
 # --- commands ------------------------------------------------------------------------------------
 
-async def show_queue(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/queue [page]: the unit's open tips, urgent first then oldest, from clear columns only."""
-    _ = turn._
-    size = turn.services.settings.triage.queue_page
-    wanted = args.strip()
-    # isdecimal, not isdigit: int() refuses "²"; and a short number, so the offset fits the database's.
-    page = int(wanted) if wanted.isdecimal() and len(wanted) <= 6 and int(wanted) > 0 else 1
-    tips, total = await triage_store.queue(session=turn.session, unit_ids=scope(turn, officer),
-                                           offset=(page - 1) * size, limit=size)
-    if total == 0:
-        return [Reply(_("No open tips in your units. 👍"))]
-    pages = (total + size - 1) // size
-    if page > pages:  # past the end (a typo, or an old "next page" button): the last page, not an empty one
-        page = pages
-        tips, total = await triage_store.queue(session=turn.session, unit_ids=scope(turn, officer),
-                                               offset=(page - 1) * size, limit=size)
-    lines = [_("Open tips: {total} (page {page}/{pages})").format(
-        total=number(total, turn.lang), page=page, pages=pages), ""]
-    lines += [_summary(turn, tip) for tip in tips]
-    choices = [Choice(OFFICER.pack("open", tip.ref), tip.ref) for tip in tips]
-    if page < pages:
-        choices.append(Choice(OFFICER.pack("queue", page + 1), _("Next page ▶")))
-    return [Reply("\n".join(lines), choices=choices, columns=3)]
-
-
 async def claim_next(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/next: take the next waiting tip (atomic: two officers never get the same one) and read it."""
     _ = turn._
@@ -208,7 +184,7 @@ async def claim_next(turn: Turn, officer: Officer, args: str) -> list[Reply]:
 
 
 async def read_tip(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/tip REF: the tip decrypted, with its evidence re-sent; the view is audited."""
+    """/tip REF: the tip decrypted, its timeline, and its evidence the first time; the view is audited."""
     tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "", lock=False)
     replies: list[Reply] = []
     if tip.status in tip_states.PENDING and tip.purged_at is None:
@@ -231,9 +207,14 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
         when=tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M"),
         unit=services.settings.unit_tree.name(tip.unit_id)), ""]
     named = {step.id for step in services.settings.questionnaire.steps}
+    pin = None
     for step in services.settings.questionnaire.steps:
         if step.id in fields and step.kind not in ("review", "contact"):
-            lines.append(f"• {step.label(turn.lang)}: {shown_answer(turn, step, json.loads(fields[step.id]))}")
+            answer = json.loads(fields[step.id])
+            lines.append(f"• {step.label(turn.lang)}: {shown_answer(turn, step, answer)}")
+            if isinstance(answer, dict) and (place := tip_view.location_of(answer)):
+                lines.append("  🗺 " + tip_view.map_link(place.latitude, place.longitude))
+                pin = pin or place
     # Answers to steps the questionnaire file no longer names (renamed, removed) are the tip's all the same.
     for name in sorted(n for n in fields if n not in named and ":" not in n and n not in _NOT_ANSWERS):
         answer = _stored_answer(fields[name])
@@ -245,19 +226,16 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
         lines.append(_("• Tipster: anonymous"))
     if REPLY_ROUTE_FIELD not in fields and tip.status not in tip_states.JUDGED:
         lines.append(_("• The tipster declined follow-up questions."))
-    for name in sorted((n for n in fields if ":" in n), key=lambda n: (int(n.split(":")[1]), n)):
-        kind, _n = name.split(":")
-        label = {"note": _("Note"), "question": _("Question"), "answer": _("Tipster's answer")}.get(kind, kind)
-        lines.append(f"• {label} {_n}: {fields[name]}")
     if tip.case_ref:
         lines.append(_("• Case {case}, {n} subject(s)").format(case=tip.case_ref, n=number(tip.subject_count, turn.lang)))
     lines += await verdict_lines(turn, tip, fields)
+    lines += await tip_view.timeline_lines(turn, tip, fields, lambda entry: _("Verdict: {verdict}").format(
+        verdict=verdict_text(turn, detail_fields(entry), fields)))
     lines += await related_lines(turn, officer, tip, data_key)
-    replies = [Reply("\n".join(lines), choices=_tip_buttons(turn, tip), columns=2)]
-    files = await _evidence(turn, tip, data_key)
-    if files:
-        replies.append(Reply(_("Evidence of {ref}:").format(ref=tip.ref), files=files))
-    return replies
+    choices = _tip_buttons(turn, tip) + tip_view.files_button(turn, tip)
+    replies = [Reply("\n".join(lines), choices=choices, columns=2, location=pin)]
+    # The files go once to each officer; after that the 📎 button (or /files) sends them again.
+    return replies + await tip_view.evidence(turn, officer, tip, data_key, only_first_time=True)
 
 
 def _stored_answer(sealed_text: str) -> dict | None:
@@ -269,15 +247,11 @@ def _stored_answer(sealed_text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-async def _evidence(turn: Turn, tip: Tip, data_key) -> list[OutgoingFile]:
-    opened = await tip_store.open_attachments(session=turn.session, blobs=turn.services.blobs, data_key=data_key)
-    return [OutgoingFile(kind, data, filename=filename, mime=mime) for kind, data, filename, mime in opened]
-
-
 async def _add_note(turn: Turn, tip: Tip, text: str) -> str:
     """A sealed note on the tip; its field's name ("note:3")."""
     data_key = await key_store.load_data_key(session=turn.session, keyring=turn.services.keyring, owner_id=tip.id)
-    return await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="note", value=text[:2000])
+    return await triage_store.add_sealed_field(session=turn.session, tip=tip, data_key=data_key, prefix="note",
+                                               value=text[:2000])
 
 
 async def add_note(turn: Turn, officer: Officer, args: str) -> list[Reply]:
@@ -289,8 +263,8 @@ async def add_note(turn: Turn, officer: Officer, args: str) -> list[Reply]:
         raise Refusal(_("Tip {ref} was purged under the retention rules.").format(ref=tip.ref))
     if not text.strip():
         return [Reply(_("Write the note after the reference: /note {ref} TEXT").format(ref=tip.ref))]
-    await _add_note(turn, tip, text.strip())
-    await _audit(turn, officer, "note", tip)
+    name = await _add_note(turn, tip, text.strip())
+    await _audit(turn, officer, "note", tip, f"field={name}")  # which note, for the tip's timeline
     return [Reply(_("Note added to {ref}.").format(ref=tip.ref))]
 
 

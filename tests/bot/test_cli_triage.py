@@ -191,14 +191,14 @@ async def test_audit_verify_finds_the_newest_entries_cut_off(bot, config_path, c
     officer = await enrolled(bot, config_path, capsys, "900")
     await officer.send("/next")  # the officer opens the tip: audited
     assert await tinbao(config_path, "audit", "verify") == 0  # records the head
-    viewed = (await _audit(bot))[-1]
-    assert viewed.action == "view"
-    async with bot.services.db.transaction() as session:  # someone with database access hides the view
-        await session.exec(delete(AuditEntry).where(AuditEntry.id == viewed.id))
+    *_older, viewed, sent = await _audit(bot)
+    assert (viewed.action, sent.action) == ("view", "evidence")  # the view, then the files it sent
+    async with bot.services.db.transaction() as session:  # someone with database access hides both
+        await session.exec(delete(AuditEntry).where(AuditEntry.id.in_([viewed.id, sent.id])))
     capsys.readouterr()
     assert await tinbao(config_path, "audit", "verify") == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"audit log BROKEN at entry {viewed.id}: the chain ends before this entry, recorded "
+    assert out.startswith(f"audit log BROKEN at entry {sent.id}: the chain ends before this entry, recorded "
                           "outside the database at ")
     assert "the newest entries were deleted" in out
 
@@ -290,7 +290,9 @@ async def test_keys_rotate_status_retire_and_every_tip_stays_readable(bot, confi
     # The running bot picks the new key up by itself; a restarted one has only k2.
     assert await _read_every_tip(bot.services) == before
     await officer.send(f"/tip {ref}")
-    assert "Người đàn ông áo đỏ" in officer.text and officer.last[1].files
+    assert "Người đàn ông áo đỏ" in officer.text
+    await officer.send(f"/files {ref}")  # sent with the first view; again on request, opened with k2
+    assert officer.last[0].files
     restarted = await open_services(load_config(config_path))
     try:
         assert sorted(restarted.keyring.keys) == ["k2"]

@@ -124,3 +124,11 @@ def test_a_sent_file_never_lands_outside_the_folder_nor_overwrites_another(tmp_p
     assert [p.parent for p in (first, second, unnamed)] == [folder] * 3
     assert (first.name, second.name, unnamed.name) == ("passwd", "passwd-2", "photo.jpg")
     assert (first.read_bytes(), second.read_bytes()) == (b"one", b"two")
+
+
+def test_a_pin_the_bot_sends_is_shown_in_the_terminal():
+    from bot.channels.console import render
+    from handlers.messages import Location, Reply
+    shown = render(Reply("🗺 https://www.openstreetmap.org/?mlat=10.77260&mlon=106.69800", location=Location(10.7726, 106.698)))
+    assert shown.splitlines()[-1] == "[location pin: 10.77260, 106.69800]"
+    assert "location pin" not in render(Reply("no pin here"))

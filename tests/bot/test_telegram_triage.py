@@ -244,18 +244,21 @@ async def test_queue_pages_and_odd_page_numbers(world, filed):
     assert not any("Next page" in label for label, _d in world.fake.buttons(page_two.to(OFFICER)[0]))
     past_the_end = await world.say(OFFICER, "/queue 9")
     assert "(page 2/2)" in past_the_end.text(OFFICER) and second in past_the_end.text(OFFICER)
-    for odd in ("²", "99999999999999999999", "-1", "two"):
+    for odd in ("²", "99999999999999999999", "-1", "0"):
         sent = await world.say(OFFICER, f"/queue {odd}")
         assert "Open tips: 2 (page 1/2)" in sent.text(OFFICER) and first in sent.text(OFFICER), odd
+    word = await world.say(OFFICER, "/queue two")  # a word is a filter: this one is none
+    assert word.text(OFFICER).startswith("I do not know the filter «two».")
 
 
 async def test_next_claims_shows_the_tip_resends_the_photo_and_tells_the_tipster(world, filed, services):
     _code, ref = filed
     sent = await world.say(OFFICER, "/next")
-    view, evidence_note, photo = sent.to(OFFICER)
+    view, pin, evidence_note, photo = sent.to(OFFICER)
+    assert pin["method"].lower() == "sendlocation"  # the tipster's pin, under the view that links to the map
     assert view["text"].startswith(f"🔴 {ref} · Drugs · ")
     assert DESCRIPTION in view["text"] and PEOPLE in view["text"] and "Tipster: anonymous" in view["text"]
-    assert [t for t, _d in world.fake.buttons(view)] == ["✅ Valuable", "❌ Not valuable", "↩️ Release"]
+    assert [t for t, _d in world.fake.buttons(view)] == ["✅ Valuable", "❌ Not valuable", "↩️ Release", "📎 Files (1)"]
     assert evidence_note["text"] == f"Evidence of {ref}:"
     assert photo["method"].lower() == "sendphoto"
     async with services.db.transaction() as session:
@@ -368,7 +371,7 @@ async def test_note_is_sealed_and_shown_to_colleagues(world, filed):
         rows = (await session.exec(select(TipField).where(TipField.name == "note:1"))).all()
     assert len(rows) == 1 and "quán".encode() not in rows[0].sealed
     view = await world.say(OFFICER, f"/tip {ref}")
-    assert "Note 1: Đã xác minh quán cà phê số 12" in view.text(OFFICER)
+    assert "· Đại úy Lan · Note: Đã xác minh quán cà phê số 12" in view.text(OFFICER)
     empty = await world.say(OFFICER, f"/note {ref}")
     assert empty.text(OFFICER) == f"Write the note after the reference: /note {ref} TEXT"
     assert [e.action for e in await world.audit("note")] == ["note"]
@@ -426,7 +429,8 @@ async def test_ask_reaches_the_tipster_and_their_answer_reaches_the_officer(worl
     assert (await world.tip(ref)).status == "in_review"
     view = await world.say(OFFICER, f"/tip {ref}")
     text = view.text(OFFICER)
-    assert "Question 1: Bạn có nhớ biển số xe không?" in text and "Tipster's answer 1: Biển số 59X1-123.45" in text
+    assert "· Đại úy Lan · Question to the tipster: Bạn có nhớ biển số xe không?" in text
+    assert "· the tipster · Answer: Biển số 59X1-123.45" in text
     later = await world.say(CITIZEN, "hello again")  # the question is answered: no second answer is taken
     assert "did not understand" in later.text(CITIZEN) and later.to(OFFICER) == []
     assert [e.actor for e in await world.audit("answer")] == ["tipster"]
@@ -469,7 +473,7 @@ async def test_a_non_officer_gets_the_neutral_answer_for_every_officer_command(w
     _code, ref = filed
     args = {"/tip": ref, "/valuable": ref, "/notvaluable": f"{ref} false", "/note": f"{ref} hi",
             "/release": ref, "/transfer": f"{ref} ca-hn", "/case": f"{ref} 1/2026 1", "/ask": f"{ref} who?",
-            "/export": ref, "/reopen": f"{ref} why",
+            "/export": ref, "/reopen": f"{ref} why", "/files": ref, "/queue": "mine", "/judged": "ma-tuy",
             }.get(command, "")
     neutral = (await neutral_of(world, STRANGER)).to(STRANGER)
     before, audit_before = await world.snapshot(ref), len(await world.audit())
@@ -483,7 +487,7 @@ async def test_a_non_officer_gets_the_neutral_answer_for_every_officer_command(w
 
 
 @pytest.mark.parametrize("data", ["t:valuable:{ref}", "t:open:{ref}", "t:nv:{ref}:false", "t:release:{ref}",
-                                  "t:queue:1", "t:bogus:{ref}"])
+                                  "t:queue:1", "t:queue:drugs:mine:1", "t:files:{ref}", "t:bogus:{ref}"])
 async def test_a_forged_callback_changes_nothing(world, filed, data):
     code, ref = filed
     neutral = (await neutral_of(world, CITIZEN)).to(CITIZEN)[0]

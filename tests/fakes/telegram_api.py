@@ -125,6 +125,7 @@ class FakeTelegram:
             "answercallbackquery": self._true, "sendchataction": self._true,
             "sendphoto": self._send_media, "senddocument": self._send_media,
             "sendvoice": self._send_media, "sendvideo": self._send_media, "getfile": self._get_file,
+            "sendlocation": self._send_location,
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -431,6 +432,16 @@ class FakeTelegram:
                 raise ApiError(400, "Bad Request: message caption is too long")
             content["caption"] = caption
         return self._bot_message(method, p, content, {kind: file["data"]})
+
+    async def _send_location(self, method: str, p: dict) -> dict:
+        try:
+            lat, lon = float(p["latitude"]), float(p["longitude"])
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, "Bad Request: wrong latitude or longitude") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ApiError(400, "Bad Request: wrong latitude or longitude")
+        location = {"latitude": lat, "longitude": lon}
+        return self._bot_message(method, p, {"location": location}, {"location": location})
 
     async def _get_file(self, method: str, p: dict) -> dict:
         if (file := self._files.get(p.get("file_id"))) is None:  # type: ignore[arg-type]

@@ -10,8 +10,9 @@ CITIZEN_VI = [("report", "Gửi tin báo tố giác tội phạm"), ("status", "
 CITIZEN_EN = [("report", "Report a crime"), ("status", "Check a tip with its code"),
               ("cancel", "Cancel the tip you are writing"), ("remind", "Festival reminders"),
               ("language", "Change language"), ("help", "Help")]
-OFFICER_VI = [("queue", "Tin báo đang chờ của đơn vị"), ("next", "Nhận tin báo tiếp theo"),
-              ("tip", "Xem tin báo: /tip MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
+OFFICER_VI = [("queue", "Tin báo đang chờ của đơn vị"), ("judged", "Tin báo đã đánh giá của đơn vị"),
+              ("next", "Nhận tin báo tiếp theo"), ("tip", "Xem tin báo: /tip MÃ"),
+              ("files", "Tệp chứng cứ của tin báo: /files MÃ"), ("valuable", "Có giá trị: /valuable MÃ"),
               ("notvaluable", "Không có giá trị: /notvaluable MÃ LÝ_DO"), ("export", "Hồ sơ tin báo: /export MÃ"),
               ("ask", "Hỏi người báo tin"),
               ("note", "Ghi chú"), ("case", "Gắn vụ án: /case MÃ VỤ SỐ_ĐỐI_TƯỢNG"), ("release", "Trả lại hàng chờ"),

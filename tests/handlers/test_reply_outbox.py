@@ -171,3 +171,17 @@ async def test_a_turn_that_rolls_back_leaves_the_finished_rows_to_the_next_one_n
     assert await tipline.outbox.sweep(send_to, older_than=timedelta(minutes=-1)) == 0
     assert swept == [] and tipline.outbox.unknown == 0
     assert await rows(services) == 0
+
+
+def test_a_pin_is_kept_with_its_reply_and_an_older_row_without_one_still_reads():
+    import json
+    from handlers.messages import Location, Route
+    from handlers.reply_outbox import pack, unpack
+    origin = Route("telegram", "4001")
+    _origin, [kept] = unpack(pack(origin, [Reply("🗺 map", location=Location(10.7726, 106.698))]))
+    assert kept.location == Location(10.7726, 106.698)
+    older = json.loads(pack(origin, [Reply("no pin")]))
+    for reply in older["replies"]:
+        del reply["location"]  # as rows kept before pins were sent
+    _origin, [plain] = unpack(json.dumps(older).encode())
+    assert plain.location is None

@@ -132,7 +132,7 @@ async def test_a_number_answers_the_officers_question_not_the_menu(services, tip
     await tipster.send("2")
     assert "passed on" in tipster.last[0].text
     await officer.send(f"/tip {ref}")
-    assert "Tipster's answer 1: 2" in officer.last[0].text
+    assert "the tipster · Answer: 2" in officer.last[0].text
 
 
 async def test_a_verdict_forgets_the_tipsters_route_and_withdraws_questions(services, tipline):

@@ -20,7 +20,34 @@ from storage.migrate import upgrade_sync
 from tests.support.chat import ChatClient
 from tests.support.deployment import TEST_AREAS, TEST_UNITS
 
-PG_URL = os.environ.get("TINBAO_TEST_DATABASE_URL")
+
+
+def _own_database(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own beside the one given (tinbao_ci →
+    tinbao_ci_gw0 …), made here if missing: the tests empty their tables, so workers cannot share one.
+    Written back to the environment, so tests that read the variable themselves see it too."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    from sqlalchemy.engine import make_url
+    given = make_url(url)
+    own = given.set(database=f"{given.database}_{worker}")
+
+    async def create() -> None:
+        import asyncpg
+        conn = await asyncpg.connect(given.set(drivername="postgresql").render_as_string(hide_password=False))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", own.database):
+                await conn.execute(f'CREATE DATABASE "{own.database}"')
+        finally:
+            await conn.close()
+    asyncio.run(create())
+    own_url = own.render_as_string(hide_password=False)
+    os.environ["TINBAO_TEST_DATABASE_URL"] = own_url
+    return own_url
+
+
+PG_URL = _own_database(os.environ.get("TINBAO_TEST_DATABASE_URL"))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 async def _pg_reset_schema(url: str) -> None:

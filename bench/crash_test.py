@@ -74,13 +74,14 @@ UNKNOWN_LINES = ("a reply's delivery is unknown", "a reply was being sent when i
 CODE = re.compile(r"TB-[0-9A-Z]{5}-[0-9A-Z]{5}")
 CASE = re.compile(r"Vụ \d{5}")
 CHOSEN = re.compile(r"\n\n» [^\n]*\Z")  # what the bot adds under a question once its button was tapped
+WHEN = re.compile(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}")  # /status names the minute the tip came: not the reference's
 ACK_WAIT = 120.0  # s a polled update may wait for the bot to come back: a bound for a hang
 LATE_REPLY = 1.0  # s after the acknowledgement for the reply to show at the fake API (already sent by then)
 
 
 def normal(text: str) -> str:
     """A bot message as compared between runs: codes, the citizen's case number and the tapped choice out."""
-    return CASE.sub("Vụ #", CODE.sub("TB-…", CHOSEN.sub("", text or "")))
+    return WHEN.sub("…", CASE.sub("Vụ #", CODE.sub("TB-…", CHOSEN.sub("", text or ""))))
 
 
 def free_port() -> int:

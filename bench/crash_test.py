@@ -355,7 +355,8 @@ class Citizen:
                 continue
             last = normal(came[-1].get("text"))
             for j in range(len(STEPS) - 2, -1, -1):  # the question after step j: step j+1 answers it
-                if self.reference[j] and self.reference[j][-1] == last:
+                # The question comes again under a lead ("You have an unfinished tip…"): its end is the question.
+                if self.reference[j] and last.endswith(self.reference[j][-1]):
                     self.events.append(f"resumed at step {j + 2}")
                     return j + 1
             self.events.append(f"resume: unexpected answer {last[:80]!r}")

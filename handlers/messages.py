@@ -78,6 +78,7 @@ class Inbound:
     unsupported: str | None = None  # e.g. "sticker": something we cannot take
     language: str | None = None  # the platform's language hint (Telegram's language_code)
     album: str | None = None  # files sent together (Telegram's media_group_id): one message to count and answer
+    album_more: bool = False  # the channel holds further files of this album, to come right after this one
 
     def __post_init__(self) -> None:
         self.text, self.choice = well_formed(self.text), well_formed(self.choice)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from handlers.messages import Choice, Inbound, OutgoingFile, Reply, Route, TypeInstead
 from storage import turn_replies as store
-from storage.db import DatabaseAway, out_of_reach
+from storage.db import DatabaseAway, after_commit, out_of_reach
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,17 @@ class ReplyOutbox:
                 await self._shred_finished(session)
 
     async def _shred_finished(self, session) -> None:
-        done, self._finished = self._finished, []
+        done = list(self._finished)
+        if not done:
+            return
         await store.finish_turn_replies(session=session, row_ids=done)
+        # Forgotten only once the shredding committed: a turn that rolls back leaves them to the next one
+        # (dropped here, the sweep would later find their last reply in flight and count it unknown).
+        after_commit(session, lambda: self._forget(done))
+
+    def _forget(self, shredded: list[int]) -> None:
+        gone = set(shredded)
+        self._finished = [row_id for row_id in self._finished if row_id not in gone]
 
     async def sweep(self, send_to: Callable[[Route, Reply], Awaitable[str]], *,
                     older_than: timedelta = ABANDONED_AFTER) -> int:

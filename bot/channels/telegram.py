@@ -1,21 +1,18 @@
 """Telegram through aiogram 3: updates become Inbound, replies become messages and buttons.
 
-Thin on purpose: what to ask and what to keep is decided by the channel-neutral handlers.
+Thin on purpose: what to ask and what to keep is decided by the channel-neutral handlers. Polling lives in
+telegram_polling.py, the reading of an update's JSON before aiogram decodes it in telegram_updates.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import json
-import logging
-import typing
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import aiogram.types
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -24,7 +21,6 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import (ClientDecodeError, TelegramAPIError, TelegramBadRequest, TelegramForbiddenError,
                                 TelegramNetworkError, TelegramRetryAfter, TelegramServerError,
                                 TelegramUnauthorizedError)
-from aiogram.methods import GetUpdates
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -37,15 +33,17 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
-    TelegramObject,
     Update,
 )
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.channels.base import (BLOCKED, REJECTED, SENT, TRANSIENT, ChatQueue, Outcome, pause_unless_stopped,
-                               unless_stopped)
-from bot.config import ConfigError
+from bot.channels.base import BLOCKED, REJECTED, SENT, TRANSIENT, ChatQueue, Outcome, pause_unless_stopped
+from bot.channels.telegram_albums import AlbumTracker
+from bot.channels.telegram_polling import BACKOFF_MAX, BACKOFF_START, POLL_TIMEOUT, TelegramPolling
+from bot.channels.telegram_updates import (ALLOWED_UPDATES, DEFERRED, DUPLICATE, FAILED, HANDLED, IGNORED,
+                                           UNDECODABLE, chat_key, log, undecodable_reason, update_id_of,
+                                           update_kind)
 from bot.delivery import Deliveries
 from bot.logs import where
 from bot.webhook import header_bytes, read_capped
@@ -55,7 +53,6 @@ from handlers.reply_outbox import DeliveryUnknown
 from storage.db import DatabaseAway
 from handlers.router import TipLine, command_menu
 
-log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 TEXT_LIMIT = 4096
@@ -207,107 +204,15 @@ async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:
         await bot.delete_my_commands(scope=scope)
 
 
-HANDLED, DUPLICATE, UNDECODABLE, IGNORED, FAILED = "handled", "duplicate", "undecodable", "ignored", "failed"
-DEFERRED = "deferred"  # the database did not answer: not acknowledged, handled again later
-ALLOWED_UPDATES = ["message", "callback_query"]  # the only kinds the tip line answers
-POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates open when nothing is waiting
-REPOLL_WHILE_BUSY = 0.5  # seconds: while a turn runs, newer updates are fetched this often
-BACKOFF_START, BACKOFF_MAX = 1.0, 60.0
-STOP_TIMEOUT = 10.0  # seconds the turns already taken get to finish when polling stops
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024  # an update is a few kilobytes; files come as ids, not bytes
-UNAUTHORIZED_HINT = "Telegram refused the bot token (401 Unauthorized): check TINBAO_TELEGRAM_TOKEN"
-
-
-class _RawUpdates(GetUpdates):
-    """getUpdates whose answer stays JSON: aiogram would decode the batch as one, and one update it
-    rejects would fail them all and hold the offset for a day (aiogram issue #1840)."""
-
-    __returning__ = list[Any]
-
-
-@functools.cache
-def _model_names() -> frozenset[str]:
-    """Every field name, alias, tag and type name of aiogram's models: the words a decoding error may
-    name in our log (anything else in its location could come from the input)."""
-    names: set[str] = set()
-    for value in vars(aiogram.types).values():
-        if isinstance(value, type) and issubclass(value, TelegramObject):
-            names.add(value.__name__)
-            for field_name, field in value.model_fields.items():
-                names.update(n for n in (field_name, field.alias) if n)
-                names.update(a for a in typing.get_args(field.annotation) if isinstance(a, str))
-                default = field.default
-                if isinstance(default, str):
-                    names.add(default)
-    return frozenset(names)
-
-
-def undecodable_reason(exc: ValidationError) -> str:
-    """Why aiogram's models refused an update, without the input pydantic would quote: the kind of the
-    first error and the fields leading to it."""
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    if not errors:
-        return "rejected by aiogram's models"
-    first = errors[0]
-    known = _model_names()
-    path = ".".join(str(p) if isinstance(p, int) or p in known else "?" for p in first.get("loc", ()))
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{first.get('type', 'invalid')} at {path or 'the top'}{more}"
-
-
-def update_kind(raw: dict) -> str:
-    """The update's kind, if aiogram knows it; "unknown" for a kind it does not (never the input's word)."""
-    for name in Update.model_fields:
-        if name != "update_id" and raw.get(name) is not None:
-            return name
-    return "unknown"
-
-
-class _Window:
-    """Which update ids polling has taken: the offset passes an update only once it is handled, and
-    an update fetched again while an earlier one is still being handled is not handled twice."""
-
-    def __init__(self) -> None:
-        self.offset: int | None = None
-        self.asked: int | None = None  # the offset of the getUpdates under way: its answer starts there
-        self.running: dict[int, asyncio.Task] = {}
-        self.done: set[int] = set()  # handled or skipped, at or above the offset asked for
-        self.highest: int | None = None
-
-    def knows(self, update_id: int) -> bool:
-        return update_id in self.running or update_id in self.done
-
-    def finished(self, update_id: int) -> None:
-        self.running.pop(update_id, None)
-        self.done.add(update_id)
-        self.advance()
-
-    def seen(self, update_id: int) -> None:
-        self.highest = update_id if self.highest is None else max(self.highest, update_id)
-
-    def advance(self) -> None:
-        if self.highest is None:
-            return
-        waiting = [uid for uid in self.running if self.offset is None or uid >= self.offset]
-        offset = min(waiting) if waiting else self.highest + 1
-        self.offset = offset if self.offset is None else max(self.offset, offset)
-        # An answer to a getUpdates asked with an older offset may still bring those ids: they stay known.
-        floor = self.offset if self.asked is None else min(self.offset, self.asked)
-        self.done = {uid for uid in self.done if uid >= floor}
-
-    def redelivered(self, update_id: int) -> bool:
-        """Telegram sent again an update we had confirmed (it was below the offset we asked with)."""
-        return self.asked is not None and update_id < self.asked
-
-
 class TelegramChannel:
     """The tip line on Telegram: one router for messages, one for button taps."""
 
     name, label, webhook_path = CHANNEL, "Telegram", WEBHOOK_PATH
 
-    backoff_start, backoff_max, poll_timeout = BACKOFF_START, BACKOFF_MAX, POLL_TIMEOUT
+    backoff_start, backoff_max, poll_timeout = BACKOFF_START, BACKOFF_MAX, POLL_TIMEOUT  # read by the polling
 
     def __init__(self, *, bot: Bot, tipline: TipLine, deliveries: Deliveries | None = None) -> None:
         self.bot = bot
@@ -316,8 +221,9 @@ class TelegramChannel:
         self.deliveries.register(CHANNEL, self.send)
         # What became of each update taken (handled, duplicate, undecodable, ignored, failed): for metrics.
         self.outcomes: Counter[str] = Counter()
-        self._stopping = asyncio.Event()
-        self._chats = ChatQueue()  # one chat's updates are taken in the order Telegram sent them
+        self.stopping = asyncio.Event()
+        self.chats = ChatQueue()  # one chat's updates are taken in the order Telegram sent them
+        self.albums = AlbumTracker()  # the files of each album taken and not yet handled
         self._reminders = ReminderSender(bot)
         self.dispatcher = Dispatcher()
         private = Router(name="private-chats")
@@ -329,7 +235,10 @@ class TelegramChannel:
 
     async def on_message(self, message: Message, event_update: Update) -> None:
         """A citizen wrote, sent a file, a location or a contact."""
-        replies = await self.tipline.handle(to_inbound(message, self.bot, event_update.update_id))
+        inbound = to_inbound(message, self.bot, event_update.update_id)
+        if inbound.album is not None:  # more of its files right behind it: the album's last answers for all
+            inbound.album_more = await self.albums.more_after(inbound.album, event_update.update_id)
+        replies = await self.tipline.handle(inbound)
         await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
 
     async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
@@ -401,7 +310,7 @@ class TelegramChannel:
                             "too large" if raw is None else "not UTF-8" if isinstance(exc, UnicodeDecodeError)
                             else "not JSON")
                 return web.Response(status=200)
-            if await self.process(update) == DEFERRED:
+            if await self.take(update) == DEFERRED:
                 return web.Response(status=503)  # the database did not answer: Telegram sends it again later
             return web.Response(status=200)
 
@@ -439,17 +348,31 @@ class TelegramChannel:
         self.outcomes[outcome] += 1
         return outcome
 
-    async def _process_patiently(self, raw: Any, *, again: bool) -> str:
+    async def take(self, raw: Any) -> str:
+        """An update posted to the webhook: handled after the chat's earlier ones (Telegram may post several
+        at once), its album noted while it waits; what became of it."""
+        update_id = raw.get("update_id") if isinstance(raw, dict) else None
+        if isinstance(update_id, int):
+            self.albums.taken(raw, update_id)
+        try:
+            # Shielded: a caller that hangs up does not stop a turn half-way; its update comes again.
+            return await asyncio.shield(self.chats.run(chat_key(raw) if isinstance(raw, dict) else None,
+                                                       lambda: self.process(raw)))
+        finally:
+            if isinstance(update_id, int):
+                self.albums.finished(update_id, raw)
+
+    async def process_patiently(self, raw: Any, *, again: bool) -> str:
         """process(), again and again while the database does not answer (PostgreSQL restarting): the
         chat waits, its update is not lost; a stop leaves it unconfirmed for the next start."""
         delay = self.backoff_start
-        while (outcome := await self.process(raw, again=again)) == DEFERRED and not self._stopping.is_set():
+        while (outcome := await self.process(raw, again=again)) == DEFERRED and not self.stopping.is_set():
             await self._pause(delay)
             delay = min(delay * 2, 30.0)
         return outcome
 
     async def _process(self, raw: Any) -> str:
-        update_id = _update_id(raw)
+        update_id = update_id_of(raw)
         if update_id is None:
             return UNDECODABLE
         kind = update_kind(raw)
@@ -479,140 +402,12 @@ class TelegramChannel:
         return IGNORED if result is UNHANDLED else HANDLED
 
     async def run_polling(self) -> None:
-        """Ask Telegram for updates one long poll at a time until stop(): each update on its own, the
-        offset past it only once it is handled; failures are retried with growing waits."""
-        delay, started, worked = self.backoff_start, False, False
-        window = _Window()
-        while not self._stopping.is_set():
-            try:
-                if not started:
-                    await self._unless_stopped(self._start_polling())
-                    started = worked = not self._stopping.is_set()  # the token was taken
-                    continue
-                busy = bool(window.running)
-                window.asked = window.offset
-                entries = await self._unless_stopped(self.bot(
-                    _RawUpdates(offset=window.offset, timeout=0 if busy else self.poll_timeout,
-                                allowed_updates=ALLOWED_UPDATES),
-                    request_timeout=int(self.bot.session.timeout + self.poll_timeout)))
-            except TelegramUnauthorizedError:
-                if not worked:
-                    raise ConfigError(f"telegram.token: {UNAUTHORIZED_HINT}") from None
-                log.error("%s; trying again in %.0f s", UNAUTHORIZED_HINT, delay)
-                delay = await self._back_off(delay)
-                continue
-            except TelegramRetryAfter as exc:
-                log.warning("Telegram asked us to wait %s s before polling again", exc.retry_after)
-                await self._pause(exc.retry_after)
-                continue
-            except Exception as exc:
-                log.warning("Telegram polling failed (%s); trying again in %.0f s", _failure(exc), delay)
-                delay = await self._back_off(delay)
-                continue
-            worked, delay = True, self.backoff_start
-            if entries is None:  # stop() was called during the call
-                break
-            for raw in entries:
-                self._take(window, raw)
-            window.advance()
-            if window.running:
-                await self._while_busy(window)
-        await self._finish(window)
-
-    async def _start_polling(self) -> None:
-        await self.bot.delete_webhook(drop_pending_updates=False)  # getUpdates is refused while one is set
-        await self.set_commands()
-
-    def _take(self, window: _Window, raw: Any) -> None:
-        update_id = _update_id(raw)
-        if update_id is None:
-            self.outcomes[UNDECODABLE] += 1
-            return
-        if window.knows(update_id):
-            return  # fetched again while an earlier update is still being handled: it is already taken
-        again = window.redelivered(update_id)
-        window.seen(update_id)
-        task = self._chats.run(_chat_key(raw), lambda: self._process_patiently(raw, again=again))
-        window.running[update_id] = task
-        # Deferred until the stop: the offset stays below it, and Telegram hands it to the next start.
-        task.add_done_callback(lambda done: None if _deferred(done) else window.finished(update_id))
-
-    async def _while_busy(self, window: _Window) -> None:
-        """Wait until the offset can move or a moment passed (newer updates behind a slow turn are
-        fetched then), or stop() is called."""
-        lowest = window.running[min(window.running)]
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({lowest, stopper}, timeout=REPOLL_WHILE_BUSY, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-
-    async def _finish(self, window: _Window, timeout: float = STOP_TIMEOUT) -> None:
-        """Let the turns already taken finish, then tell Telegram which updates are done."""
-        if window.running:
-            await asyncio.wait(set(window.running.values()), timeout=timeout)
-        window.advance()
-        if window.offset is None:
-            return
-        try:
-            # An offset confirms every update below it; the one update this call may return stays unconfirmed.
-            await self.bot(_RawUpdates(offset=window.offset, limit=1, timeout=0), request_timeout=5)
-        except Exception as exc:
-            log.warning("could not confirm the last updates to Telegram (%s); they will come again and be "
-                        "recognised", _failure(exc))
-
-    async def _unless_stopped(self, call: Awaitable[Any]) -> Any:
-        return await unless_stopped(call, self._stopping)
-
-    async def _back_off(self, delay: float) -> float:
-        await self._pause(delay)
-        return min(delay * 2, self.backoff_max)
+        """Long polling until stop(): the offset passes an update only once it is handled."""
+        await TelegramPolling(self).run()
 
     async def _pause(self, seconds: float) -> None:
-        await pause_unless_stopped(seconds, self._stopping)
+        await pause_unless_stopped(seconds, self.stopping)
 
     async def stop(self) -> None:
         """Polling ends: no new update is taken, the ones taken are finished."""
-        self._stopping.set()
-
-
-def _deferred(task: asyncio.Task) -> bool:
-    return not task.cancelled() and task.exception() is None and task.result() == DEFERRED
-
-
-def _update_id(raw: Any) -> int | None:
-    """The update's id, or None (logged as a skipped update) if it has none to name it by."""
-    update_id = raw.get("update_id") if isinstance(raw, dict) else None
-    if isinstance(update_id, int) and not isinstance(update_id, bool):
-        return update_id
-    log.warning("a Telegram update was skipped: %s", "not an object" if not isinstance(raw, dict) else "no update_id")
-    return None
-
-
-def _chat_key(raw: dict) -> int | None:
-    """The private chat an update belongs to, read from the JSON before decoding (for the order of turns)."""
-    for path in (("message", "chat", "id"), ("callback_query", "from", "id")):
-        value: Any = raw
-        for step in path:
-            value = value.get(step) if isinstance(value, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _failure(exc: BaseException) -> str:
-    """A failed call named without its URL (it holds the token) or the answer's body."""
-    if isinstance(exc, TelegramNetworkError):
-        cause = exc.__cause__
-        return f"network: {type(cause).__name__ if cause is not None else 'timeout'}"
-    if isinstance(exc, TelegramServerError):
-        return f"Telegram server error: {type(exc).__name__}"
-    if isinstance(exc, TelegramAPIError):
-        return f"{type(exc).__name__}: {_first_words(exc.message)}"
-    return type(exc).__name__
-
-
-def _first_words(description: str) -> str:
-    # Telegram's own description of a refusal ("Conflict: terminated by other getUpdates request"):
-    # short, and about the call, not about any message; capped all the same.
-    return description.split("\n", 1)[0][:120]
+        self.stopping.set()

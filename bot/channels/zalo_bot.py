@@ -27,10 +27,10 @@ from aiohttp import web
 from bot.channels.base import (BLOCKED, REJECTED, SENT, TRANSIENT, ChatQueue, Outcome, pause_unless_stopped,
                                unless_stopped)
 from bot.channels.http_client import failure_line
-from bot.channels.zalo_common import Fetcher, ZaloCallError, ZaloHttpClient, clean, mime_of, url_of, with_hints
+from bot.channels.zalo_common import Fetcher, ZaloCallError, ZaloHttpClient, clean, mime_of, url_of, with_hint
 from bot.delivery import Deliveries
 from bot.webhook import header_bytes, read_capped
-from handlers.messages import IncomingFile, Inbound, Reply, Route, numbered_text, split_text
+from handlers.messages import IncomingFile, Inbound, Reply, Route, TypeInstead, numbered_text, split_text
 from handlers.router import TipLine
 from storage.db import DatabaseAway
 from storage.received_updates import LEFT_AFTER, claim_left_received, forget_received, keep_received
@@ -231,19 +231,18 @@ def to_inbound(event: Any, *, fetcher: Fetcher) -> Inbound | None:
 # --- Reply → Zalo texts -------------------------------------------------------------------------
 
 # Zalo has no buttons, and the docs list no location or contact event: the handlers accept a typed
-# address or phone number, so the button becomes a line saying to type it. The hint is written in
-# the language the handlers used for the button's label (the adapter is not told the chat's language).
+# address or phone number, so the button becomes a line saying to type it, in the reply's language.
 _HINTS = {
-    "📍 Send my location": {"vi": "✍️ Trên Zalo, hãy nhập địa chỉ (Zalo không gửi được vị trí cho bot).",
-                            "en": "✍️ On Zalo, please type the address (Zalo cannot send a map pin to the bot)."},
-    "📞 Share my phone number": {"vi": "✍️ Trên Zalo, hãy nhập số điện thoại của bạn.",
-                                "en": "✍️ On Zalo, please type your phone number."},
+    TypeInstead.ADDRESS: {"vi": "✍️ Trên Zalo, hãy nhập địa chỉ (Zalo không gửi được vị trí cho bot).",
+                          "en": "✍️ On Zalo, please type the address (Zalo cannot send a map pin to the bot)."},
+    TypeInstead.PHONE: {"vi": "✍️ Trên Zalo, hãy nhập số điện thoại của bạn.",
+                        "en": "✍️ On Zalo, please type your phone number."},
 }
 
 
 def render(reply: Reply) -> list[str]:
     """The reply as Zalo messages: hints for missing buttons, numbered choices, 2,000-character parts."""
-    text = with_hints(reply.text, (reply.location_button, reply.contact_button), _HINTS)
+    text = with_hint(reply, _HINTS)
     text = numbered_text(Reply(text, choices=reply.choices))
     return split_text(text, TEXT_LIMIT) if text.strip() else []
 

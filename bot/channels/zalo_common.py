@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.channels.http_client import HttpClient
-from handlers.i18n import translator
+from handlers.messages import Reply, TypeInstead
 
 Fetcher = Callable[[str], Callable[[], Awaitable[bytes]]]
 
@@ -129,20 +129,14 @@ def mime_of(url: str, default: str) -> str:
     return guessed if guessed and guessed.split("/")[0] == default.split("/")[0] else default
 
 
-def typed_hint(label: str, hints: Mapping[str, Mapping[str, str]]) -> str:
-    """The line that stands for a button Zalo cannot show (a location or contact request), in the language the
-    handlers wrote the button's label in (the adapter is not told the chat's language)."""
-    for msgid, texts in hints.items():
-        for lang in ("vi", "en"):
-            if label == translator(lang)(msgid):
-                return texts[lang]
-    return f"✍️ {label}"  # a label we do not know: still tell the citizen it is there
-
-
-def with_hints(text: str, labels: Iterable[str | None], hints: Mapping[str, Mapping[str, str]]) -> str:
-    """The text with a "type this instead" line for each button the platform has not got."""
-    for label in labels:
-        if label:
-            hint = typed_hint(label, hints)
-            text = f"{text}\n\n{hint}" if text else hint
-    return text
+def with_hint(reply: Reply, hints: Mapping[TypeInstead, Mapping[str, str]]) -> str:
+    """The reply's text with a "type this instead" line where it asks for a location or contact the platform
+    has no button for, in the reply's own language."""
+    if reply.type_instead is not None:
+        texts = hints[reply.type_instead]
+        hint = texts.get(reply.language or "vi", texts["vi"])
+    elif label := reply.location_button or reply.contact_button:
+        hint = f"✍️ {label}"  # a button no step kind asked for: still tell the citizen it is there
+    else:
+        return reply.text
+    return f"{reply.text}\n\n{hint}" if reply.text else hint

@@ -107,14 +107,19 @@ async def answer(turn: Turn) -> list[Reply]:
     album = turn.inbound.album
     if album is not None and draft.album == album:
         return await _rest_of_album(turn, draft, step)
+    if album is not None and turn.inbound.album_more and step.kind == "media":
+        return await _album_file_before_its_last(turn, draft, step, album)
+    quiet_before = album is not None and draft.pending.pop("album_quiet", None) == album
     if album is not None:
         draft.album = album
         save_draft(turn, draft)  # whatever the step makes of it, the album's other files are answered once
     outcome = await KINDS[step.kind].take(turn, draft, step)
     if album is not None and step.kind == "media" and outcome is None:
         save_draft(turn, draft)
-        return [prompt(turn, draft, lead=turn._("The files sent with it are being received too, without a "
-                                                 "message for each."))]
+        # Its files before it were kept quietly: this answer counts them all. Otherwise more may still come.
+        lead = None if quiet_before else turn._("The files sent with it are being received too, without a "
+                                                "message for each.")
+        return [prompt(turn, draft, lead=lead)]
     if isinstance(outcome, Reply):  # finished (submitted or cancelled)
         return [outcome]
     if isinstance(outcome, str):  # a problem: say it, ask again, change nothing else
@@ -125,6 +130,15 @@ async def answer(turn: Turn) -> list[Reply]:
         draft.step = first_open_step(turn, draft)
     save_draft(turn, draft)
     return [prompt(turn, draft, lead=_ack(turn, step, outcome))]
+
+
+async def _album_file_before_its_last(turn: Turn, draft: Draft, step: Step, album: str) -> list[Reply]:
+    """A file of an album the channel knows more files of are coming right after: kept quietly (unless it
+    cannot be kept), so the album's last file answers once with the count of all."""
+    outcome = await KINDS[step.kind].take(turn, draft, step)
+    draft.pending["album_quiet"] = album
+    save_draft(turn, draft)
+    return [Reply(outcome)] if isinstance(outcome, str) else []
 
 
 async def _rest_of_album(turn: Turn, draft: Draft, step: Step) -> list[Reply]:

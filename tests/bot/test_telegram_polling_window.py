@@ -1,11 +1,11 @@
 """The bookkeeping behind Telegram polling's offset: an update is confirmed only once handled, and an
 update that comes back in the answer to an older request is recognised, not handled twice."""
 
-from bot.channels.telegram import _Window
+from bot.channels.telegram_polling import PollingWindow
 
 
 def test_the_offset_waits_for_the_lowest_update_still_being_handled():
-    window = _Window()
+    window = PollingWindow()
     for update_id in (5, 6, 7):
         window.seen(update_id)
         window.running[update_id] = None
@@ -21,7 +21,7 @@ def test_the_offset_waits_for_the_lowest_update_still_being_handled():
 def test_updates_finished_while_a_request_was_under_way_are_still_known_when_its_answer_comes():
     """A getUpdates asked with offset 5 while 5 and 6 ran; both finished before its answer came back with
     them. They are the same updates, not a redelivery."""
-    window = _Window()
+    window = PollingWindow()
     for update_id in (5, 6):
         window.seen(update_id)
         window.running[update_id] = None

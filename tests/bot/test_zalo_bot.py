@@ -24,7 +24,7 @@ from bot.channels.zalo_bot import (TEXT_LIMIT, UndecodableEvent, ZaloBotChannel,
 from bot.delivery import Deliveries
 from bot.logs import RedactSecrets
 from handlers.i18n import translator
-from handlers.messages import Choice, Inbound, OutgoingFile, Reply, Route
+from handlers.messages import Choice, Inbound, OutgoingFile, Reply, Route, TypeInstead
 from storage.keys import load_data_key
 from storage.models import Attachment, Conversation, ProcessedUpdate, Tip, TipField
 from storage.tips import read_tip_fields
@@ -305,12 +305,22 @@ def test_a_long_text_without_lines_is_split_at_a_sentence():
 def test_choices_are_numbered_and_missing_buttons_become_hints():
     contact = Reply("Bấm «📞 Chia sẻ số điện thoại của tôi» bên dưới, hoặc nhập số điện thoại.",
                     choices=[Choice("identity:anonymous", "Thay vào đó, gửi ẩn danh")],
-                    contact_button=vi("📞 Share my phone number"))
+                    contact_button=vi("📞 Share my phone number"), type_instead=TypeInstead.PHONE, language="vi")
     [text] = render(contact)
     assert text.endswith("Trên Zalo, hãy nhập số điện thoại của bạn.\n\n1. Thay vào đó, gửi ẩn danh")
-    [english] = render(Reply("You can send a location pin or type the address.", location_button="📍 Send my location"))
-    assert "On Zalo, please type the address" in english
+    [english] = render(Reply("You can send a location pin or type the address.", location_button="📍 Send my location",
+                             type_instead=TypeInstead.ADDRESS, language="en"))
+    assert "On Zalo, please type the address" in english and "Trên Zalo" not in english
     assert render(Reply("")) == []
+
+
+def test_the_hint_follows_what_the_step_asks_for_not_the_button_label():
+    """A deployment's own wording of the button still gets the hint: the adapter reads the kind, not the label."""
+    [text] = render(Reply("Sự việc xảy ra ở đâu?", location_button="📍 Gửi vị trí", type_instead=TypeInstead.ADDRESS,
+                          language="vi"))
+    assert text == "Sự việc xảy ra ở đâu?\n\n✍️ Trên Zalo, hãy nhập địa chỉ (Zalo không gửi được vị trí cho bot)."
+    [unknown] = render(Reply("Sự việc xảy ra ở đâu?", location_button="📍 Gửi vị trí"))
+    assert unknown == "Sự việc xảy ra ở đâu?\n\n✍️ 📍 Gửi vị trí"
 
 
 class _Scripted:

@@ -31,7 +31,7 @@ from bot.channels.zalo_oa.signature import verify_event
 from bot.delivery import Deliveries
 from bot.webhook import webhook_app
 from handlers.i18n import translator
-from handlers.messages import Choice, OutgoingFile, Reply, Route
+from handlers.messages import Choice, OutgoingFile, Reply, Route, TypeInstead
 from handlers.officer.accounts import create_invite_code
 from storage import zalo_oa as store
 from storage.keys import load_data_key
@@ -246,7 +246,8 @@ def test_nine_choices_go_four_buttons_at_a_time_under_the_question():
     parts = render(reply)
     assert [p.text for p in parts] == [reply.text, "…", "…"]
     assert [len(p.choices) for p in parts] == [4, 4, 1]
-    long = render(Reply("x" * 2500, location_button="📍 Send my location"))
+    long = render(Reply("x" * 2500, location_button="📍 Send my location", type_instead=TypeInstead.ADDRESS,
+                       language="en"))
     assert len(long) == 2 and all(len(p.text) <= 2000 for p in long) and "Location" in long[-1].text
 
 

@@ -477,6 +477,10 @@ class FakeTelegram:
         # Both sides of a private chat share one message_id sequence.
         return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
 
+    def update_json(self, update_id: int) -> dict:
+        """An update as Telegram would post it to a webhook (one queued by send_text, send_photo …)."""
+        return copy.deepcopy(self._history[update_id])
+
     def _user_message(self, chat_id: int, content: dict, **user: Any) -> int:
         sender, chat = self._user(chat_id, **user)
         message = {"message_id": self._next_message_id(chat_id), "date": int(time.time()),

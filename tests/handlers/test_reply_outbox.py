@@ -152,3 +152,22 @@ async def test_a_last_reply_left_in_flight_by_a_dead_worker_is_counted_unknown_n
     assert await tipline.outbox.sweep(send_to, older_than=timedelta(minutes=-1)) == 1
     assert swept == [] and tipline.outbox.unknown == 1  # counted, never sent twice
     assert await rows(services, tipline) == 0
+
+
+async def test_a_turn_that_rolls_back_leaves_the_finished_rows_to_the_next_one_not_to_the_sweep(tipline, services):
+    replies = await stored_turn(tipline, hello("7"), ["receipt"])
+    await replies.outbox.deliver(replies, Recorder())  # sent: the row waits to be shredded by the next turn
+    with pytest.raises(RuntimeError):
+        async with services.db.transaction() as session:  # the next turn shreds it, then fails and rolls back
+            await tipline.outbox.keep(session=session, inbound=hello("8"), replies=[Reply("lost with its turn")])
+            raise RuntimeError("the turn failed")
+    assert await rows(services) == 1  # the shredding rolled back with the turn
+    swept: list[str] = []
+
+    async def send_to(origin, reply):
+        swept.append(reply.text)
+        return SENT
+    # Long after, the sweep sees the row, but the outbox still knows it was sent: shredded, nothing unknown.
+    assert await tipline.outbox.sweep(send_to, older_than=timedelta(minutes=-1)) == 0
+    assert swept == [] and tipline.outbox.unknown == 0
+    assert await rows(services) == 0

@@ -7,8 +7,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from bot.channels.zalo_common import with_hints
-from handlers.messages import Choice, Reply, split_text
+from bot.channels.zalo_common import with_hint
+from handlers.messages import Choice, Reply, TypeInstead, split_text
 
 
 TEXT_LIMIT = 2000
@@ -20,10 +20,10 @@ IMAGE_LIMIT = 1_000_000
 
 
 _HINTS = {
-    "📍 Send my location": {"vi": "📍 Trên Zalo, bạn có thể gửi vị trí bằng mục «Vị trí», hoặc nhập địa chỉ.",
-                            "en": "📍 On Zalo you can send a location with «Location», or type the address."},
-    "📞 Share my phone number": {"vi": "✍️ Trên Zalo, hãy nhập số điện thoại của bạn.",
-                                "en": "✍️ On Zalo, please type your phone number."},
+    TypeInstead.ADDRESS: {"vi": "📍 Trên Zalo, bạn có thể gửi vị trí bằng mục «Vị trí», hoặc nhập địa chỉ.",
+                          "en": "📍 On Zalo you can send a location with «Location», or type the address."},
+    TypeInstead.PHONE: {"vi": "✍️ Trên Zalo, hãy nhập số điện thoại của bạn.",
+                        "en": "✍️ On Zalo, please type your phone number."},
 }
 FILE_NOTICES = {
     "vi": "📎 Một tệp ({kind}, {size}) không gửi được qua Zalo OA; tệp vẫn được lưu trong tin báo.",
@@ -42,7 +42,7 @@ class Part:
 def render(reply: Reply) -> list[Part]:
     """The reply as OA messages: hints for what OA has no button for, 2,000-character parts, buttons under
     the last part, BUTTONS_PER_MESSAGE at a time (further ones under a "…" of their own)."""
-    text = with_hints(reply.text, (reply.location_button, reply.contact_button), _HINTS)
+    text = with_hint(reply, _HINTS)
     parts = [Part(p) for p in split_text(text, TEXT_LIMIT)] if text.strip() else []
     chunks = [reply.choices[i:i + BUTTONS_PER_MESSAGE] for i in range(0, len(reply.choices), BUTTONS_PER_MESSAGE)]
     for index, chunk in enumerate(chunks):

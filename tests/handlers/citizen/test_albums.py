@@ -51,6 +51,39 @@ async def test_ten_photos_at_once_plus_every_step_stay_under_the_flood_limit(tip
     assert "Receipt code: TB-" in citizen.text  # not «You are sending messages too quickly»
 
 
+async def test_an_album_the_channel_holds_together_is_answered_by_its_last_file_with_the_count_of_all(
+        tipline, services):
+    """Telegram hands the album's files one by one; knowing more follow, the channel marks all but the last."""
+    citizen = ChatClient(tipline, chat_id="album-4", language="en")
+    await reach_evidence(citizen)
+    data = jpeg_with_gps()
+    answers = [await citizen.deliver(files=[photo(data)], album="8642", album_more=more) for more in (True, True, False)]
+    assert answers[:2] == [[], []]
+    [last] = answers[2]
+    assert "Files received so far: 3." in last.text and "being received too" not in last.text
+    assert (await stored(services, citizen))["counts"]["Attachment"] == 3
+    late = await citizen.deliver(files=[photo(data)], album="8642")  # one Telegram sent after the wait: quiet too
+    assert late == []
+    await citizen.send("/help")
+    assert "Files received so far: 4." in citizen.text
+
+
+async def test_the_vietnamese_album_answer_reads_da_nhan_3_tep(tipline, services):
+    citizen = ChatClient(tipline, chat_id="album-5", language="vi")
+    await citizen.send("/baotin")
+    for label in ("category:theft",):
+        await citizen.click(label)
+    await citizen.send("Hai thanh niên giật túi xách của một phụ nữ trước chợ.")
+    await citizen.click("when:today")
+    await citizen.send("hoan kiem")
+    await citizen.click("area:yes")
+    await citizen.click("place:skip")
+    await citizen.click("people:skip")
+    data = jpeg_with_gps()
+    answers = [await citizen.deliver(files=[photo(data)], album="1357", album_more=more) for more in (True, True, False)]
+    assert answers[:2] == [[], []] and "Đã nhận 3 tệp." in answers[2][0].text
+
+
 async def test_a_photo_of_an_album_that_cannot_be_kept_still_says_so(tipline, services):
     services.clock = lambda: MINUTE
     citizen = ChatClient(tipline, chat_id="album-2", language="en")

@@ -11,7 +11,9 @@ PostgreSQL). Not a test: run it by hand, on an otherwise quiet machine if there 
 Each bot is a process of its own serving a webhook on 127.0.0.1; the driver (this process) is the fake
 Bot API (tests/fakes/telegram_api.py) of all three and posts each citizen's next update as Telegram would,
 once the bot's answer to the previous one has reached the fake API. A step's latency runs from the POST
-to that answer. Runs are interleaved (bare, durable, tinbao, then the other way round, …) so that the
+to that answer. Each bot first walks its script once, unmeasured (what a process loads once, such as the national
+ward catalogue at the first ward search, is not a step's cost). Runs are interleaved (bare, durable, tinbao,
+then the other way round, …) so that the
 machine's noise falls on all of them alike; figures are medians over the rounds. Bot CPU per step is the
 process's user+system time over the run divided by its steps. The bare form has 4 steps (/start, name,
 "Yes", language), tinbao's tip-off 10 (/report, category, text, when, ward search, ward, location, people,
@@ -138,9 +140,12 @@ class BotProcess:
                 self.process.kill()
 
 
-async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until: float, latencies: list[float]) -> int:
+async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until: float, latencies: list[float],
+                  once: bool = False) -> int:
     steps, url = 0, f"http://127.0.0.1:{bot.port}/telegram/webhook"
     headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    if once:
+        until = float("inf")
     while time.perf_counter() < until:
         for action, value in bot.script:
             update = bot.fake.next_update(chat, action, value)
@@ -164,7 +169,14 @@ async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until
             async with http.post(url, json=update, headers=headers):
                 pass
             await bot.fake.until_count(chat, expected)
+        if once:
+            break
     return steps
+
+
+async def warm_up(bot: BotProcess, chat: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        await citizen(bot, http, chat, time.perf_counter() + 1e-3, [], once=True)
 
 
 async def statement_counts(bot: BotProcess) -> dict[str, int]:
@@ -275,6 +287,12 @@ async def main() -> None:
             try:
                 for bot in bots:
                     await bot.start()
+                await asyncio.sleep(2)
+                print(f"  {database}: idle RSS after start, before any update: "
+                      + ", ".join(f"{bot.name} {bot.rss_mb():.0f} MB" for bot in bots), flush=True)
+                for bot in bots:  # one whole script each, not measured: what a process loads once is not a step
+                    chat += 10_000
+                    await warm_up(bot, chat)
                 for citizens in [int(n) for n in args.citizens.split(",")]:
                     runs: dict[str, list[dict]] = defaultdict(list)
                     for round_ in range(args.rounds):

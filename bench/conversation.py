@@ -6,15 +6,23 @@ PostgreSQL). Not a test: run it by hand, on an otherwise quiet machine if there 
 
     .venv/bin/python bench/conversation.py [--seconds 5] [--rounds 2] [--citizens 1,50,200]
                                            [--postgres postgresql://postgres@127.0.0.1:5432/tinbao_bench]
+                                           [--profile DIR]
 
 Each bot is a process of its own serving a webhook on 127.0.0.1; the driver (this process) is the fake
 Bot API (tests/fakes/telegram_api.py) of all three and posts each citizen's next update as Telegram would,
 once the bot's answer to the previous one has reached the fake API. A step's latency runs from the POST
-to that answer. Runs are interleaved (bare, durable, tinbao, then the other way round, …) so that the
+to that answer. Each bot first walks its script once, unmeasured (what a process loads once, such as the national
+ward catalogue at the first ward search, is not a step's cost). Runs are interleaved (bare, durable, tinbao,
+then the other way round, …) so that the
 machine's noise falls on all of them alike; figures are medians over the rounds. Bot CPU per step is the
 process's user+system time over the run divided by its steps. The bare form has 4 steps (/start, name,
 "Yes", language), tinbao's tip-off 10 (/report, category, text, when, ward search, ward, location, people,
-files done, anonymous); each citizen repeats its script until the run's time is up.
+files done, anonymous; then /cancel and «Yes, delete it», not counted); each citizen repeats its script until the run's time is up.
+
+--profile DIR: tinbao runs through bench/counted_bot.py (every SQL statement counted by an SQLAlchemy event
+listener) and py-spy samples it during each of its runs (DIR/<bot>-<citizens>-<round>.txt, collapsed
+stacks, with idle frames left out); a line per run gives the statements per step by kind. Its own CPU
+figures are then not comparable with a run without --profile.
 """
 
 from __future__ import annotations
@@ -92,9 +100,9 @@ class CountingTelegram(FakeTelegram):
 
 class BotProcess:
     def __init__(self, name: str, command: list[str], *, ready: str, port: int, fake: CountingTelegram,
-                 script: list, cwd: Path) -> None:
+                 script: list, cwd: Path, counts: Path | None = None) -> None:
         self.name, self.command, self.ready, self.port, self.fake, self.script = name, command, ready, port, fake, script
-        self.cwd = cwd
+        self.cwd, self.counts = cwd, counts
         self.process: subprocess.Popen | None = None
 
     async def start(self) -> None:
@@ -132,9 +140,12 @@ class BotProcess:
                 self.process.kill()
 
 
-async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until: float, latencies: list[float]) -> int:
+async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until: float, latencies: list[float],
+                  once: bool = False) -> int:
     steps, url = 0, f"http://127.0.0.1:{bot.port}/telegram/webhook"
     headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    if once:
+        until = float("inf")
     while time.perf_counter() < until:
         for action, value in bot.script:
             update = bot.fake.next_update(chat, action, value)
@@ -148,18 +159,47 @@ async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until
             steps += 1
             if time.perf_counter() >= until:
                 break
-        # A tip-off ends on the review screen: cancelled, so the next round starts from a fresh /report.
-        if bot.script is TIPOFF and time.perf_counter() < until:
-            update = bot.fake.next_update(chat, "text", "/cancel")
+        # A tip-off ends on the review screen: cancelled (/cancel, then «Yes, delete it»), so the next round
+        # starts from a fresh /report.
+        for action, value in (("text", "/cancel"), ("tap", "Yes, delete it")) if bot.script is TIPOFF else ():
+            if time.perf_counter() >= until:
+                break
+            update = bot.fake.next_update(chat, action, value)
             expected = bot.fake.count[chat] + 1
             async with http.post(url, json=update, headers=headers):
                 pass
             await bot.fake.until_count(chat, expected)
+        if once:
+            break
     return steps
 
 
-async def measure(bot: BotProcess, citizens: int, seconds: float, first_chat: int) -> dict:
+async def warm_up(bot: BotProcess, chat: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        await citizen(bot, http, chat, time.perf_counter() + 1e-3, [], once=True)
+
+
+async def statement_counts(bot: BotProcess) -> dict[str, int]:
+    import json
+    bot.counts.unlink(missing_ok=True)
+    bot.process.send_signal(__import__("signal").SIGUSR1)
+    for _ in range(100):
+        if bot.counts.exists() and bot.counts.stat().st_size:
+            return json.loads(bot.counts.read_text())
+        await asyncio.sleep(0.05)
+    return {}
+
+
+async def measure(bot: BotProcess, citizens: int, seconds: float, first_chat: int,
+                  profile: Path | None = None, label: str = "") -> dict:
     latencies: list[float] = []
+    spy, counted = None, bot.counts is not None
+    if counted:
+        before = await statement_counts(bot)
+        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(bot.process.pid),
+                                "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(profile / f"{label}.txt")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.sleep(1.0)  # py-spy attaches
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         cpu0, wall0, own0 = bot.cpu_seconds(), time.perf_counter(), time.process_time()
@@ -167,6 +207,17 @@ async def measure(bot: BotProcess, citizens: int, seconds: float, first_chat: in
         steps = await asyncio.gather(*(citizen(bot, http, first_chat + i, until, latencies) for i in range(citizens)))
         wall, cpu, own = time.perf_counter() - wall0, bot.cpu_seconds() - cpu0, time.process_time() - own0
     total = sum(steps)
+    if counted:
+        spy.send_signal(__import__("signal").SIGINT)
+        spy.wait(30)
+        after = await statement_counts(bot)
+        texts, before_texts = after.pop("texts", {}), before.pop("texts", {})
+        per_step = {k: (after.get(k, 0) - before.get(k, 0)) / total for k in after}
+        print(f"  {label}: statements per step " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_step.items()) if v)
+              + f"; all SQL {sum(v for k, v in per_step.items() if not k.startswith('(')):.2f}", flush=True)
+        with open(profile / f"{label}.statements.txt", "w") as listing:
+            for text, n in sorted(texts.items(), key=lambda item: before_texts.get(item[0], 0) - item[1]):
+                listing.write(f"{(n - before_texts.get(text, 0)) / total:6.2f} {text}\n")
     latencies.sort()
     return {"steps": total, "steps_s": total / wall, "p50": latencies[len(latencies) // 2] * 1000,
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
@@ -180,7 +231,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def bots_for(database: str, url: str | None, work: Path) -> list[BotProcess]:
+async def bots_for(database: str, url: str | None, work: Path, profile: Path | None = None) -> list[BotProcess]:
     bots = []
     for name, durable in (("bare", False), ("durable", True)):
         fake = CountingTelegram(f"{100 + durable}:BENCH-{name}")
@@ -206,8 +257,11 @@ async def bots_for(database: str, url: str | None, work: Path) -> list[BotProces
     tinbao = [sys.executable, "-m", "bot.cli", "--config", str(site / "config.toml")]
     subprocess.run([*tinbao, "init"], cwd=site, check=True, capture_output=True,
                    env={**{k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}, "PYTHONPATH": str(ROOT)})
-    bots.append(BotProcess(f"tinbao-{database}", [*tinbao, "run"], ready="serving Telegram by webhook", port=port,
-                           fake=fake, script=TIPOFF, cwd=site))
+    counts = site / "statements.json" if profile else None
+    run = ([sys.executable, str(ROOT / "bench" / "counted_bot.py"), str(counts), *tinbao[3:], "run"] if profile
+           else [*tinbao, "run"])
+    bots.append(BotProcess(f"tinbao-{database}", run, ready="serving Telegram by webhook", port=port,
+                           fake=fake, script=TIPOFF, cwd=site, counts=counts))
     return bots
 
 
@@ -217,7 +271,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--citizens", default="1,50,200")
     parser.add_argument("--postgres", help="an empty PostgreSQL database for tinbao (its schema is created)")
+    parser.add_argument("--profile", type=Path, help="a folder for py-spy's samples of tinbao, and count its SQL")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tinbao-bench-"))
     databases = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
     print(f"{os.cpu_count()} CPUs, {args.seconds:g} s per run, {args.rounds} rounds, interleaved; medians")
@@ -226,17 +283,24 @@ async def main() -> None:
     chat = 1_000_000
     try:
         for database, url in databases:
-            bots = await bots_for(database, url, work)
+            bots = await bots_for(database, url, work, args.profile)
             try:
                 for bot in bots:
                     await bot.start()
+                await asyncio.sleep(2)
+                print(f"  {database}: idle RSS after start, before any update: "
+                      + ", ".join(f"{bot.name} {bot.rss_mb():.0f} MB" for bot in bots), flush=True)
+                for bot in bots:  # one whole script each, not measured: what a process loads once is not a step
+                    chat += 10_000
+                    await warm_up(bot, chat)
                 for citizens in [int(n) for n in args.citizens.split(",")]:
                     runs: dict[str, list[dict]] = defaultdict(list)
                     for round_ in range(args.rounds):
                         order = bots if round_ % 2 == 0 else bots[::-1]
                         for bot in order:
                             chat += 10_000
-                            runs[bot.name].append(await measure(bot, citizens, args.seconds, chat))
+                            runs[bot.name].append(await measure(bot, citizens, args.seconds, chat, args.profile,
+                                                                f"{bot.name}-{citizens}-{round_}"))
                     bare = statistics.median(r["steps_s"] for r in runs["bare"])
                     for bot in bots:
                         median = {k: statistics.median(r[k] for r in runs[bot.name]) for k in runs[bot.name][0]}

@@ -34,12 +34,18 @@ def touch_conversation(*, conversation: Conversation, now: datetime) -> None:
 async def lock_conversation(*, session: AsyncSession, chat_key: str, channel: str) -> Conversation:
     """The chat's row, created if new and row-locked on PostgreSQL so workers take turns."""
     day = _day(utcnow())
-    await session.exec(_insert(session, Conversation).values(
-        chat_key=chat_key, channel=channel, created_at=day, updated_at=day).on_conflict_do_nothing())
-    query = select(Conversation).where(Conversation.chat_key == chat_key)
+    insert = _insert(session, Conversation).values(chat_key=chat_key, channel=channel, created_at=day,
+                                                   updated_at=day)
     if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return (await session.exec(query)).one()
+        # One round trip, not an insert and a select: every update of every chat begins here. The conflict's
+        # DO UPDATE row-locks the row until the turn commits, as SELECT … FOR UPDATE would.
+        upsert = insert.on_conflict_do_update(index_elements=[Conversation.chat_key],
+                                              set_={"chat_key": insert.excluded.chat_key}).returning(Conversation)
+        return (await session.exec(upsert, execution_options={"populate_existing": True})).scalars().one()
+    # SQLite (one writer, no round trip to save): DO UPDATE would write the row at every turn, and costs more
+    # CPU than a read (bench/conversation_row.py).
+    await session.exec(insert.on_conflict_do_nothing())
+    return (await session.exec(select(Conversation).where(Conversation.chat_key == chat_key))).one()
 
 
 async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversation | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from weakref import WeakKeyDictionary
+
 from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
@@ -14,6 +17,13 @@ from storage.models import DataKeyRecord, utcnow
 # says which keyring it belongs to, with nothing a key could be recovered from (an HMAC of the pepper).
 CHECK_ROW_ID = "keyring-check"
 CHECK_KEK_ID = "check"
+
+# The data keys of open drafts, unwrapped, per keyring: every turn of a tip-off opens its draft, and reading
+# the wrapped key again each time was a round trip per update. Only drafts; a key leaves as soon as its
+# draft is sent or deleted (and by age beyond the bound). A live server's memory is outside what the
+# encryption protects (README), and a key kept here never reaches the database or a log.
+OPEN_DRAFT_KEYS = 10_000
+_open_drafts: WeakKeyDictionary[Keyring, OrderedDict[str, DataKey]] = WeakKeyDictionary()
 
 
 async def create_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: str) -> DataKey:
@@ -34,6 +44,31 @@ async def load_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: st
     return keyring.unwrap(owner_id=owner_id, key_id=record.kek_id, wrapped=record.wrapped)
 
 
+async def load_draft_key(*, session: AsyncSession, keyring: Keyring, owner_id: str) -> DataKey | None:
+    """An open draft's data key, read from the database at its first turn in this process only."""
+    kept = _open_drafts.setdefault(keyring, OrderedDict())
+    if (key := kept.get(owner_id)) is not None:
+        kept.move_to_end(owner_id)
+        return key
+    key = await load_data_key(session=session, keyring=keyring, owner_id=owner_id)
+    if key is not None:
+        kept[owner_id] = key
+        if len(kept) > OPEN_DRAFT_KEYS:
+            kept.popitem(last=False)
+    return key
+
+
+def forget_draft_key(*, owner_id: str) -> None:
+    """The draft was sent or deleted: its key is no longer kept in memory."""
+    for kept in _open_drafts.values():
+        kept.pop(owner_id, None)
+
+
+def kept_draft_keys(keyring: Keyring) -> list[str]:
+    """Which drafts' keys are held in memory for this keyring (for tests and figures)."""
+    return list(_open_drafts.get(keyring, ()))
+
+
 async def shared_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: str) -> DataKey:
     """The data key of ``owner_id``, made on first use (two workers making it at once keep the first one)."""
     found = await load_data_key(session=session, keyring=keyring, owner_id=owner_id)
@@ -51,6 +86,7 @@ async def shared_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: 
 
 async def delete_data_key(*, session: AsyncSession, owner_id: str) -> None:
     """Crypto-shredding: without its data key a tip's sealed fields and blobs are unreadable."""
+    forget_draft_key(owner_id=owner_id)
     await session.exec(delete(DataKeyRecord).where(DataKeyRecord.id == owner_id))
 
 

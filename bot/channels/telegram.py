@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ChatType
@@ -44,6 +43,7 @@ from bot.channels.telegram_polling import BACKOFF_MAX, BACKOFF_START, POLL_TIMEO
 from bot.channels.telegram_updates import (ALLOWED_UPDATES, DEFERRED, DUPLICATE, FAILED, HANDLED, IGNORED,
                                            UNDECODABLE, chat_key, log, undecodable_reason, update_id_of,
                                            update_kind)
+from bot.channels.telegram_session import TelegramSession
 from bot.delivery import Deliveries
 from bot.logs import where
 from bot.webhook import header_bytes, read_capped
@@ -61,7 +61,7 @@ _DEFAULT_NAMES = {"photo": "photo.jpg", "video": "video.mp4", "voice": "voice.og
 
 def make_bot(token: str, api_base: str) -> Bot:
     """The aiogram client; ``api_base`` may name a self-hosted Bot API server (no 20 MB file cap)."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
+    session = TelegramSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
     return Bot(token, session=session)
 
 

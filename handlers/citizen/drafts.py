@@ -47,7 +47,7 @@ async def load_draft(turn: Turn) -> Draft | None:
     conv = turn.conversation
     if conv.flow != FLOW or not conv.draft_id or conv.draft is None:
         return None
-    key = await key_store.load_data_key(session=turn.session, keyring=turn.services.keyring, owner_id=conv.draft_id)
+    key = await key_store.load_draft_key(session=turn.session, keyring=turn.services.keyring, owner_id=conv.draft_id)
     if key is None:
         return None
     return Draft(key, json.loads(key.open_text(DRAFT_FIELD, conv.draft)))
@@ -57,7 +57,7 @@ async def waiting_for_files(services, *, session, conversation: Conversation | N
     """Whether this chat's draft stands at the evidence question: only then is a file worth fetching."""
     if conversation is None or conversation.flow != FLOW or not conversation.draft_id or conversation.draft is None:
         return False
-    key = await key_store.load_data_key(session=session, keyring=services.keyring, owner_id=conversation.draft_id)
+    key = await key_store.load_draft_key(session=session, keyring=services.keyring, owner_id=conversation.draft_id)
     if key is None:
         return False
     step = json.loads(key.open_text(DRAFT_FIELD, conversation.draft))["step"]

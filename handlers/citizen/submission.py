@@ -12,6 +12,7 @@ from handlers.limits import day_window, tips_today
 from handlers.messages import Reply
 from handlers.chat_turn import Turn
 from handlers.related.indexing import index_submitted_tip
+from storage import keys as key_store
 from storage import tips as tip_store
 from storage.limits import add_to_window
 
@@ -56,6 +57,7 @@ async def submit(turn: Turn, draft: Draft) -> Reply | str:
     await add_to_window(session=turn.session, keyring=turn.services.keyring,
                         chat_key=turn.conversation.chat_key, bucket="tips", window_start=day_window(turn.now))
     conv = turn.conversation
+    key_store.forget_draft_key(owner_id=conv.draft_id)
     conv.flow = conv.draft_id = conv.draft = None  # the data key now belongs to the tip
     turn.session.add(conv)
     log.info("tip submitted")

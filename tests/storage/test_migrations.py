@@ -3,8 +3,11 @@ change without a migration fails here, like `alembic check` would."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -14,7 +17,7 @@ from sqlmodel import SQLModel
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import storage.related  # noqa: F401  (its tables live beside their repository)
 from storage.db import normalize_url
-from storage.migrate import alembic_config
+from storage.migrate import alembic_config, schema_heads, upgrade
 
 
 @pytest.fixture
@@ -67,3 +70,22 @@ async def test_the_comparison_notices_a_model_change_without_a_migration(engine)
     assert ("add_column", "tip") in kinds
     assert any(d[0] == "add_table" and d[1].name == "officer_note" for d in flat)
     assert any(d[0] == "modify_type" and d[2] == "data_key" and d[3] == "kek_id" for d in flat)
+
+
+def test_the_start_knows_the_newest_migration_without_alembic(database_url: str) -> None:
+    # The start skips Alembic (and its memory) when the database is at schema_heads(): a file parsed wrong
+    # here would leave a database unmigrated.
+    assert schema_heads() == set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+async def test_an_older_database_is_still_migrated_at_start(database_url: str) -> None:
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "-1")
+    try:
+        await upgrade(database_url)
+        engine = create_async_engine(normalize_url(database_url))
+        async with engine.connect() as conn:
+            current = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalars().all()
+        await engine.dispose()
+        assert set(current) == schema_heads()
+    finally:
+        await upgrade(database_url)

@@ -15,8 +15,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from docx import Document
-from docx.shared import Pt
 
 from handlers.chat_turn import Turn
 from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
@@ -216,6 +214,9 @@ def render_docx(turn: Turn, case: CaseFile) -> bytes:
     _ = turn._
     settings = turn.services.settings
     tip = case.tip
+    # Here, not at the top: python-docx and lxml add ~15 MB to every idle worker for a file made now and then.
+    from docx import Document
+    from docx.shared import Pt
     document = Document()
     normal = document.styles["Normal"]
     normal.font.name, normal.font.size = FONT, Pt(13)

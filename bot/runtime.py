@@ -106,6 +106,11 @@ async def resend_left_over_replies(outbox: ReplyOutbox, deliveries, channels=(),
             return
 
 
+# Background jobs whose round under way runs to its end at a stop (each then sees the stop and returns): one
+# cancelled mid-statement leaves its connection to be reset by the pool, which logs that with a traceback.
+ROUNDS_FINISH_AT_STOP = ("housekeeping", "left-over replies")
+
+
 def _redact_in_logs(*secrets: str) -> None:
     """Add secrets to the redaction set up by `setup_logging` (the CLI registers Telegram's only)."""
     for handler in logging.getLogger().handlers:
@@ -259,14 +264,14 @@ class Serving:
         # The OA's upkeep would only start more work; the dispatcher's cancel is its way to stop: it
         # releases the rows it claimed but did not hand to a channel, and gives sends in flight its grace.
         for name, task in self.background.items():
-            if name != "housekeeping":
+            if name not in ROUNDS_FINISH_AT_STOP:
                 task.cancel()
         if self.reminders is not None:
             self.reminders.cancel()
         # 2. The answers under way, the polling jobs ending, the Zalo channels' queued events.
         drains = {asyncio.ensure_future(drain(max(0.0, deadline - loop.time()))) for drain in self.drains}
-        waited = ({t for n, t in self.intake.items() if n != "webhooks"} | {self.background.get("housekeeping")}
-                  | drains) - {None}
+        waited = ({t for n, t in self.intake.items() if n != "webhooks"}
+                  | {self.background.get(name) for name in ROUNDS_FINISH_AT_STOP} | drains) - {None}
         while not self.stop.hurried.is_set() and loop.time() < deadline:
             pending = {t for t in waited if not t.done()} | self.turns.tasks
             if not pending:

@@ -32,7 +32,7 @@ from bot.delivery import Deliveries
 from bot.webhook import header_bytes, read_capped
 from handlers.messages import IncomingFile, Inbound, Reply, Route, TypeInstead, numbered_text, split_text
 from handlers.router import TipLine
-from storage.db import DatabaseAway
+from storage.db import DatabaseAway, out_of_reach
 from storage.received_updates import LEFT_AFTER, claim_left_received, forget_received, keep_received
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ POLL_TIMEOUT = 30  # seconds Zalo holds a getUpdates call open; its own default
 NOTHING_NEW = 408  # getUpdates' "Request timeout": the long poll ended without an event
 UNAUTHORIZED = 401
 BACKOFF_START, BACKOFF_MAX = 1.0, 60.0
+STORE_AGAIN_MAX = 30.0  # seconds at most between two tries to store a held getUpdates answer
 WEBHOOK_PATH = "/zalo/webhook"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 MAX_BODY = 256 * 1024  # an event is a few hundred bytes; images and voice notes come as URLs
@@ -273,8 +274,8 @@ class ZaloBotChannel:
     def _fetcher(self, url: str) -> Callable[[], Awaitable[bytes]]:
         return self.client.fetcher(self.tipline.services.settings.limits.max_file_bytes)(url)
 
-    def dispatch(self, event: Any, kept: int | None = None) -> asyncio.Task | None:
-        """Start handling one event; it waits for the chat's previous event to be answered first.
+    def dispatch(self, event: Any, kept: int) -> asyncio.Task:
+        """Start handling one stored event; it waits for the chat's previous event to be answered first.
 
         Decoded on its own: one that cannot be read is counted and skipped, and the next goes on.
         ``kept``: the row the event is stored in until handled (storage/received_updates.py)."""
@@ -291,7 +292,7 @@ class ZaloBotChannel:
                 self.outcomes["ignored"] += 1
                 log.debug("a Zalo event was ignored (a group, a bot, or not a message)")
         if inbound is None:
-            return self._chats.run(None, lambda: self._forget(kept)) if kept is not None else None
+            return self._chats.run(None, lambda: self._forget(kept))
         return self._chats.run(inbound.chat_id, lambda: self._handle_kept(inbound, kept))
 
     async def take(self, events: list[Any]) -> bool:
@@ -305,7 +306,10 @@ class ZaloBotChannel:
                                             raw=json.dumps(event, ensure_ascii=False).encode(), now=services.clock())
                         for event in events]
         except Exception as exc:  # noqa: BLE001  (the database is away: the caller decides what Zalo hears)
-            log.error("Zalo events could not be stored: %s", failure_line(exc))
+            if out_of_reach(exc):
+                log.warning("%d Zalo event(s) could not be stored (the database did not answer)", len(events))
+            else:
+                log.error("%d Zalo event(s) could not be stored: %s", len(events), failure_line(exc))
             return False
         for event, row_id in zip(events, kept):
             self.dispatch(event, row_id)
@@ -322,7 +326,7 @@ class ZaloBotChannel:
             self.dispatch(json.loads(raw), row_id)
         return len(left)
 
-    async def _handle_kept(self, inbound: Inbound, kept: int | None) -> None:
+    async def _handle_kept(self, inbound: Inbound, kept: int) -> None:
         delay = BACKOFF_START
         while True:
             try:
@@ -336,9 +340,7 @@ class ZaloBotChannel:
                 delay = min(delay * 2, 30.0)
         await self._forget(kept)
 
-    async def _forget(self, kept: int | None) -> None:
-        if kept is None:
-            return
+    async def _forget(self, kept: int) -> None:
         try:
             async with self.tipline.services.db.transaction() as session:
                 await forget_received(session=session, row_id=kept)
@@ -451,10 +453,38 @@ class ZaloBotChannel:
             if events is None:  # stop() was called during the long poll
                 break
             delay = BACKOFF_START
-            if events and not await self.take(events):  # stored first: Zalo will not send them again
-                for event in events:  # the database is away: answered as well as can be ("send it again")
-                    self.dispatch(event)
+            if events:
+                await self._store_before_more(events)
         await self.drain()
+
+    async def _store_before_more(self, events: list[Any]) -> None:
+        """A getUpdates answer, which Zalo never sends again: stored sealed, then each event dispatched.
+
+        While the database is away the answer is held in memory and stored again (1 s … 30 s apart), and
+        Zalo is asked for nothing more until it is stored: at most this one answer is only in memory. A stop
+        first makes one last try, then says in one line how many events it could not keep."""
+        delay, told = BACKOFF_START, False
+        try:
+            while not await self.take(events):
+                if self._stopping.is_set():
+                    self._lost(len(events))
+                    return
+                if not told:
+                    log.warning("getUpdates waits until the %d Zalo event(s) it returned are stored (Zalo does "
+                                "not send them again); they are held in memory meanwhile", len(events))
+                    told = True
+                await self._pause(delay)  # a stop cuts the pause short: the loop then tries once more
+                delay = min(delay * 2, STORE_AGAIN_MAX)
+        except asyncio.CancelledError:  # the stop's grace ran out during a try, or the lease was lost
+            self._lost(len(events))
+            raise
+        if told:
+            log.info("the %d held Zalo event(s) are stored; getUpdates goes on", len(events))
+
+    def _lost(self, count: int) -> None:
+        self.outcomes["lost"] += count
+        log.error("%d Zalo event(s) could not be kept: the database did not take them before the stop, and Zalo "
+                  "does not send them again", count)
 
     async def _unless_stopped(self, call: Awaitable[Any]) -> Any:
         return await unless_stopped(call, self._stopping)

@@ -80,6 +80,9 @@ class FakeZaloBot:
         self._files: dict[str, tuple[bytes, str]] = {}
         self._file_ids = itertools.count(1)
         self._failures: dict[str, list[Failure]] = {}
+        self._gates: dict[str, asyncio.Event] = {}  # methods whose calls wait for let_through()
+        self.held: list[str] = []  # calls that waited at a gate, by method
+        self._arrived = asyncio.Event()
         self._new_event = asyncio.Event()
         self._new_message = asyncio.Event()
         self._closing = False
@@ -107,6 +110,8 @@ class FakeZaloBot:
         """Stop the server, ending any long poll in progress."""
         self._closing = True
         self._new_event.set()
+        for gate in self._gates.values():
+            gate.set()
         for task in list(self._push_tasks):
             task.cancel()
         if self._runner is not None:
@@ -157,7 +162,26 @@ class FakeZaloBot:
         """The next call of ``method`` fails: ok:false with a 200 by default, else that HTTP status."""
         self._failures.setdefault(method, []).append(Failure(error_code, description, http_status, body))
 
+    def hold(self, method: str) -> None:
+        """From now on, calls of ``method`` get no answer until let_through(), like a Zalo that hangs."""
+        self._gates.setdefault(method, asyncio.Event())
+
+    def let_through(self, method: str) -> None:
+        self._gates.pop(method).set()
+
+    async def wait_until_held(self, method: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Until the bot has made (and waits on) ``count`` held calls of ``method``."""
+        async with asyncio.timeout(timeout):
+            while self.held.count(method) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
     # ---------------------------------------------------------------- inspection
+    @property
+    def waiting(self) -> int:
+        """Events queued for getUpdates and not yet taken."""
+        return len(self._pending)
+
     def messages_to(self, chat_id: str) -> list[dict]:
         return [m for m in self.sent if m["chat_id"] == chat_id]
 
@@ -200,6 +224,10 @@ class FakeZaloBot:
             self.refused.append((method, 404))
             return ApiError(404, "Not found").response()
         self.calls.append((method, params))
+        if (gate := self._gates.get(method)) is not None:
+            self.held.append(method)
+            self._arrived.set()
+            await gate.wait()
         try:
             result = await handler(params)
         except ApiError as exc:

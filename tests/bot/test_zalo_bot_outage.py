@@ -122,6 +122,20 @@ async def test_a_stop_while_the_database_is_away_says_how_many_events_could_not_
     assert CANARY not in caplog.text and CHAT not in caplog.text  # no content, no chat id
 
 
+async def test_polling_cut_off_while_it_holds_events_says_how_many_could_not_be_kept(fake, outage, channel, caplog):
+    """What the stop's bound (or a lost polling lease) does: the polling task is cancelled mid-try."""
+    await outage.away()
+    fake.send_text(CHAT, f"Tôi thấy {CANARY}")
+    polling = asyncio.create_task(channel.run_polling())
+    await until(lambda: _true(not_stored(caplog) >= 1), what="the first try to store", timeout=WAIT)
+    polling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await polling
+    [line] = [r.getMessage() for r in caplog.records if "could not be kept" in r.getMessage()]
+    assert line.startswith("1 Zalo event(s) could not be kept"), line
+    assert CANARY not in caplog.text and CHAT not in caplog.text
+
+
 async def test_killed_after_the_held_event_was_stored_nothing_is_lost(tmp_path, fake, outage, db):
     # No reminders: their first calendar sync does not outlast an outage at the start (bot/reminder_dispatcher.py).
     site = Site(tmp_path / "site", outage.url,

@@ -214,7 +214,7 @@ class WebhookAnswer:
     the 200 (Bot API, "Making requests when getting updates"), instead of a request of our own.
 
     Telegram does not say whether a call made this way succeeded. For answerCallbackQuery that is acceptable:
-    it only stops the button's spinner (which the app gives up on by itself after a few seconds), and
+    it only stops the progress shown on the button (which the app gives up on by itself after a while), and
     nothing the citizen sent or is sent depends on it. A reply never goes this way: the reply outbox
     (handlers/reply_outbox.py) marks each reply in flight and settles it on Telegram's answer, and a reply
     riding in a 200 that never arrives would be settled as sent and never sent again."""

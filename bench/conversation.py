@@ -10,12 +10,14 @@ PostgreSQL). Not a test: run it by hand, on an otherwise quiet machine if there 
 
 Each bot is a process of its own serving a webhook on 127.0.0.1; the driver (this process) is the fake
 Bot API (tests/fakes/telegram_api.py) of all three and posts each citizen's next update as Telegram would,
-once the bot's answer to the previous one has reached the fake API. A step's latency runs from the POST
+once the bot's answer to the previous one has reached the fake API; a Bot API call that a bot carries in
+its webhook's 200 (tinbao answers a tap that way) is made as Telegram makes it. A step's latency runs from the POST
 to that answer. Each bot first walks its script once, unmeasured (what a process loads once, such as the national
 ward catalogue at the first ward search, is not a step's cost). Runs are interleaved (bare, durable, tinbao,
 then the other way round, …) so that the
 machine's noise falls on all of them alike; figures are medians over the rounds. Bot CPU per step is the
-process's user+system time over the run divided by its steps. The bare form has 4 steps (/start, name,
+process's user+system time over the run divided by its steps; the Bot API requests per step count the
+bot's own requests to the fake API, and after "+" the calls its 200s carried. The bare form has 4 steps (/start, name,
 "Yes", language), tinbao's tip-off 10 (/report, category, text, when, ward search, ward, location, people,
 files done, anonymous; then /cancel and «Yes, delete it», not counted); each citizen repeats its script until the run's time is up.
 
@@ -140,10 +142,20 @@ class BotProcess:
                 self.process.kill()
 
 
+async def post_update(bot: BotProcess, http: aiohttp.ClientSession, update: dict) -> None:
+    """Post one update to the bot's webhook as Telegram does, then make the Bot API call its 200 carries, if
+    any, as Telegram makes it (tinbao answers a tap that way; the aiogram forms answer "{}", no call)."""
+    async with http.post(f"http://127.0.0.1:{bot.port}/telegram/webhook", json=update,
+                         headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}) as response:
+        if response.status != 200:
+            raise SystemExit(f"{bot.name}: webhook answered {response.status}")
+        content_type, body = response.headers.get("Content-Type", ""), await response.read()
+    await bot.fake.take_webhook_answer(content_type, body)
+
+
 async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until: float, latencies: list[float],
                   once: bool = False) -> int:
-    steps, url = 0, f"http://127.0.0.1:{bot.port}/telegram/webhook"
-    headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    steps = 0
     if once:
         until = float("inf")
     while time.perf_counter() < until:
@@ -151,9 +163,7 @@ async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until
             update = bot.fake.next_update(chat, action, value)
             expected = bot.fake.count[chat] + 1
             started = time.perf_counter()
-            async with http.post(url, json=update, headers=headers) as response:
-                if response.status != 200:
-                    raise SystemExit(f"{bot.name}: webhook answered {response.status}")
+            await post_update(bot, http, update)
             await bot.fake.until_count(chat, expected)
             latencies.append(time.perf_counter() - started)
             steps += 1
@@ -166,8 +176,7 @@ async def citizen(bot: BotProcess, http: aiohttp.ClientSession, chat: int, until
                 break
             update = bot.fake.next_update(chat, action, value)
             expected = bot.fake.count[chat] + 1
-            async with http.post(url, json=update, headers=headers):
-                pass
+            await post_update(bot, http, update)
             await bot.fake.until_count(chat, expected)
         if once:
             break
@@ -201,6 +210,7 @@ async def measure(bot: BotProcess, citizens: int, seconds: float, first_chat: in
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.sleep(1.0)  # py-spy attaches
     connector = aiohttp.TCPConnector(limit=0)
+    calls0, in_200s0 = len(bot.fake.calls), len(bot.fake.webhook_calls)
     async with aiohttp.ClientSession(connector=connector) as http:
         cpu0, wall0, own0 = bot.cpu_seconds(), time.perf_counter(), time.process_time()
         until = wall0 + seconds
@@ -221,7 +231,10 @@ async def measure(bot: BotProcess, citizens: int, seconds: float, first_chat: in
     latencies.sort()
     return {"steps": total, "steps_s": total / wall, "p50": latencies[len(latencies) // 2] * 1000,
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-            "cpu_ms": cpu / total * 1000 if total else float("nan"), "driver_ms": own / total * 1000 if total else 0}
+            "cpu_ms": cpu / total * 1000 if total else float("nan"), "driver_ms": own / total * 1000 if total else 0,
+            # Bot API requests the bot made, and calls it had carried in its webhook 200s, per counted step.
+            "requests": (len(bot.fake.calls) - calls0) / total if total else 0,
+            "in_200s": (len(bot.fake.webhook_calls) - in_200s0) / total if total else 0}
 
 
 def free_port() -> int:
@@ -278,8 +291,9 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tinbao-bench-"))
     databases = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
     print(f"{os.cpu_count()} CPUs, {args.seconds:g} s per run, {args.rounds} rounds, interleaved; medians")
-    print("| database | citizens | bot | steps/s | p50 ms | p99 ms | bot CPU ms/step | of bare steps/s | RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| database | citizens | bot | steps/s | p50 ms | p99 ms | bot CPU ms/step | of bare steps/s | RSS MB "
+          "| Bot API requests/step (+ in 200s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     chat = 1_000_000
     try:
         for database, url in databases:
@@ -306,7 +320,7 @@ async def main() -> None:
                         median = {k: statistics.median(r[k] for r in runs[bot.name]) for k in runs[bot.name][0]}
                         print(f"| {database} | {citizens} | {bot.name} | {median['steps_s']:,.0f} | {median['p50']:.1f} | "
                               f"{median['p99']:.1f} | {median['cpu_ms']:.2f} | {median['steps_s'] / bare:.2f}× | "
-                              f"{bot.rss_mb():.0f} |", flush=True)
+                              f"{bot.rss_mb():.0f} | {median['requests']:.2f} (+{median['in_200s']:.2f}) |", flush=True)
             finally:
                 for bot in bots:
                     bot.stop()

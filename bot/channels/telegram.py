@@ -207,6 +207,30 @@ async def set_chat_commands(bot: Bot, chat_id, menu: str) -> None:
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024  # an update is a few kilobytes; files come as ids, not bytes
+
+
+class WebhookAnswer:
+    """The Bot API call a webhook's 200 carries: a tap's answerCallbackQuery, which Telegram makes once it has
+    the 200 (Bot API, "Making requests when getting updates"), instead of a request of our own.
+
+    Telegram does not say whether a call made this way succeeded. For answerCallbackQuery that is acceptable:
+    it only stops the progress shown on the button (which the app gives up on by itself after a while), and
+    nothing the citizen sent or is sent depends on it. A reply never goes this way: the reply outbox
+    (handlers/reply_outbox.py) marks each reply in flight and settles it on Telegram's answer, and a reply
+    riding in a 200 that never arrives would be settled as sent and never sent again."""
+
+    __slots__ = ("callback_query_id",)
+
+    def __init__(self) -> None:
+        self.callback_query_id: str | None = None
+
+    def response(self) -> web.Response:
+        """The 200 for a handled update: with the tap's answer if it was a tap, else empty."""
+        if self.callback_query_id is None:
+            return web.Response(status=200)
+        return web.json_response({"method": "answerCallbackQuery", "callback_query_id": self.callback_query_id})
+
+
 class TelegramChannel:
     """The tip line on Telegram: one router for messages, one for button taps."""
 
@@ -241,12 +265,19 @@ class TelegramChannel:
         replies = await self.tipline.handle(inbound)
         await self.deliveries.send(replies, origin=Route(CHANNEL, str(message.chat.id)))
 
-    async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
+    async def on_button(self, query: CallbackQuery, event_update: Update,
+                        webhook_answer: WebhookAnswer | None = None) -> None:
         """A citizen tapped a button: stop the spinner, mark the choice, answer."""
-        try:
-            await query.answer()
-        except TelegramAPIError:
-            pass  # too late to stop the spinner (a tap handled again after an outage): the answer matters
+        if webhook_answer is not None:
+            # By webhook the spinner is stopped by the 200, which goes once the update is handled: a Bot API
+            # call saved. A tap that comes again is answered again: its first answer may never have reached
+            # Telegram (that is why it came again), and a second one is harmless.
+            webhook_answer.callback_query_id = query.id
+        else:
+            try:
+                await query.answer()
+            except TelegramAPIError:
+                pass  # too late to stop the spinner (a tap handled again after an outage): the answer matters
         message = query.message
         if not isinstance(message, Message) or message.chat.type != ChatType.PRIVATE:
             return
@@ -293,8 +324,9 @@ class TelegramChannel:
     def add_routes(self, app: web.Application, secret: str) -> None:
         """POST /telegram/webhook: a call without the right X-Telegram-Bot-Api-Secret-Token header gets 401
         and nothing else happens. A good call's update is decoded on its own and handled before Telegram
-        gets its 200; one that cannot be read or decoded is counted and answered 200 too (Telegram would
-        only send it again, holding up the updates behind it)."""
+        gets its 200 (a tap's 200 carries its answerCallbackQuery, WebhookAnswer); one that cannot be read,
+        decoded or handled is counted and answered with an empty 200 (Telegram would only send it again,
+        holding up the updates behind it)."""
         if not secret:  # without it any call would be taken: forged updates in any citizen's name
             raise ValueError("a Telegram webhook needs its secret token")
         expected = secret.encode()
@@ -313,9 +345,12 @@ class TelegramChannel:
                             "too large" if raw is None else "not UTF-8" if isinstance(exc, UnicodeDecodeError)
                             else "not JSON")
                 return web.Response(status=200)
-            if await self.take(update) == DEFERRED:
+            answer = WebhookAnswer()
+            outcome = await self.take(update, answer=answer)
+            if outcome == DEFERRED:
                 return web.Response(status=503)  # the database did not answer: Telegram sends it again later
-            return web.Response(status=200)
+            # Only a handled tap is answered: an update skipped or failed gets an empty 200, nothing more.
+            return answer.response() if outcome == HANDLED else web.Response(status=200)
 
         app.router.add_post(WEBHOOK_PATH, receive)
 
@@ -339,28 +374,29 @@ class TelegramChannel:
                                            scope=BotCommandScopeDefault(),
                                            language_code=None if lang == "vi" else lang)
 
-    async def process(self, raw: Any, *, again: bool = False) -> str:
+    async def process(self, raw: Any, *, again: bool = False, answer: WebhookAnswer | None = None) -> str:
         """One update as Telegram sent it (JSON): decoded on its own, handled, and what became of it
         counted. Never raises for the update's sake, and never logs more than its id and a reason.
 
         ``again``: Telegram sent it after we had confirmed it. It still goes to the tip line, which knows
-        it by its id and only re-sends the replies that had not gone out; it is counted as a duplicate."""
-        outcome = await self._process(raw)
+        it by its id and only re-sends the replies that had not gone out; it is counted as a duplicate.
+        ``answer``: it came by webhook, whose 200 answers a tap (polling answers it with a call of its own)."""
+        outcome = await self._process(raw, answer)
         if again and outcome == HANDLED:
             outcome = DUPLICATE
         self.outcomes[outcome] += 1
         return outcome
 
-    async def take(self, raw: Any) -> str:
+    async def take(self, raw: Any, *, answer: WebhookAnswer | None = None) -> str:
         """An update posted to the webhook: handled after the chat's earlier ones (Telegram may post several
-        at once), its album noted while it waits; what became of it."""
+        at once), its album noted while it waits; what became of it, and in ``answer`` what its 200 carries."""
         update_id = raw.get("update_id") if isinstance(raw, dict) else None
         if isinstance(update_id, int):
             self.albums.taken(raw, update_id)
         try:
             # Shielded: a caller that hangs up does not stop a turn half-way; its update comes again.
             return await asyncio.shield(self.chats.run(chat_key(raw) if isinstance(raw, dict) else None,
-                                                       lambda: self.process(raw)))
+                                                       lambda: self.process(raw, answer=answer)))
         finally:
             if isinstance(update_id, int):
                 self.albums.finished(update_id, raw)
@@ -374,7 +410,7 @@ class TelegramChannel:
             delay = min(delay * 2, 30.0)
         return outcome
 
-    async def _process(self, raw: Any) -> str:
+    async def _process(self, raw: Any, answer: WebhookAnswer | None = None) -> str:
         update_id = update_id_of(raw)
         if update_id is None:
             return UNDECODABLE
@@ -392,7 +428,8 @@ class TelegramChannel:
             log.warning("Telegram update %d skipped: %s while decoding", update_id, type(exc).__name__)
             return UNDECODABLE
         try:
-            result = await self.dispatcher.feed_update(self.bot, update)
+            # aiogram hands ``webhook_answer`` to the handlers that name it (on_button).
+            result = await self.dispatcher.feed_update(self.bot, update, webhook_answer=answer)
         except DatabaseAway:
             return DEFERRED  # nothing was kept: the update is handled again once the database answers
         except Exception as exc:

@@ -232,10 +232,17 @@ async def test_the_webhook_answers_200_to_every_update_and_handles_the_good_ones
                 headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
                 for body in malformed.bodies:
                     async with http.post(url, data=body, headers=headers) as response:
-                        assert response.status == 200
+                        assert (response.status, await response.read()) == (200, b"")
                 for entry in corpus.entries:
                     async with http.post(url, data=json.dumps(entry.raw), headers=headers) as response:
                         assert response.status == 200, entry.label
+                        # Only a handled tap's 200 carries something: its answer, naming nothing but its id.
+                        answered = await response.read()
+                        if entry.outcome == "handled" and "callback_query" in entry.raw:
+                            assert json.loads(answered) == {"method": "answerCallbackQuery",
+                                                            "callback_query_id": entry.raw["callback_query"]["id"]}
+                        else:
+                            assert answered == b"", entry.label
                     if entry.outcome == "handled" and "message" in entry.raw:
                         # Handled before the 200: the answer has already gone out.
                         assert fake.messages_to(entry.raw["message"]["chat"]["id"]), entry.label
@@ -247,6 +254,7 @@ async def test_the_webhook_answers_200_to_every_update_and_handles_the_good_ones
                 async with http.post(url, json=late, headers=headers) as response:
                     assert response.status == 200
             assert "Welcome" in fake.messages_to(LATE_CHAT)[0]["text"]
+            assert [m for m, _ in fake.calls if m.lower() == "answercallbackquery"] == []  # answered in the 200s
     finally:
         await server.close()
         await channel.bot.session.close()

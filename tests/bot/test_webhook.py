@@ -4,6 +4,7 @@ Telegram gets its 200."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -103,3 +104,85 @@ async def test_right_secret_is_answered_before_the_200(served, services):
     [reply] = fake.messages_to(FORGED_CHAT)
     assert "Welcome" in reply["text"]
     assert channel.outcomes == {"handled": 1}
+
+
+async def call(server, body: dict, secret: str = SECRET) -> tuple[int, str, bytes]:
+    """One webhook call as Telegram makes it: the status, content type and body of what it gets back."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.make_url(WEBHOOK_PATH), json=body,
+                             headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as response:
+            return response.status, response.content_type, await response.read()
+
+
+EMPTY_200 = (200, "application/octet-stream", b"")
+
+
+def answer_of(tap: dict) -> dict:
+    return {"method": "answerCallbackQuery", "callback_query_id": tap["callback_query"]["id"]}
+
+
+async def tap_on_the_first_question(fake, server) -> tuple[dict, str]:
+    """/report by webhook (a message: its 200 is empty), then a tap on the first button of the question it
+    brings: the tap as Telegram would post it, and the button's label."""
+    assert await call(server, update(10, "/report", chat=CITIZEN)) == EMPTY_200
+    question = fake.messages_to(CITIZEN)[-1]
+    label, data = fake.buttons(question)[0]
+    return fake.update_json(fake.click(CITIZEN, data, language_code="en")), label
+
+
+def answered_by_call(fake) -> list[dict]:
+    return [params for method, params in fake.calls if method.lower() == "answercallbackquery"]
+
+
+async def test_a_tap_is_answered_in_the_200_not_by_a_call_of_its_own(served):
+    """The spinner stops with the webhook's 200 (Telegram makes the call it carries); the choice is marked and
+    the next question sent before it, as for any update."""
+    fake, server, channel = served
+    tap, label = await tap_on_the_first_question(fake, server)
+    status, content_type, body = await call(server, tap)
+    assert (status, content_type) == (200, "application/json")
+    assert json.loads(body) == answer_of(tap)
+    assert answered_by_call(fake) == []
+    question, following = fake.messages_to(CITIZEN)
+    assert question["text"].endswith(f"» {label}") and following["text"] != question["text"]
+    assert await fake.take_webhook_answer(content_type, body) == (
+        "answerCallbackQuery", {"callback_query_id": tap["callback_query"]["id"]})
+    assert channel.outcomes == {"handled": 2}
+
+
+async def test_a_tap_posted_again_is_answered_again_and_nothing_else(served):
+    """Telegram posts a tap again only when our 200 did not reach it, so neither did the answer in it: the
+    second 200 carries the same answer, and nothing of the turn is done twice. A message posted again
+    still gets an empty 200."""
+    fake, server, _ = served
+    tap, label = await tap_on_the_first_question(fake, server)
+    first = await call(server, tap)
+    again = await call(server, tap)
+    assert again == first and json.loads(again[2]) == answer_of(tap)
+    assert await call(server, update(10, "/report", chat=CITIZEN)) == EMPTY_200
+    question, following = fake.messages_to(CITIZEN)  # no second question
+    assert question["text"].count(f"» {label}") == 1
+    assert answered_by_call(fake) == []
+
+
+async def test_a_forged_tap_gets_401_and_no_answer(served):
+    """Without the secret nothing is answered, in the 401 or by a call; the real tap after it is."""
+    fake, server, _ = served
+    tap, _ = await tap_on_the_first_question(fake, server)
+    assert await call(server, tap, secret="wrong-secret-0123456789") == (401, "application/octet-stream", b"")
+    assert answered_by_call(fake) == [] and len(fake.messages_to(CITIZEN)) == 1
+    status, _, body = await call(server, tap)
+    assert status == 200 and json.loads(body) == answer_of(tap)
+
+
+async def test_a_tap_that_cannot_be_decoded_or_handled_gets_an_empty_200(served):
+    """Nothing of a tap skipped or failed comes back in the 200: not its answer, not its id, not an error."""
+    fake, server, channel = served
+    tap, _ = await tap_on_the_first_question(fake, server)
+    undecodable = {**tap, "callback_query": {k: v for k, v in tap["callback_query"].items() if k != "from"}}
+    assert await call(server, undecodable) == EMPTY_200
+    # The citizen blocked the bot just as the choice was being marked: the turn fails at the edit.
+    fake.fail_next("editMessageText", error_code=403, description="Forbidden: bot was blocked by the user")
+    assert await call(server, tap) == EMPTY_200
+    assert channel.outcomes == {"handled": 1, "undecodable": 1, "failed": 1}
+    assert answered_by_call(fake) == []

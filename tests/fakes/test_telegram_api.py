@@ -296,3 +296,22 @@ async def test_queue_raw_serves_entries_exactly_as_given_and_confirms_them_by_pl
     assert fake.offsets == [0, hidden_place + 1]
     with pytest.raises(AssertionError, match="below the next free id"):
         fake.queue_raw({"update_id": good})
+
+
+async def test_a_call_in_a_webhook_answer_is_made_as_telegram_makes_it(fake):
+    """The body of a webhook's 200 naming a method is that call (JSON or a URL-encoded form); its failure is
+    told to nobody; an empty body or one without a method is no call at all."""
+    assert await fake.take_webhook_answer("application/octet-stream", b"") is None
+    assert await fake.take_webhook_answer("application/json", b"{}") is None
+    assert await fake.take_webhook_answer("application/json; charset=utf-8",
+                                          b'{"method": "answerCallbackQuery", "callback_query_id": "7"}') == (
+        "answerCallbackQuery", {"callback_query_id": "7"})
+    assert await fake.take_webhook_answer("application/x-www-form-urlencoded",
+                                          b"method=sendMessage&chat_id=5551234&text=Ch%C3%A0o") == (
+        "sendMessage", {"chat_id": CHAT, "text": "Chào"})
+    [sent] = fake.messages_to(CHAT)
+    assert sent["text"] == "Chào"
+    assert await fake.take_webhook_answer("application/json", b'{"method": "sendMessage", "chat_id": 1, "text": ""}')
+    assert len(fake.webhook_calls) == 3 and fake.calls == [] and len(fake.sent) == 1
+    with pytest.raises(AssertionError):
+        await fake.take_webhook_answer("multipart/form-data; boundary=x", b"--x--")

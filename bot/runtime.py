@@ -261,8 +261,9 @@ class Serving:
         for name, task in self.intake.items():
             if name == "webhooks":
                 task.cancel()
-        # The OA's upkeep would only start more work; the dispatcher's cancel is its way to stop: it
-        # releases the rows it claimed but did not hand to a channel, and gives sends in flight its grace.
+        # The OA's upkeep would only start more work; the reminder job's cancel is its way to stop: the
+        # dispatcher releases the rows it claimed but did not hand to a channel and gives sends in flight its
+        # grace, and the step under way in the database (a scheduler tick, a write of outcomes) ends first.
         for name, task in self.background.items():
             if name not in ROUNDS_FINISH_AT_STOP:
                 task.cancel()

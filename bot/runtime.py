@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -200,6 +201,15 @@ async def _first(tasks: set[asyncio.Future], *, until: float, hurry: asyncio.Eve
         hurried.cancel()
 
 
+def _drop_cancel_traceback(task: asyncio.Future) -> None:
+    """A cancelled task keeps its CancelledError, traceback and frames, until asked for it once."""
+    if task.done() and task.cancelled():
+        try:
+            task.exception()
+        except asyncio.CancelledError:
+            pass
+
+
 async def _cancel(tasks: set[asyncio.Future]) -> None:
     for task in tasks:
         task.cancel()
@@ -298,7 +308,15 @@ class Serving:
         if self.reminders is not None:
             await asyncio.gather(self.reminders, return_exceptions=True)
         await _cancel({t for t in self.jobs if not t.done()})
-        return len(cut)
+        # A task cut in the middle of a query leaves its SQLite connection open, in its transaction (write
+        # lock, old snapshot), until the garbage collector frees the cursor its traceback holds: freed now,
+        # so that shredding the replies and folding the WAL neither wait SQLite's busy timeout nor fail.
+        count = len(cut)
+        for task in cut | waited | self.jobs:
+            _drop_cancel_traceback(task)
+        del cut, waited
+        gc.collect()
+        return count
 
 
 async def _first_attempts(checks: list[TokenCheck], stop: StopRequest) -> None:

@@ -86,3 +86,23 @@ async def test_a_stop_during_a_reminder_query_leaves_the_database_free(services,
     # connection that only the garbage collector would close stays open all that time.
     assert database_is_free(db.engine.url.database) == (True, True)
     assert db.engine.pool.checkedout() == 0
+
+
+async def test_an_answer_cut_short_in_the_middle_of_a_query_leaves_the_database_free(services):
+    from bot.runtime import Serving, StopRequest, TurnsInFlight
+    db = services.db
+    await db.engine.dispose()
+    hold = QueryHeld(db)
+    turns = TurnsInFlight()
+
+    async def answer() -> None:  # an answer under way, as TrackedTipLine.handle notes it
+        turns.enter()
+        async with db.transaction() as session:
+            await session.exec(select(func.held()))
+    asyncio.get_running_loop().create_task(answer())  # not kept: the runtime keeps only `turns`
+    await hold.until_entered()
+    threading.Timer(0.2, hold.let_go).start()  # the driver's thread ends the query a moment after the cut
+    serving = Serving(StopRequest(grace=0.0), turns)
+    assert await asyncio.wait_for(serving.wind_down(hurry=True), WAIT) == 1  # the answer is cut short
+
+    assert database_is_free(db.engine.url.database) == (True, True)

@@ -19,8 +19,10 @@ import logging
 import random
 import secrets
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 from bot.channels.base import TRANSIENT, UNKNOWN, Outcome, ReminderSender
 from bot.logs import log_round_failure
@@ -34,6 +36,7 @@ from storage import reminders as store
 from storage.models import ReminderBroadcast, ReminderEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 BURST = timedelta(seconds=0.05)  # how far a worker may run ahead of its own pace to make up for timer jitter
@@ -125,12 +128,34 @@ async def tick(services: Services, settings: ReminderSettings, *, now: datetime 
     return report
 
 
+async def to_its_end(step: Awaitable[T]) -> T:
+    """Run a step that uses the database to its end even when its job is cancelled meanwhile; the cancel
+    then takes effect. Cancelled in the middle of a query, an SQLite connection stays open holding the write
+    lock and an old snapshot until the garbage collector closes it: every write after it waits the busy
+    timeout, and the stop cannot fold the WAL into the file."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = cancelled or not task.done()
+        except Exception:  # noqa: BLE001  (the step's own failure: raised below, once it is done)
+            pass
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # looked at: the caller is told of the cancel, not of this
+        raise asyncio.CancelledError
+    return task.result()
+
+
 async def run_scheduler(services: Services, settings: ReminderSettings, *, wake: asyncio.Event | None = None) -> None:
-    """Tick every ``tick_seconds``; a failed tick is logged and tried again at the next one."""
-    await sync_calendar(services, settings)
+    """Tick every ``tick_seconds``; a failed tick is logged and tried again at the next one. Cancelled (the
+    bot stopping), the tick under way still ends first."""
+    await to_its_end(sync_calendar(services, settings))
     while True:
         try:
-            report = await tick(services, settings)
+            report = await to_its_end(tick(services, settings))
             if report.queued and wake is not None:
                 wake.set()
         except Exception as exc:
@@ -224,11 +249,14 @@ class Dispatcher:
             await self._flush()
             if self._in_flight or self._results:
                 return False
-            async with self.services.db.transaction() as session:
-                return await outbox.count_pending(session=session, channels=list(self.senders)) == 0
+            return await to_its_end(self._nothing_pending())
         except Exception as exc:
             log_round_failure(log, "could not tell whether reminders are left to send; looking again shortly", exc)
             return False
+
+    async def _nothing_pending(self) -> bool:
+        async with self.services.db.transaction() as session:
+            return await outbox.count_pending(session=session, channels=list(self.senders)) == 0
 
     async def _settle(self, *, cancel: bool) -> None:
         """Let sends in flight finish (or, stopping, give them up as unknown), then write every outcome."""
@@ -366,8 +394,11 @@ class Dispatcher:
         if until > self._paused_until:
             self._paused_until = until
             log.warning("the channel asked to slow down: reminders pause for %s s", seconds)
-            async with self.services.db.transaction() as session:
-                await outbox.pause_pace(session=session, until=until)
+            await to_its_end(self._pause_pace(until))
+
+    async def _pause_pace(self, until: datetime) -> None:
+        async with self.services.db.transaction() as session:
+            await outbox.pause_pace(session=session, until=until)
 
     # --- outcomes ---
 
@@ -385,12 +416,16 @@ class Dispatcher:
             if not self._results:
                 return
             results, self._results = self._results, []
+            writing = asyncio.ensure_future(self._write_outcomes(results))
             try:
-                async with self.services.db.transaction() as session:
-                    await self._write(session, results, self.services.clock())
-            except BaseException:
-                self._results = results + self._results  # not lost: the next flush writes them
-                raise
+                await to_its_end(writing)  # the flusher is cancelled at a stop: the write under way ends first
+            finally:
+                if writing.cancelled() or writing.exception() is not None:
+                    self._results = results + self._results  # not lost: the next flush writes them
+
+    async def _write_outcomes(self, results: list[tuple[outbox.ClaimedMessage, Outcome]]) -> None:
+        async with self.services.db.transaction() as session:
+            await self._write(session, results, self.services.clock())
 
     async def _write(self, session, results: list[tuple[outbox.ClaimedMessage, Outcome]], now: datetime) -> None:
         finished: dict[tuple[str, str | None], list[int]] = defaultdict(list)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -200,6 +201,15 @@ async def _first(tasks: set[asyncio.Future], *, until: float, hurry: asyncio.Eve
         hurried.cancel()
 
 
+def _drop_cancel_traceback(task: asyncio.Future) -> None:
+    """A cancelled task keeps its CancelledError, traceback and frames, until asked for it once."""
+    if task.done() and task.cancelled():
+        try:
+            task.exception()
+        except asyncio.CancelledError:
+            pass
+
+
 async def _cancel(tasks: set[asyncio.Future]) -> None:
     for task in tasks:
         task.cancel()
@@ -261,8 +271,9 @@ class Serving:
         for name, task in self.intake.items():
             if name == "webhooks":
                 task.cancel()
-        # The OA's upkeep would only start more work; the dispatcher's cancel is its way to stop: it
-        # releases the rows it claimed but did not hand to a channel, and gives sends in flight its grace.
+        # The OA's upkeep would only start more work; the reminder job's cancel is its way to stop: the
+        # dispatcher releases the rows it claimed but did not hand to a channel and gives sends in flight its
+        # grace, and the step under way in the database (a scheduler tick, a write of outcomes) ends first.
         for name, task in self.background.items():
             if name not in ROUNDS_FINISH_AT_STOP:
                 task.cancel()
@@ -297,7 +308,15 @@ class Serving:
         if self.reminders is not None:
             await asyncio.gather(self.reminders, return_exceptions=True)
         await _cancel({t for t in self.jobs if not t.done()})
-        return len(cut)
+        # A task cut in the middle of a query leaves its SQLite connection open, in its transaction (write
+        # lock, old snapshot), until the garbage collector frees the cursor its traceback holds: freed now,
+        # so that shredding the replies and folding the WAL neither wait SQLite's busy timeout nor fail.
+        count = len(cut)
+        for task in cut | waited | self.jobs:
+            _drop_cancel_traceback(task)
+        del cut, waited
+        gc.collect()
+        return count
 
 
 async def _first_attempts(checks: list[TokenCheck], stop: StopRequest) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import case, update
+from sqlalchemy import update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -70,8 +70,9 @@ def _from(tip: Tip, allowed: Sequence[TipStatus], transition: str) -> None:
 
 
 def queue_order():
-    """Urgent tips first, then the oldest."""
-    return (case((Tip.urgent, 0), else_=1), Tip.created_at)
+    """Urgent tips first, then the oldest (the order of the queue indexes in storage/models.py: a page reads
+    only its own rows from them; urgent is never NULL, so true sorts first)."""
+    return (Tip.urgent.desc(), Tip.created_at)
 
 
 async def claim_next(*, session: AsyncSession, unit_ids: Sequence[str], officer_id: int, now: datetime) -> Tip | None:

@@ -15,7 +15,7 @@ from storage import keys as key_store
 from storage import tips as tip_store
 from storage.blobs import BlobStore
 from storage.models import Tip, TipField, TipInQueue
-from storage.tip_states import JUDGED, OPEN, PENDING, TipStatus, queue_order
+from storage.tip_states import JUDGED, OPEN, PENDING, TipStatus, in_states, queue_order
 
 
 
@@ -25,7 +25,7 @@ async def queue(*, session: AsyncSession, unit_ids: Sequence[str], offset: int =
     """The unit's tips in these states (open ones: urgent first, then oldest first; judged ones: the latest
     verdict first), narrowed to categories, areas or one officer's claims when given; with the total for paging,
     or with at most ``count_up_to`` of it (counting every judged tip of a province is what a page would cost)."""
-    where = [Tip.unit_id.in_(unit_ids), Tip.status.in_(statuses)]
+    where = [Tip.unit_id.in_(unit_ids), in_states(statuses)]
     if categories:
         where.append(Tip.category.in_(categories))
     if area_codes:

@@ -95,7 +95,8 @@ class Tip(TipBase, table=True):
 
 # The queues officers read, each an index in its own order so a page or a /next reads a few entries, not
 # every open tip of the unit: waiting tips (/next), open tips (/queue), judged ones (/judged, latest verdict
-# first). Each per unit and once for the whole table (a supervisor's queue spans many units). The open and
+# first). Each per unit and once for the whole table (a supervisor's queue spans many units); open tips also
+# per holder ("mine") and per area. The open and
 # judged ones carry the filter columns, so a filtered page's count reads the index alone. The states are
 # storage.tip_states' PENDING, OPEN and JUDGED, written out here: that module imports this one.
 _PENDING_SQL = "status IN ('new', 'transferred')"
@@ -114,6 +115,11 @@ _queue_index("ix_tip_waiting_queue", _PENDING_SQL, Tip.unit_id, Tip.urgent.desc(
 _queue_index("ix_tip_waiting_order", _PENDING_SQL, Tip.urgent.desc(), Tip.created_at, include=["unit_id"])
 _queue_index("ix_tip_open_queue", _OPEN_SQL, Tip.unit_id, Tip.urgent.desc(), Tip.created_at, include=_FILTERS)
 _queue_index("ix_tip_open_order", _OPEN_SQL, Tip.urgent.desc(), Tip.created_at, include=["unit_id", *_FILTERS])
+# "mine" and an area: the planner takes an officer's or a ward's tips for few, as they are among the unit's.
+_queue_index("ix_tip_mine_queue", _OPEN_SQL, Tip.claimed_by, Tip.urgent.desc(), Tip.created_at,
+             include=["unit_id", *_FILTERS])
+_queue_index("ix_tip_area_queue", _OPEN_SQL, Tip.area_code, Tip.urgent.desc(), Tip.created_at,
+             include=["unit_id", *_FILTERS])
 # Read backwards: the latest verdict first.
 _queue_index("ix_tip_judged_queue", _JUDGED_SQL, Tip.unit_id, Tip.verdict_at, Tip.created_at, include=_FILTERS)
 _queue_index("ix_tip_judged_order", _JUDGED_SQL, Tip.verdict_at, Tip.created_at, include=["unit_id", *_FILTERS])

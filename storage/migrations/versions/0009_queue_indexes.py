@@ -23,6 +23,8 @@ INDEXES = [
     ('ix_tip_waiting_order', PENDING, [sa.text('urgent DESC'), 'created_at'], ['unit_id']),
     ('ix_tip_open_queue', OPEN, ['unit_id', sa.text('urgent DESC'), 'created_at'], FILTERS),
     ('ix_tip_open_order', OPEN, [sa.text('urgent DESC'), 'created_at'], ['unit_id', *FILTERS]),
+    ('ix_tip_mine_queue', OPEN, ['claimed_by', sa.text('urgent DESC'), 'created_at'], ['unit_id', *FILTERS]),
+    ('ix_tip_area_queue', OPEN, ['area_code', sa.text('urgent DESC'), 'created_at'], ['unit_id', *FILTERS]),
     ('ix_tip_judged_queue', JUDGED, ['unit_id', 'verdict_at', 'created_at'], FILTERS),
     ('ix_tip_judged_order', JUDGED, ['verdict_at', 'created_at'], ['unit_id', *FILTERS]),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -91,6 +91,38 @@ class Tip(TipBase, table=True):
     subject_count: int = 0  # subjects (đối tượng) involved in that case
     alerted_at: datetime | None = None  # when officers were last reminded that it waits
     purged_at: datetime | None = None  # sealed content deleted under the retention rules; counts stay
+
+
+# The queues officers read, each an index in its own order so a page or a /next reads a few entries, not
+# every open tip of the unit: waiting tips (/next), open tips (/queue), judged ones (/judged, latest verdict
+# first). Each per unit and once for the whole table (a supervisor's queue spans many units); open tips also
+# per holder ("mine") and per area. The open and
+# judged ones carry the filter columns, so a filtered page's count reads the index alone. The states are
+# storage.tip_states' PENDING, OPEN and JUDGED, written out here: that module imports this one.
+_PENDING_SQL = "status IN ('new', 'transferred')"
+_OPEN_SQL = "status IN ('new', 'transferred', 'in_review', 'needs_info')"
+_JUDGED_SQL = "status IN ('valuable', 'not_valuable')"
+_FILTERS = ["status", "category", "area_code", "claimed_by"]
+
+
+def _queue_index(name: str, where: str, *columns, include: list[str] = ()) -> Index:
+    """A partial index of one queue; made from the table's columns, it joins the table's indexes."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where),
+                 postgresql_include=list(include))
+
+
+_queue_index("ix_tip_waiting_queue", _PENDING_SQL, Tip.unit_id, Tip.urgent.desc(), Tip.created_at)
+_queue_index("ix_tip_waiting_order", _PENDING_SQL, Tip.urgent.desc(), Tip.created_at, include=["unit_id"])
+_queue_index("ix_tip_open_queue", _OPEN_SQL, Tip.unit_id, Tip.urgent.desc(), Tip.created_at, include=_FILTERS)
+_queue_index("ix_tip_open_order", _OPEN_SQL, Tip.urgent.desc(), Tip.created_at, include=["unit_id", *_FILTERS])
+# "mine" and an area: the planner takes an officer's or a ward's tips for few, as they are among the unit's.
+_queue_index("ix_tip_mine_queue", _OPEN_SQL, Tip.claimed_by, Tip.urgent.desc(), Tip.created_at,
+             include=["unit_id", *_FILTERS])
+_queue_index("ix_tip_area_queue", _OPEN_SQL, Tip.area_code, Tip.urgent.desc(), Tip.created_at,
+             include=["unit_id", *_FILTERS])
+# Read backwards: the latest verdict first.
+_queue_index("ix_tip_judged_queue", _JUDGED_SQL, Tip.unit_id, Tip.verdict_at, Tip.created_at, include=_FILTERS)
+_queue_index("ix_tip_judged_order", _JUDGED_SQL, Tip.verdict_at, Tip.created_at, include=["unit_id", *_FILTERS])
 
 
 class TipInQueue(TipBase):

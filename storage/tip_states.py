@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import case, update
+from sqlalchemy import bindparam, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -69,14 +69,23 @@ def _from(tip: Tip, allowed: Sequence[TipStatus], transition: str) -> None:
         raise StateError(f"tip {tip.ref}: cannot {transition} from {tip.status!r}")
 
 
+def in_states(states: Sequence[str]):
+    """``status IN (…)`` with the states written into the SQL: a planner then knows that the queue indexes of
+    storage/models.py (partial, on these states) hold every row asked for, which a bound parameter hides from
+    SQLite always and from PostgreSQL's generic plans. States are this module's constants, never typed text."""
+    return Tip.status.in_(bindparam("states", [TipStatus(s).value for s in states], expanding=True,
+                                    literal_execute=True, unique=True))
+
+
 def queue_order():
-    """Urgent tips first, then the oldest."""
-    return (case((Tip.urgent, 0), else_=1), Tip.created_at)
+    """Urgent tips first, then the oldest (the order of the queue indexes in storage/models.py: a page reads
+    only its own rows from them; urgent is never NULL, so true sorts first)."""
+    return (Tip.urgent.desc(), Tip.created_at)
 
 
 async def claim_next(*, session: AsyncSession, unit_ids: Sequence[str], officer_id: int, now: datetime) -> Tip | None:
     """Atomically take the next waiting tip: two officers never get the same one."""
-    query = select(Tip).where(Tip.unit_id.in_(unit_ids), Tip.status.in_(PENDING)).order_by(*queue_order()).limit(1)
+    query = select(Tip).where(Tip.unit_id.in_(unit_ids), in_states(PENDING)).order_by(*queue_order()).limit(1)
     if session.bind.dialect.name == "postgresql":
         # Skip rows another officer is claiming this instant instead of queueing behind them.
         query = query.with_for_update(skip_locked=True)

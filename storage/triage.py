@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,16 +15,17 @@ from storage import keys as key_store
 from storage import tips as tip_store
 from storage.blobs import BlobStore
 from storage.models import Tip, TipField, TipInQueue
-from storage.tip_states import JUDGED, OPEN, PENDING, TipStatus, queue_order
+from storage.tip_states import JUDGED, OPEN, PENDING, TipStatus, in_states, queue_order
 
 
 
 async def queue(*, session: AsyncSession, unit_ids: Sequence[str], offset: int = 0, limit: int = 10,
                 statuses: Sequence[str] = OPEN, categories: Sequence[str] = (), area_codes: Sequence[str] = (),
-                claimed_by: int | None = None) -> tuple[list[TipInQueue], int]:
+                claimed_by: int | None = None, count_up_to: int | None = None) -> tuple[list[TipInQueue], int]:
     """The unit's tips in these states (open ones: urgent first, then oldest first; judged ones: the latest
-    verdict first), narrowed to categories, areas or one officer's claims when given; with the total for paging."""
-    where = [Tip.unit_id.in_(unit_ids), Tip.status.in_(statuses)]
+    verdict first), narrowed to categories, areas or one officer's claims when given; with the total for paging,
+    or with at most ``count_up_to`` of it (counting every judged tip of a province is what a page would cost)."""
+    where = [Tip.unit_id.in_(unit_ids), in_states(statuses)]
     if categories:
         where.append(Tip.category.in_(categories))
     if area_codes:
@@ -33,7 +34,14 @@ async def queue(*, session: AsyncSession, unit_ids: Sequence[str], offset: int =
         where.append(Tip.claimed_by == claimed_by)
     judged = set(statuses) <= set(JUDGED)
     order = (Tip.verdict_at.desc(), Tip.created_at.desc()) if judged else queue_order()
-    total = (await session.exec(select(func.count()).select_from(Tip).where(*where))).one()
+    if session.bind.dialect.name == "postgresql":
+        # A plan made for these values: a generic one (asyncpg prepares every statement) guesses an area or
+        # an officer matches few tips and sorts all they match, instead of reading the queue index in order.
+        await session.exec(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    matching = select(Tip.id).where(*where)
+    if count_up_to is not None:
+        matching = matching.limit(count_up_to)
+    total = (await session.exec(select(func.count()).select_from(matching.subquery()))).one()
     rows = (await session.exec(select(Tip).where(*where).order_by(*order).offset(offset).limit(limit))).all()
     return [TipInQueue.model_validate(row) for row in rows], int(total)
 

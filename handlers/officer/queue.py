@@ -34,6 +34,9 @@ STATES: dict[str, tuple[tuple[str, ...], tuple[TipStatus, ...]]] = {
 }
 _KINDS = {"", "phuong", "xa", "thanh pho", "tinh", "thi tran", "dac khu"}  # what an area's name may begin with
 MAX_FILTERS = 4  # a page button carries them, and Telegram takes 64 bytes of button data
+# Tips counted past a page's start: beyond that the title says "more than", as counting a province's
+# whole backlog or every verdict of a year would cost more than the page itself (bench/queue_1m.py).
+COUNTED = 1_000
 
 
 @dataclass
@@ -159,7 +162,8 @@ async def _page(turn: Turn, officer: Officer, filters: Filters, page: int) -> li
     async def fetch(page: int):
         return await triage_store.queue(session=turn.session, unit_ids=units, offset=(page - 1) * size, limit=size,
                                         statuses=filters.statuses or OPEN, categories=filters.categories,
-                                        area_codes=filters.area_codes, claimed_by=officer.id if filters.mine else None)
+                                        area_codes=filters.area_codes, claimed_by=officer.id if filters.mine else None,
+                                        count_up_to=(page - 1) * size + COUNTED + 1)
 
     tips, total = await fetch(page)
     shown = " ".join(filters.words)
@@ -171,17 +175,27 @@ async def _page(turn: Turn, officer: Officer, filters: Filters, page: int) -> li
     if page > pages:  # past the end (a typo, or an old "next page" button): the last page, not an empty one
         page = pages
         tips, total = await fetch(page)
-    counts = dict(total=number(total, turn.lang), page=page, pages=pages)
-    if plain:
-        title = _("Open tips: {total} (page {page}/{pages})").format(**counts)
-    elif filters.words == ["judged"]:
-        title = _("Judged tips: {total} (page {page}/{pages})").format(**counts)
+    more = total > (page - 1) * size + COUNTED  # counted no further: the last page is not known
+    if more:
+        counts = dict(total=number(total - 1, turn.lang), page=page)
+        if plain:
+            title = _("Open tips: more than {total} (page {page})").format(**counts)
+        elif filters.words == ["judged"]:
+            title = _("Judged tips: more than {total} (page {page})").format(**counts)
+        else:
+            title = _("Tips matching «{filters}»: more than {total} (page {page})").format(filters=shown, **counts)
     else:
-        title = _("Tips matching «{filters}»: {total} (page {page}/{pages})").format(filters=shown, **counts)
+        counts = dict(total=number(total, turn.lang), page=page, pages=pages)
+        if plain:
+            title = _("Open tips: {total} (page {page}/{pages})").format(**counts)
+        elif filters.words == ["judged"]:
+            title = _("Judged tips: {total} (page {page}/{pages})").format(**counts)
+        else:
+            title = _("Tips matching «{filters}»: {total} (page {page}/{pages})").format(filters=shown, **counts)
     several_units = len(units) > 1  # a supervisor's: say whose each tip is
     lines = [title, ""] + [_summary(turn, tip) + (f" · {turn.services.settings.unit_tree.name(tip.unit_id)}"
                                                   if several_units else "") for tip in tips]
     choices = [Choice(OFFICER.pack("open", tip.ref), tip.ref) for tip in tips]
-    if page < pages:
+    if more or page < pages:
         choices.append(Choice(OFFICER.pack("queue", *filters.words, page + 1), _("Next page ▶")))
     return [Reply("\n".join(lines), choices=choices, columns=3)]

@@ -98,3 +98,28 @@ async def test_unknown_filters_are_explained_politely(services, tipline):
     officer.language = "en"
     [reply] = await officer.send("/queue moi mine ma-tuy ben-thanh mine")  # more than a page button can carry
     assert reply.text == "At most 4 filters at a time, please."
+
+
+async def test_a_long_queue_is_counted_only_so_far(services, tipline, monkeypatch):
+    """Past COUNTED tips the title says "more than" and the pages go on: counting a province's every verdict
+    would cost more than the page."""
+    from handlers.officer import queue
+    refs = await _three_tips(services, tipline)
+    monkeypatch.setattr(queue, "COUNTED", 1)
+    services.settings = replace(services.settings, triage=replace(services.settings.triage, queue_page=1))
+    boss = await enrol(services, tipline, "902", unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    seen = []
+    first = await boss.send("/queue")
+    assert first[0].text.startswith("Open tips: more than 1 (page 1)\n")
+    seen += _listed(first[0].text)
+    second = await boss.click("Next page")
+    assert second[0].text.startswith("Open tips: more than 2 (page 2)\n")
+    seen += _listed(second[0].text)
+    third = await boss.click("Next page")
+    assert third[0].text.startswith("Open tips: 3 (page 3/3)\n")  # the end is in sight: counted exactly
+    assert not any("Next page" in c.label for c in third[0].choices)
+    seen += _listed(third[0].text)
+    assert sorted(seen) == sorted(refs.values())
+    assert (await boss.send("/queue 9"))[0].text.startswith("Open tips: 3 (page 3/3)\n")  # past the end: the last
+    monkeypatch.setattr(queue, "COUNTED", 1_000)
+    assert (await boss.send("/queue"))[0].text.startswith("Open tips: 3 (page 1/3)\n")

@@ -3,7 +3,7 @@ step latency, and the CPU each process takes per step (every worker, the proxy, 
 driver and the database's backends), with the tips counted in the database against the ones sent. Not a
 test: run it by hand, on an otherwise quiet machine if there is one.
 
-    .venv/bin/python bench/workers.py [--seconds 10] [--rounds 3] [--citizens 50,200] [--workers 1,2]
+    .venv/bin/python bench/workers.py [--seconds 20] [--rounds 3] [--citizens 50,200] [--workers 1,2]
                                       [--database postgresql://postgres@127.0.0.1:5432/tinbao_workers]
 
 The database is DROPPED and made again at the start (its name must begin with tinbao_). Processes, each
@@ -307,13 +307,43 @@ async def measure(*, proxy: BotProcess, workers: list[BotProcess], fake: FakeApi
               "pg_ms": postgres.cpu["ours"] / total * 1000, "pg_shared_ms": postgres.cpu["shared"] / total * 1000,
               "workers_cores": sum(worker_cpu) / wall, "proxy_cores": proxy_cpu / wall, "fake_cores": fake_cpu / wall,
               "driver_cores": own / wall, "pg_cores": postgres.cpu["ours"] / wall,
-              "pg_shared_cores": postgres.cpu["shared"] / wall, "pg_other_cores": postgres.cpu["other"] / wall,
+              "pg_shared_cores": postgres.cpu["shared"] / wall,
               "machine_busy": (busy[0] - busy0[0]) / (busy[1] - busy0[1]), "tips": tips, "steps": total}
+    ours = sum(result[k] for k in ("workers_cores", "proxy_cores", "fake_cores", "driver_cores", "pg_cores",
+                                   "pg_shared_cores"))
+    result["others_cores"] = (busy[0] - busy0[0]) / wall - ours  # whatever else ran on the machine meanwhile
     for n, (cpu, served_n) in enumerate(zip(worker_cpu, per_worker), 1):
         result[f"w{n}_ms"] = cpu / served_n * 1000 if served_n else float("nan")
         result[f"w{n}_share"] = served_n / total
         result[f"w{n}_cores"] = cpu / wall
     return result
+
+
+def report(results: dict[tuple[int, int], list[dict]]) -> None:
+    """The medians over the rounds, as Markdown tables for bench/RESULTS.md."""
+    median = {key: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for key, runs in results.items()}
+    print("\nCPU ms per step (a worker's: per step it served; workers = their sum over all steps)")
+    print("| citizens | workers | steps/s (runs' range) | p50 ms | p99 ms | worker 1 | worker 2 | workers | proxy "
+          "| fake Bot API | driver | PostgreSQL (ours) | PostgreSQL shared |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (citizens, use), m in sorted(median.items()):
+        runs = [r["steps_s"] for r in results[(citizens, use)]]
+        w2 = f"{m['w2_ms']:.2f}" if use > 1 else "idle"
+        print(f"| {citizens} | {use} | {m['steps_s']:,.0f} ({min(runs):,.0f}–{max(runs):,.0f}) | {m['p50']:.1f} | "
+              f"{m['p99']:.1f} | {m['w1_ms']:.2f} | {w2} | {m['workers_ms']:.2f} | {m['proxy_ms']:.2f} | "
+              f"{m['fake_ms']:.2f} | {m['driver_ms']:.2f} | {m['pg_ms']:.2f} | {m['pg_shared_ms']:.2f} |")
+    print(f"\nCores used (CPU seconds per second; the machine has {os.cpu_count()})")
+    print("| citizens | workers | worker 1 | worker 2 | proxy | fake Bot API | driver | PostgreSQL (ours) "
+          "| PostgreSQL shared | everything else on the machine | machine busy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (citizens, use), m in sorted(median.items()):
+        print(f"| {citizens} | {use} | {m['w1_cores']:.2f} | {m['w2_cores']:.2f} | {m['proxy_cores']:.2f} | "
+              f"{m['fake_cores']:.2f} | {m['driver_cores']:.2f} | {m['pg_cores']:.2f} | {m['pg_shared_cores']:.2f} | "
+              f"{m['others_cores']:.2f} | {m['machine_busy']:.0%} |")
+    for citizens in sorted({c for c, _ in median}):
+        if (citizens, 1) in median and (citizens, 2) in median:
+            print(f"{citizens} citizens: 2 workers / 1 worker steps/s "
+                  f"{median[(citizens, 2)]['steps_s'] / median[(citizens, 1)]['steps_s']:.2f}×")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -362,33 +392,12 @@ async def main(args: argparse.Namespace) -> None:
                                            database=database, use=use, citizens=citizens, seconds=args.seconds,
                                            first_chat=chat)
                     results.setdefault((citizens, use), []).append(result)
-                    print(f"  {citizens} citizens, {use} worker(s), round {round_ + 1}: {result['steps_s']:.0f} steps/s, "
-                          f"workers {result['workers_ms']:.2f} ms/step, machine {result['machine_busy']:.0%} busy, "
-                          f"{result['tips']} tips, all in the database once", flush=True)
+                    print(f"  {citizens} citizens, {use} worker(s), round {round_ + 1}: {result['steps_s']:.0f} "
+                          f"steps/s, workers {result['workers_ms']:.2f} ms/step, machine {result['machine_busy']:.0%} "
+                          f"busy, {result['tips']} tips, all in the database once", flush=True)
         load = os.getloadavg()
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
-        median = {key: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for key, runs in results.items()}
-        print("\nCPU ms per step (a worker's: per step it served; workers = their sum over all steps)")
-        print("| citizens | workers | steps/s | p50 ms | p99 ms | worker 1 | worker 2 | workers | proxy | fake Bot API "
-              "| driver | PostgreSQL (ours) | PostgreSQL shared |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for (citizens, use), m in sorted(median.items()):
-            w2 = f"{m['w2_ms']:.2f}" if use > 1 else "idle"
-            print(f"| {citizens} | {use} | {m['steps_s']:,.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['w1_ms']:.2f} | "
-                  f"{w2} | {m['workers_ms']:.2f} | {m['proxy_ms']:.2f} | {m['fake_ms']:.2f} | {m['driver_ms']:.2f} | "
-                  f"{m['pg_ms']:.2f} | {m['pg_shared_ms']:.2f} |")
-        print(f"\nCores used (CPU seconds per second; the machine has {os.cpu_count()})")
-        print("| citizens | workers | worker 1 | worker 2 | proxy | fake Bot API | driver | PostgreSQL (ours) "
-              "| PostgreSQL shared | PostgreSQL, other databases | machine busy |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for (citizens, use), m in sorted(median.items()):
-            print(f"| {citizens} | {use} | {m['w1_cores']:.2f} | {m['w2_cores']:.2f} | {m['proxy_cores']:.2f} | "
-                  f"{m['fake_cores']:.2f} | {m['driver_cores']:.2f} | {m['pg_cores']:.2f} | {m['pg_shared_cores']:.2f} | "
-                  f"{m['pg_other_cores']:.2f} | {m['machine_busy']:.0%} |")
-        for citizens in sorted({c for c, _ in median}):
-            if (citizens, 1) in median and (citizens, 2) in median:
-                print(f"{citizens} citizens: 2 workers / 1 worker steps/s "
-                      f"{median[(citizens, 2)]['steps_s'] / median[(citizens, 1)]['steps_s']:.2f}×")
+        report(results)
     finally:
         if db is not None:
             await db.close()
@@ -396,7 +405,8 @@ async def main(args: argparse.Namespace) -> None:
             if process is not None:
                 process.stop()
         await fake.stop()
-        errors = [w.name for w in workers if hasattr(w, "log") and re.search(r"Traceback|ERROR", (work / f"{w.name}.log").read_text())]
+        errors = [w.name for w in workers
+                  if hasattr(w, "log") and re.search(r"Traceback|ERROR", (work / f"{w.name}.log").read_text())]
         if errors:
             print(f"errors in the log of {errors}:", file=sys.stderr)
             for name in errors:
@@ -409,7 +419,8 @@ async def main(args: argparse.Namespace) -> None:
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="per run; at 200 citizens a script of 11 steps needs ~15 s to end in a tip")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--citizens", default="50,200")
     parser.add_argument("--workers", default="1,2", help="how many workers the proxy uses, run by run (1 or 2)")

@@ -53,8 +53,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.conversation import (  # noqa: E402
-    ROOT, TICK, TIPOFF, BotProcess, CountingTelegram, child_env, citizen, cpu_seconds, free_port, tinbao_config,
-    warm_up)
+    TICK, TIPOFF, BotProcess, CountingTelegram, child_env, citizen, cpu_seconds, free_port, tinbao_config, warm_up)
 
 SCRIPT = [*TIPOFF, ("tap", "Send the tip")]
 TOKEN = "300:BENCH-workers"
@@ -124,7 +123,10 @@ class FakeApiProcess:
         return cpu_seconds(self.process.pid)
 
     async def stop(self) -> None:
-        self.reader.cancel()
+        if not hasattr(self, "process"):
+            return  # it never started
+        if hasattr(self, "reader"):
+            self.reader.cancel()
         if self.process.returncode is None:
             self.process.terminate()
             await self.process.wait()
@@ -379,6 +381,8 @@ async def main(args: argparse.Namespace) -> None:
         for worker in workers:  # one whole script each, not measured: what a process loads once is not a step
             chat += 10_000
             await warm_up(worker, chat)
+        if PostgresCpu(database).postmaster is None:
+            print("PostgreSQL's processes are not on this machine (or /proc hides them): its CPU reads 0")
         load = os.getloadavg()
         print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start; "
               f"{args.seconds:g} s per run, {args.rounds} rounds, interleaved; medians")

@@ -69,13 +69,16 @@ class CountingTelegram(FakeTelegram):
 
     async def _send_message(self, method: str, p: dict) -> dict:
         message = await super()._send_message(method, p)
-        chat = int(p["chat_id"])
+        self.note_reply(int(p["chat_id"]), message)
+        self.sent.clear()  # the base class keeps every record; a long run does not need them
+        return message
+
+    def note_reply(self, chat: int, message: dict) -> None:
+        """Counts a message the bot sent to chat, keeping it if it has buttons (the citizen's next tap)."""
         if self.buttons(message):
             self.keyboard[chat] = message
         self.count[chat] += 1
         self.arrived[chat].set()
-        self.sent.clear()  # the base class keeps every record; a long run does not need them
-        return message
 
     async def until_count(self, chat: int, count: int, timeout: float = 60.0) -> None:
         async with asyncio.timeout(timeout):
@@ -100,6 +103,27 @@ class CountingTelegram(FakeTelegram):
         return self._history.pop(update_id)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system time a process (all its threads) has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a process the benchmark starts: this checkout importable, no TINBAO_* of ours."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}, "PYTHONPATH": str(ROOT)}
+
+
+def tinbao_config(database_url: str, *, token: str, api_base: str, port: int) -> str:
+    """config.toml of a tinbao webhook worker on 127.0.0.1:port, its limits out of a benchmark's way."""
+    return config_toml(database_url, extra=(
+        f'[telegram]\ntoken = "{token}"\napi_base = "{api_base}"\nmode = "webhook"\n'
+        f'webhook_url = "https://bench.invalid"\nwebhook_listen = "127.0.0.1:{port}"\n'
+        f'webhook_secret = "{WEBHOOK_SECRET}"\n\n'
+        '[limits]\ntips_per_day = 1000000\nmessages_per_minute = 1000000\nstatus_checks_per_hour = 1000000\n\n'
+        '[reminders]\nenabled = false\n'))
+
+
 class BotProcess:
     def __init__(self, name: str, command: list[str], *, ready: str, port: int, fake: CountingTelegram,
                  script: list, cwd: Path, counts: Path | None = None) -> None:
@@ -108,10 +132,9 @@ class BotProcess:
         self.process: subprocess.Popen | None = None
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}
-        env["PYTHONPATH"] = str(ROOT)
         self.log = open(self.cwd / f"{self.name}.log", "w+")
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=child_env(), stdout=self.log,
+                                        stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             self.log.seek(0)
@@ -124,8 +147,7 @@ class BotProcess:
         raise SystemExit(f"{self.name} did not start:\n{self.log.read()[-3000:]}")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return cpu_seconds(self.process.pid)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -261,15 +283,10 @@ async def bots_for(database: str, url: str | None, work: Path, profile: Path | N
     site = work / f"tinbao-{database}"
     site.mkdir()
     db_url = url or f"sqlite+aiosqlite:///{site}/data/tinbao.db"
-    (site / "config.toml").write_text(config_toml(db_url, extra=(
-        f'[telegram]\ntoken = "{fake.token}"\napi_base = "{fake.base_url}"\nmode = "webhook"\n'
-        f'webhook_url = "https://bench.invalid"\nwebhook_listen = "127.0.0.1:{port}"\n'
-        f'webhook_secret = "{WEBHOOK_SECRET}"\n\n'
-        '[limits]\ntips_per_day = 1000000\nmessages_per_minute = 1000000\nstatus_checks_per_hour = 1000000\n\n'
-        '[reminders]\nenabled = false\n')), encoding="utf-8")
+    (site / "config.toml").write_text(tinbao_config(db_url, token=fake.token, api_base=fake.base_url, port=port),
+                                      encoding="utf-8")
     tinbao = [sys.executable, "-m", "bot.cli", "--config", str(site / "config.toml")]
-    subprocess.run([*tinbao, "init"], cwd=site, check=True, capture_output=True,
-                   env={**{k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}, "PYTHONPATH": str(ROOT)})
+    subprocess.run([*tinbao, "init"], cwd=site, check=True, capture_output=True, env=child_env())
     counts = site / "statements.json" if profile else None
     run = ([sys.executable, str(ROOT / "bench" / "counted_bot.py"), str(counts), *tinbao[3:], "run"] if profile
            else [*tinbao, "run"])

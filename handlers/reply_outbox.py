@@ -124,7 +124,7 @@ class ReplyOutbox:
         own = False
         for offset, reply in enumerate(replies):
             index = replies.start + offset
-            if not await db.run_statement(store.take_reply(row_id=replies.row_id, index=index, after_own=own)):
+            if not await store.take_reply(db=db, row_id=replies.row_id, index=index, after_own=own):
                 return  # another worker is on this turn's replies: they are its to finish
             own = True
             try:

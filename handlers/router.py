@@ -31,8 +31,8 @@ from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, 
 from handlers.citizen.status import show_status
 from handlers.chat_turn import Turn
 from storage.db import DatabaseAway, out_of_reach
-from storage.conversations import (lock_conversation, mark_update_processed, peek_conversation, touch_conversation,
-                                   was_processed)
+from storage.conversations import (lock_conversation, mark_update_processed, peek_conversation, save_conversation,
+                                   touch_conversation, was_processed)
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,10 @@ class TipLine:
             if conversation.flow is None:
                 conversation.offered = ",".join(c.id for r in replies for c in r.choices)[:255] or None
             touch_conversation(conversation=conversation, now=turn.now)  # coarse, and none once the tip is sent
-            session.add(conversation)
             if inbound.update_id is not None and replies:
                 # Committed with the turn: a worker killed before they went out leaves them to the redelivery.
                 replies = await self.outbox.keep(session=session, inbound=inbound, replies=replies)
+            await save_conversation(session=session, conversation=conversation)
         return replies
 
     async def _flood_guard(self, turn: Turn) -> list[Reply] | None:

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, inspect
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import Driver, driver
 from storage.models import Conversation, ProcessedUpdate, utcnow
 
+# Every update of every chat runs the statements of this module: they go straight to the driver (storage/db.py
+# Driver), and the row comes back as the ORM object the handlers change.
+_COLUMNS = ("id", "chat_key", "channel", "language", "offered", "flow", "draft_id", "draft", "created_at",
+            "updated_at")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM conversation WHERE chat_key = ?"
+_WRITTEN = _COLUMNS[3:]  # what a turn may change
 
-def _insert(session: AsyncSession, table):
-    dialect = session.bind.dialect.name
-    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+
+def _aware(value) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=timezone.utc) if moment.utcoffset() is None else moment.astimezone(timezone.utc)
+
+
+def _attached(session: AsyncSession, row: tuple) -> Conversation:
+    values = dict(zip(_COLUMNS, row))
+    values["created_at"], values["updated_at"] = _aware(values["created_at"]), _aware(values["updated_at"])
+    if values["draft"] is not None:
+        values["draft"] = bytes(values["draft"])
+    existing = session.sync_session.identity_map.get((Conversation, (values["id"],), None))
+    if existing is not None:  # loaded before in this transaction: the same object, refreshed
+        for key, value in values.items():
+            set_committed_value(existing, key, value)
+        return existing
+    conversation = Conversation(**values)
+    make_transient_to_detached(conversation)  # as if loaded: the ORM sees later changes, and writes no INSERT
+    session.add(conversation)
+    return conversation
 
 
 # A conversation keeps the day it began, and the time of its last turn only while a draft is open (for the
@@ -33,19 +58,37 @@ def touch_conversation(*, conversation: Conversation, now: datetime) -> None:
 
 async def lock_conversation(*, session: AsyncSession, chat_key: str, channel: str) -> Conversation:
     """The chat's row, created if new and row-locked on PostgreSQL so workers take turns."""
-    day = _day(utcnow())
-    insert = _insert(session, Conversation).values(chat_key=chat_key, channel=channel, created_at=day,
-                                                   updated_at=day)
-    if session.bind.dialect.name == "postgresql":
-        # One round trip, not an insert and a select: every update of every chat begins here. The conflict's
-        # DO UPDATE row-locks the row until the turn commits, as SELECT … FOR UPDATE would.
-        upsert = insert.on_conflict_do_update(index_elements=[Conversation.chat_key],
-                                              set_={"chat_key": insert.excluded.chat_key}).returning(Conversation)
-        return (await session.exec(upsert, execution_options={"populate_existing": True})).scalars().one()
-    # SQLite (one writer, no round trip to save): DO UPDATE would write the row at every turn, and costs more
-    # CPU than a read (bench/conversation_row.py).
-    await session.exec(insert.on_conflict_do_nothing())
-    return (await session.exec(select(Conversation).where(Conversation.chat_key == chat_key))).one()
+    db = await driver(session)
+    day = db.when(_day(utcnow()))
+    insert = "INSERT INTO conversation (chat_key, channel, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT"
+    if db.postgresql:
+        # One round trip, not an insert and a select. The conflict's DO UPDATE row-locks the row until the turn
+        # commits, as SELECT … FOR UPDATE would.
+        row = await db.fetchone(f"{insert} (chat_key) DO UPDATE SET chat_key = excluded.chat_key "
+                                f"RETURNING {', '.join(_COLUMNS)}", chat_key, channel, day, day)
+    else:
+        # SQLite (one writer, the whole file locked by BEGIN IMMEDIATE): DO UPDATE would write the row at every
+        # turn, which costs more than a read.
+        await db.execute(f"{insert} DO NOTHING", chat_key, channel, day, day)
+        row = await db.fetchone(_SELECT, chat_key)
+    return _attached(session, row)
+
+
+async def save_conversation(*, session: AsyncSession, conversation: Conversation) -> None:
+    """Write what the turn changed of the chat's row (nothing when nothing changed), in the turn's transaction."""
+    state = inspect(conversation)
+    if not state.persistent or state.deleted:
+        return  # new, or deleted by the turn: the ORM's own flush does what is right
+    changed = [key for key in _WRITTEN if state.attrs[key].history.has_changes()]
+    if not changed:
+        return
+    db = await driver(session)
+    values = [getattr(conversation, key) for key in changed]
+    values = [db.when(v) if isinstance(v, datetime) else v for v in values]
+    await db.execute(f"UPDATE conversation SET {', '.join(f'{key} = ?' for key in changed)} WHERE id = ?",
+                     *values, conversation.id)
+    for key in changed:  # written: the ORM's flush at the commit has nothing left to write
+        set_committed_value(conversation, key, getattr(conversation, key))
 
 
 async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversation | None:
@@ -55,9 +98,9 @@ async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversa
 
 async def mark_update_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:
     """Record a platform update id; False when it was handled before (a redelivery)."""
-    result = await session.exec(_insert(session, ProcessedUpdate).values(
-        channel=channel, update_id=update_id, handled_at=utcnow()).on_conflict_do_nothing())
-    return result.rowcount == 1
+    db = await driver(session)
+    return await db.execute("INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT DO NOTHING", channel, update_id, db.when(utcnow())) == 1
 
 
 async def was_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timezone
 from pathlib import Path
 
 from sqlalchemy import LargeBinary, event, inspect, text
@@ -22,11 +23,22 @@ log = logging.getLogger(__name__)
 SHREDS = "tinbao.shreds"
 # Callables run once the transaction that forgot something has committed (file removals).
 AFTER_COMMIT = "tinbao.after_commit"
+# Set by a transaction that deleted only short-lived sealed rows (a turn's replies once sent): the WAL is
+# truncated within SHRED_SOON_WITHIN, not after every such commit, which would cost every update a checkpoint.
+SHREDS_SOON = "tinbao.shreds_soon"
+SHRED_SOON_WITHIN = 1.0  # seconds
+_DRIVER = "tinbao.driver"
 
 
 def shred_on_commit(session: AsyncSession | Session) -> None:
     """Mark this transaction as one that deletes what it promised to delete (for a replacement in place)."""
     (session.sync_session if isinstance(session, AsyncSession) else session).info[SHREDS] = True
+
+
+def shred_soon(session: AsyncSession) -> None:
+    """Mark this transaction as one that deleted a turn's sent replies: no copy of them stays in the SQLite
+    WAL for longer than SHRED_SOON_WITHIN."""
+    session.sync_session.info[SHREDS_SOON] = True
 
 
 def after_commit(session: AsyncSession, action) -> None:
@@ -51,6 +63,13 @@ def _writes_sealed(statement) -> bool:
         if column is not None and isinstance(column.type, LargeBinary):
             return True
     return False
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_driver(session: Session, transaction) -> None:
+    # The connection goes back to the pool with its transaction: a Driver of it must not outlive it.
+    if transaction.parent is None:
+        session.info.pop(_DRIVER, None)
 
 
 @event.listens_for(Session, "before_flush")
@@ -102,7 +121,11 @@ def _sqlite_begin_immediate(conn) -> None:
     # same file (the CLI beside the bot) must not read a row we are about to change, e.g. the last
     # audit entry a new one chains onto.
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver's cursor: it runs at every transaction, and SQLAlchemy's statement
+        # machinery around a fixed BEGIN would cost as much as a turn's own statements.
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.close()
 
 
 class DatabaseAway(Exception):
@@ -132,6 +155,64 @@ _ASYNCPG_AWAY = frozenset({"ConnectionDoesNotExistError", "CannotConnectNowError
                            "ClientCannotConnectError", "ConnectionRejectionError", "TooManyConnectionsError"})
 
 
+class Driver:
+    """The turn's own connection, spoken to without SQLAlchemy, for the few fixed statements that every update
+    runs (bench/RESULTS.md: a statement costs a fifth of its CPU through the ORM). SQL is written with ``?``
+    placeholders; on PostgreSQL they become ``$1``, ``$2`` …; times are passed as ``Driver.when`` gives them."""
+
+    def __init__(self, connection, *, postgresql: bool) -> None:
+        self._connection, self.postgresql = connection, postgresql
+        self._numbered: dict[str, str] = {}
+
+    def when(self, moment):
+        """An aware datetime as the column stores it: asyncpg takes it as it is; SQLite keeps SQLAlchemy's
+        text form of the UTC time, so rows written here and by the ORM read and compare the same."""
+        if self.postgresql:
+            return moment
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _sql(self, sql: str) -> str:
+        if not self.postgresql:
+            return sql
+        numbered = self._numbered.get(sql)
+        if numbered is None:
+            parts = sql.split("?")
+            numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+            self._numbered[sql] = numbered
+        return numbered
+
+    async def execute(self, sql: str, *params) -> int:
+        """Run one statement; returns the rows it changed."""
+        if self.postgresql:
+            status = await self._connection.execute(self._sql(sql), *params)
+            return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+        cursor = await self._connection.execute(sql, params)
+        return cursor.rowcount
+
+    async def fetchone(self, sql: str, *params) -> tuple | None:
+        """Run one statement (a SELECT, or a write with RETURNING); returns its first row."""
+        if self.postgresql:
+            row = await self._connection.fetchrow(self._sql(sql), *params)
+            return None if row is None else tuple(row)
+        rows = await self._connection.execute_fetchall(sql, params)  # read to the end: the statement finishes
+        return tuple(rows[0]) if rows else None
+
+
+async def driver(session: AsyncSession) -> Driver:
+    """The driver connection of this session's transaction (begun if it was not), for Driver statements."""
+    found = session.sync_session.info.get(_DRIVER)
+    if found is not None:
+        return found
+    connection = await session.connection()  # begins the transaction (SQLite: BEGIN IMMEDIATE)
+    raw = await connection.get_raw_connection()
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        await _begun_on_asyncpg(raw.dbapi_connection)
+    found = Driver(raw.driver_connection, postgresql=postgresql)
+    session.sync_session.info[_DRIVER] = found
+    return found
+
+
 class Database:
     """Engine plus the one way to run a transaction, with SQLite's single writer honoured."""
 
@@ -152,6 +233,29 @@ class Database:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         # SQLite has one writer per file; queueing here beats "database is locked" errors.
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
+        self._truncated_at = 0.0  # loop time of the last WAL truncation
+        self._truncation_due: asyncio.TimerHandle | None = None
+        self._truncating: asyncio.Task | None = None
+
+    async def run_driver_statement(self, sql: str, *params) -> int:
+        """One fixed statement in a transaction of its own, straight to the driver (a reply's in-flight mark,
+        once per reply); returns the rows it changed."""
+        if self._sqlite_lock is not None:
+            async with self._sqlite_lock:
+                return await self._driver_autocommit(sql, params)
+        return await self._driver_autocommit(sql, params)
+
+    async def _driver_autocommit(self, sql: str, params: tuple) -> int:
+        # Outside BEGIN and COMMIT one statement is its own transaction in both databases, as atomic and as
+        # durable: one round trip instead of three. SQLAlchemy begins nothing on a connection it ran nothing on.
+        async with self.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            changed = await Driver(raw, postgresql=not self.is_sqlite).execute(sql, *params)
+            if self.is_sqlite and raw.in_transaction:
+                # A connection SQLAlchemy once lent in AUTOCOMMIT comes back to the pool in sqlite3's implicit
+                # transactions: the statement opened one, and the pool's reset would roll it back.
+                await raw.commit()
+            return changed
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -162,14 +266,19 @@ class Database:
                     async with session.begin():
                         yield session
                     # Still under the lock: the next writer must not add frames before the truncation.
-                    if session.sync_session.info.pop(SHREDS, False):
+                    info = session.sync_session.info
+                    soon = info.pop(SHREDS_SOON, False)
+                    if info.pop(SHREDS, False):
                         await self._truncate_wal()
+                    elif soon:
+                        self._truncate_soon()
                     await _run_after_commit(session)
         else:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 async with session.begin():
                     yield session
                 session.sync_session.info.pop(SHREDS, None)  # PostgreSQL: dead tuples wait for VACUUM (README)
+                session.sync_session.info.pop(SHREDS_SOON, None)
                 await _run_after_commit(session)
 
     async def run_statement(self, statement) -> int:
@@ -187,7 +296,29 @@ class Database:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return (await conn.execute(statement)).rowcount
 
+    def _truncate_soon(self) -> None:
+        # At most one truncation per SHRED_SOON_WITHIN for a turn's sent replies, however many turns commit:
+        # with many citizens they share it, and a lone citizen's next turn does not wait for one.
+        if self._truncation_due is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._truncated_at + SHRED_SOON_WITHIN - loop.time())
+        self._truncation_due = loop.call_later(wait, self._start_due_truncation)
+
+    def _start_due_truncation(self) -> None:
+        self._truncation_due = None
+        self._truncating = asyncio.get_running_loop().create_task(self._due_truncation())
+
+    async def _due_truncation(self) -> None:
+        try:
+            async with self._sqlite_lock:
+                await self._truncate_wal()
+        except Exception as exc:  # noqa: BLE001  (the next shredding commit or the stop tries again)
+            log.warning("the SQLite WAL could not be truncated (%s); tried again later", type(exc).__name__)
+            self._truncate_soon()
+
     async def _truncate_wal(self) -> None:
+        self._truncated_at = asyncio.get_running_loop().time()
         async with self.engine.connect() as conn:
             # A checkpoint cannot run inside a transaction.
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -210,7 +341,23 @@ class Database:
                 await conn.execute(text(f'VACUUM "{table}"'))
 
     async def dispose(self) -> None:
+        """Close the connections; a truncation still due is done first, so no sent reply stays in the WAL."""
+        if self._truncation_due is not None:
+            self._truncation_due.cancel()
+            self._truncation_due = None
+            await self._due_truncation()
+        if self._truncating is not None:
+            await asyncio.gather(self._truncating, return_exceptions=True)
+            self._truncating = None
         await self.engine.dispose()
+
+
+async def _begun_on_asyncpg(adapted) -> None:
+    # SQLAlchemy's asyncpg adapter starts its transaction lazily, at the first statement it runs itself;
+    # a Driver statement must not run before it, outside the transaction (SQLAlchemy 2.x's adapter API).
+    async with adapted._execute_mutex:
+        if adapted._transaction is None:
+            await adapted._start_transaction()
 
 
 async def _run_after_commit(session: AsyncSession) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Keyring
+from storage.db import driver
 from storage.models import RateCounter
 
 # The row is named by a keyed hash of (what it counts, whose it is): the database alone tells neither
@@ -29,13 +29,12 @@ async def add_to_window(*, session: AsyncSession, keyring: Keyring, chat_key: st
                         window_start: datetime) -> int:
     """Count one more event in the current window (windows are aligned, not per event, so the
     counters say little about when a given tip was sent); returns the new count."""
-    # One statement, not a read and a write: every update of every chat passes here (the flood counter).
-    insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(_TABLE)
-    insert = insert.values(chat_key=keyring.counter_key(chat_key, bucket), bucket=HIDDEN_BUCKET,
-                           window_start=window_start, count=1)
-    same_window = _TABLE.c.window_start == insert.excluded.window_start
-    statement = insert.on_conflict_do_update(
-        index_elements=[_TABLE.c.chat_key, _TABLE.c.bucket],
-        set_={"count": case((same_window, _TABLE.c.count + 1), else_=1),
-              "window_start": insert.excluded.window_start}).returning(_TABLE.c.count)
-    return (await session.exec(statement)).scalar_one()
+    # One statement, not a read and a write, straight to the driver: every update of every chat passes here
+    # (the flood counter).
+    db = await driver(session)
+    row = await db.fetchone(
+        "INSERT INTO rate_counter (chat_key, bucket, window_start, count) VALUES (?, ?, ?, 1) "
+        "ON CONFLICT (chat_key, bucket) DO UPDATE SET count = CASE WHEN rate_counter.window_start = "
+        "excluded.window_start THEN rate_counter.count + 1 ELSE 1 END, window_start = excluded.window_start "
+        "RETURNING count", keyring.counter_key(chat_key, bucket), HIDDEN_BUCKET, db.when(window_start))
+    return row[0]

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Keyring
+from storage.db import Database, driver, shred_soon
 from storage.models import TurnReply, utcnow
 
 KEY_OWNER = "turn-replies"  # one derived key for every row: rows live seconds, and are shredded when sent
@@ -42,11 +43,12 @@ async def save_turn_replies(*, session: AsyncSession, keyring: Keyring, channel:
                             payload: bytes, total: int) -> int:
     """Keep a turn's replies, sealed, in the turn's own transaction; returns the row's id."""
     data_key = keyring.transit_key(KEY_OWNER)
-    row = TurnReply(channel=channel, update_id=update_id, sealed=data_key.seal(_field(channel, update_id), payload),
-                    total=total, created_at=_minute(utcnow()))
-    session.add(row)
-    await session.flush()
-    return row.id
+    db = await driver(session)  # every update that answers passes here: straight to the driver
+    row = await db.fetchone(
+        "INSERT INTO turn_reply (channel, update_id, sealed, total, next_index, in_flight, created_at) "
+        "VALUES (?, ?, ?, ?, 0, FALSE, ?) RETURNING id", channel, update_id,
+        data_key.seal(_field(channel, update_id), payload), total, db.when(_minute(utcnow())))
+    return row[0]
 
 
 async def load_turn_replies(*, session: AsyncSession, keyring: Keyring, channel: str,
@@ -64,23 +66,26 @@ async def _opened(*, session: AsyncSession, keyring: Keyring, row: TurnReply) ->
                       in_flight=row.in_flight)
 
 
-def take_reply(*, row_id: int, index: int, after_own: bool):
-    """The statement that marks reply ``index`` in flight (run it with Database.run_statement: 1 row
-    changed means this worker has it; 0, another worker has it or it is done already).
+async def take_reply(*, db: Database, row_id: int, index: int, after_own: bool) -> bool:
+    """Mark reply ``index`` in flight, in a transaction of its own, committed before it goes: True means this
+    worker has it; False, another worker has it or it is done already.
 
     ``after_own``: this worker had reply ``index - 1`` in flight (now done); otherwise nobody may have
     reply ``index`` in flight."""
-    if after_own:
-        condition = (TurnReply.next_index == index - 1) & TurnReply.in_flight
-    else:
-        condition = (TurnReply.next_index == index) & ~TurnReply.in_flight
-    return update(TurnReply).where(TurnReply.id == row_id, condition).values(next_index=index, in_flight=True)
+    condition = "next_index = ? AND in_flight" if after_own else "next_index = ? AND NOT in_flight"
+    return await db.run_driver_statement(
+        f"UPDATE turn_reply SET next_index = ?, in_flight = TRUE WHERE id = ? AND {condition}",
+        index, row_id, index - 1 if after_own else index) == 1
 
 
 async def finish_turn_replies(*, session: AsyncSession, row_ids: list[int]) -> None:
     """Every reply of these turns went out (or was settled): their rows are shredded."""
     if row_ids:
-        await session.exec(delete(TurnReply).where(TurnReply.id.in_(row_ids)))
+        db = await driver(session)
+        await db.execute(f"DELETE FROM turn_reply WHERE id IN ({', '.join('?' * len(row_ids))})", *row_ids)
+        # Sealed under the transit key, and sent already: gone from the SQLite WAL within a second
+        # (storage/db.py SHRED_SOON_WITHIN), not by a checkpoint after every update.
+        shred_soon(session)
 
 
 async def skip_unknown_reply(*, session: AsyncSession, row_id: int, index: int) -> bool:

@@ -31,3 +31,21 @@ def test_a_started_worker_has_not_loaded_the_libraries_of_work_asked_for_now_and
     loaded = set(done.stdout.split())
     assert {"bot", "handlers", "storage", "aiogram", "sqlalchemy"} <= loaded  # it did load the bot
     assert {name: LOADED_WHEN_NEEDED[name] for name in loaded & LOADED_WHEN_NEEDED.keys()} == {}
+
+
+PLANNED = ("import sys; from bot.config import load_config; from bot.channels.registry import plan; "
+           "planned = plan(load_config(sys.argv[1], environ={}), webhook=None); "
+           "print(' '.join(p.name for p in planned)); print(' '.join(m for m in sys.modules if 'zalo' in m))")
+
+
+def test_a_worker_serving_telegram_alone_has_not_loaded_the_zalo_channels(tmp_path):
+    from tests.support.deployment import config_toml
+    path = tmp_path / "config.toml"
+    path.write_text(config_toml(f"sqlite:///{tmp_path}/tinbao.db",
+                                extra='[telegram]\ntoken = "123456:TEST-token-abcdef"\n'), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", PLANNED, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    channels, zalo_modules = (done.stdout.splitlines() + ["", ""])[:2]
+    assert channels == "telegram"
+    assert zalo_modules == ""

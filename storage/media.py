@@ -5,11 +5,10 @@ never holds up the event loop (nor, called before the turn's transaction, the da
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 # 40 million pixels: an 8000 × 5000 photo, beyond any phone or camera a tipster uses (Telegram's own photos
 # are at most 2560 px a side). Decoding one takes ~120 MB per copy of the pixels; a 13000 × 13000 PNG
@@ -19,11 +18,20 @@ MAX_PIXELS = 40_000_000
 # and Pillow's decoders release the GIL, so the event loop goes on serving other chats meanwhile.
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinbao-image")
 # Pillow warns at open past ~89 M pixels; our own cap, far lower, refuses those before decoding anyway.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# (Its DecompressionBombWarning, named by module and message: Pillow is not loaded yet.)
+warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit", module=r"PIL\.Image")
 
 # Formats we can re-encode without metadata; anything else claiming to be an image is refused
 # rather than stored with a location that could identify the tipster.
 _SAVE_AS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "PNG", "BMP": "PNG", "TIFF": "PNG", "MPO": "JPEG"}
+
+
+@functools.cache
+def _pillow():
+    """Pillow, loaded at the first image a citizen sends: a worker that has cleaned none does not carry its
+    ~2 MB (bench/RESULTS.md, "Memory of an idle worker")."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    return Image, ImageOps, UnidentifiedImageError
 
 
 class UnsupportedImage(Exception):
@@ -36,6 +44,7 @@ class ImageTooLarge(UnsupportedImage):
 
 def strip_image_metadata(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
     """Re-encode the pixels only; returns (clean bytes, MIME type)."""
+    Image, ImageOps, UnidentifiedImageError = _pillow()
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""

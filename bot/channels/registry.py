@@ -40,11 +40,14 @@ def by_webhook(section, key: str, forced: bool | None) -> bool:
     return True
 
 
+# Each channel's module is imported once config.toml asks for that channel: a worker serving Telegram alone
+# does not carry the Zalo clients (about 1.5 MB; bench/RESULTS.md, "Memory of an idle worker").
+
 def telegram(config: Config, webhook: bool | None) -> Planned | None:
-    from bot.channels.telegram import TelegramChannel, make_bot
     token = config.telegram.token.get_secret_value()
     if not token:
         return None
+    from bot.channels.telegram import TelegramChannel, make_bot
     hook = by_webhook(config.telegram, "telegram", webhook)
     bot = make_bot(token, config.telegram.api_base)
     return Planned("telegram", config.telegram, hook, telegram_check(bot),
@@ -53,11 +56,11 @@ def telegram(config: Config, webhook: bool | None) -> Planned | None:
 
 
 def zalo_bot(config: Config, webhook: bool | None) -> Planned | None:
-    from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
     section = config.zalo_bot
     token = section.token.get_secret_value()
     if not token:
         return None
+    from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
     hook = by_webhook(section, "zalo_bot", webhook)
     client = ZaloBotClient(token, api_base=section.api_base)
     return Planned("zalo", section, hook, zalo_bot_check(client),
@@ -66,10 +69,10 @@ def zalo_bot(config: Config, webhook: bool | None) -> Planned | None:
 
 
 def zalo_oa(config: Config, webhook: bool | None) -> Planned | None:
-    from bot.channels.zalo_oa.channel import channel_from_config
     section = config.zalo_oa
     if not section.configured:
         return None
+    from bot.channels.zalo_oa.channel import channel_from_config
     made: list[Channel] = []
 
     def build(tipline: TipLine, deliveries: Deliveries) -> Channel:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import phonenumbers
-
 from storage.related import Identifier
 
 PHONE, BANK, PLATE, EWALLET = "phone", "bank_account", "plate", "ewallet"
@@ -28,7 +26,15 @@ _LINK = re.compile(r"(?:https?://|www\.)\S+|(?<![\w@.])(?:[\w-]+\.)+(?:com|me|vn
 _ZALO_LINK = re.compile(r"(?:https?://)?(?:www\.)?(?:chat\.)?zalo\.me/", re.IGNORECASE)
 
 
-def _canonical_phone(number: phonenumbers.PhoneNumber) -> str:
+def _phonenumbers():
+    # Loaded at the first tip indexed or number typed, not by every idle worker at start (~1 MB;
+    # bench/RESULTS.md, "Memory of an idle worker").
+    import phonenumbers
+    return phonenumbers
+
+
+def _canonical_phone(number) -> str:
+    phonenumbers = _phonenumbers()
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -42,6 +48,7 @@ def _phones(text: str) -> list[tuple[int, int, str]]:
     # Digits in a link's path are ids ("facebook.com/events/987654321"), not numbers someone typed; a Zalo link
     # is the exception: zalo.me/0987654321 is that phone number's account.
     links = [(m.start(), m.end()) for m in _LINK.finditer(text) if not _ZALO_LINK.match(m.group())]
+    phonenumbers = _phonenumbers()
     for match in phonenumbers.PhoneNumberMatcher(spaced, "VN", leniency=phonenumbers.Leniency.VALID):
         if not any(start <= match.start < end for start, end in links):
             found.append((match.start, match.end, _canonical_phone(match.number)))
@@ -50,6 +57,7 @@ def _phones(text: str) -> list[tuple[int, int, str]]:
 
 def parse_phone(value: str) -> str | None:
     """One typed value as a phone number (+84… form), or None if it is not a valid one."""
+    phonenumbers = _phonenumbers()
     try:
         number = phonenumbers.parse(value, "VN")
     except phonenumbers.NumberParseException:

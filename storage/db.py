@@ -89,6 +89,16 @@ def _flush_shreds(session: Session, _context, _instances) -> None:
                     return
 
 
+def insert_into(session: AsyncSession | Session, table):
+    """An INSERT that can say ON CONFLICT, in the session's own database's dialect; the other one is never
+    imported (a SQLite worker would carry SQLAlchemy's PostgreSQL dialect for nothing: 2 MB of idle RSS)."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def normalize_url(url: str) -> str:
     """Pick the async driver for a plain URL (``postgresql://`` → asyncpg, ``sqlite://`` → aiosqlite)."""
     parsed = make_url(url)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import delete, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import DataKey, Keyring
+from storage.db import insert_into
 from storage.models import DataKeyRecord, utcnow
 
 # The keyring's check value lives beside the data keys it opens, in a row of its own: the database then
@@ -76,7 +77,7 @@ async def shared_data_key(*, session: AsyncSession, keyring: Keyring, owner_id: 
         return found
     fresh = DataKey.generate(owner_id)
     kek_id, wrapped = keyring.wrap(fresh)
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = partial(insert_into, session)
     await session.exec(insert(DataKeyRecord).values(id=owner_id, kek_id=kek_id, wrapped=wrapped,
                                                     created_at=utcnow().replace(hour=0, minute=0, second=0,
                                                                                 microsecond=0))
@@ -100,7 +101,7 @@ async def store_check_value(*, session: AsyncSession, keyring: Keyring) -> str:
     """Tie this database to ``keyring`` unless it is tied already (at its first start; a database made before
     this version: at its next); returns the check value it is tied to. Two workers starting together on an
     empty database: the first one's stays, and the other reads it back."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = partial(insert_into, session)
     await session.exec(insert(DataKeyRecord).values(id=CHECK_ROW_ID, kek_id=CHECK_KEK_ID,
                                                     wrapped=keyring.check_value().encode("ascii"),
                                                     created_at=utcnow()).on_conflict_do_nothing())

@@ -11,14 +11,15 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import DecryptionError, Keyring
+from storage.db import insert_into
 from storage.models import (Conversation, DataKeyRecord, ReminderBroadcast, ReminderOutbox, ReminderPace,
                             ReminderSubscriber)
 
@@ -47,7 +48,7 @@ def _postgres(session: AsyncSession) -> bool:
 
 async def lock_pace(*, session: AsyncSession, now: datetime) -> ReminderPace:
     """The schedule row, locked until the transaction ends so two workers never book the same slots."""
-    insert = postgresql.insert if _postgres(session) else sqlite.insert
+    insert = partial(insert_into, session)
     await session.exec(insert(ReminderPace).values(name=PACE, next_at=now).on_conflict_do_nothing())
     query = select(ReminderPace).where(ReminderPace.name == PACE)
     if _postgres(session):

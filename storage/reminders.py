@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, literal, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage import keys as key_store
 from storage.crypto import Keyring
+from storage.db import insert_into
 from storage.models import (ReminderBroadcast, ReminderEvent, ReminderOutbox, ReminderSubscriber,
                             ReminderSubscriberArea)
 from storage.tips import new_id
@@ -22,7 +22,7 @@ MAX_AREAS = 5  # a home and a workplace, a parent's ward: a few, not a way to he
 
 
 def _insert(session: AsyncSession, table):
-    return postgresql.insert(table) if session.bind.dialect.name == "postgresql" else sqlite.insert(table)
+    return insert_into(session, table)
 
 
 def _postgres(session: AsyncSession) -> bool:

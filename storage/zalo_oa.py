@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import keys as key_store
 from storage.crypto import DataKey, DecryptionError, Keyring
-from storage.db import shred_on_commit
+from storage.db import insert_into, shred_on_commit
 from storage.models import DataKeyRecord, ZaloOaButton, ZaloOaEvent, ZaloOaInteraction, ZaloOaToken
 from storage.tips import new_id
 
@@ -41,7 +40,7 @@ def _postgres(session: AsyncSession) -> bool:
 
 
 def _insert(session: AsyncSession, table):
-    return postgresql.insert(table) if _postgres(session) else sqlite.insert(table)
+    return insert_into(session, table)
 
 
 # --- the token pair ----------------------------------------------------------------------------------

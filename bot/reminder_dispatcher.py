@@ -127,7 +127,13 @@ async def tick(services: Services, settings: ReminderSettings, *, now: datetime 
 
 async def run_scheduler(services: Services, settings: ReminderSettings, *, wake: asyncio.Event | None = None) -> None:
     """Tick every ``tick_seconds``; a failed tick is logged and tried again at the next one."""
-    await sync_calendar(services, settings)
+    while True:  # a database away at the start is waited out like a failed tick, not the end of reminders
+        try:
+            await sync_calendar(services, settings)
+            break
+        except Exception as exc:
+            log_round_failure(log, "reminder calendar sync failed; trying again at the next tick", exc)
+        await asyncio.sleep(settings.tick_seconds)
     while True:
         try:
             report = await tick(services, settings)

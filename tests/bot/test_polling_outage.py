@@ -11,7 +11,7 @@ import signal
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import text
 from sqlmodel import select
 
 from bot.polling_alone import PollingTaken, poll_alone
@@ -44,10 +44,15 @@ async def outage(database_url):
 
 @pytest.fixture
 async def db(outage):
-    """The bot's database reached through the outage (conftest's `services` is built on it), no lease held."""
+    """The bot's database reached through the outage (conftest's `services` is built on it), its tables
+    empty (PostgreSQL's are shared: no lease, no other test's keyring check)."""
     database = Database(outage.url)
-    async with database.transaction() as session:
-        await session.exec(delete(PollerLease))
+    if not database.is_sqlite:
+        async with database.engine.begin() as conn:
+            tables = (await conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))
+            ).scalars().all()
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
     yield database
     await database.dispose()
 

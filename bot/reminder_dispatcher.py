@@ -152,7 +152,13 @@ async def to_its_end(step: Awaitable[T]) -> T:
 async def run_scheduler(services: Services, settings: ReminderSettings, *, wake: asyncio.Event | None = None) -> None:
     """Tick every ``tick_seconds``; a failed tick is logged and tried again at the next one. Cancelled (the
     bot stopping), the tick under way still ends first."""
-    await to_its_end(sync_calendar(services, settings))
+    while True:  # a database away at the start is waited out like a failed tick, not the end of reminders
+        try:
+            await to_its_end(sync_calendar(services, settings))
+            break
+        except Exception as exc:
+            log_round_failure(log, "reminder calendar sync failed; trying again at the next tick", exc)
+        await asyncio.sleep(settings.tick_seconds)
     while True:
         try:
             report = await to_its_end(tick(services, settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timezone
@@ -151,8 +152,10 @@ def out_of_reach(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         exc = exc.orig if exc.orig is not None else exc
-        if "database is locked" in str(exc):
-            return True
+    # Driver statements and the BEGIN IMMEDIATE of a transaction reach sqlite3 without SQLAlchemy, whose
+    # wrapping they do not get: its own OperationalError says the same.
+    if isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc):
+        return True
     if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in _ASYNCPG_AWAY:
         return True
     cause = exc.__cause__ or exc.__context__

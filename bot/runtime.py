@@ -416,9 +416,10 @@ async def _run(config: Config, *, webhook: bool | None, stop: StopRequest, datab
                 elif not entry.upkeep:
                     serving.stoppers[entry.name] = channel.stop
                     # One poller per bot and database: a second `tinbao run` is refused (bot/polling_alone.py).
+                    # "serving" is said once the lease is held, not before: a start may wait for the database.
                     serving.start(entry.name, _when_accepted([entry.check], stop, functools.partial(
-                        poll_alone, services, entry.name, channel.serve),
-                                                             serving=f"serving {channel.label} by long polling"))
+                        poll_alone, services, entry.name, channel.serve,
+                        serving=functools.partial(log.info, "serving %s by long polling", channel.label))))
             if hooks:
                 # One server for every channel by webhook, once each of their platforms took its token.
                 serving.start("webhooks", _when_accepted(waiting_for, stop, functools.partial(

@@ -270,6 +270,9 @@ class ZaloBotChannel:
         self.outcomes: Counter[str] = Counter()
         self._chats = ChatQueue()
         self._stopping = asyncio.Event()
+        # A getUpdates answer not stored yet; kept on the channel, not in the polling task, so that polling
+        # paused by its lease (bot/polling_alone.py cancels it) and resumed stores it before anything else.
+        self._held: list[Any] = []
 
     def _fetcher(self, url: str) -> Callable[[], Awaitable[bytes]]:
         return self.client.fetcher(self.tipline.services.settings.limits.max_file_bytes)(url)
@@ -422,6 +425,9 @@ class ZaloBotChannel:
         await self.run_polling()
 
     async def close(self) -> None:
+        if self._held:  # stopped while polling was paused with an answer still unstored
+            self._lost(len(self._held))
+            self._held = []
         await self.client.close()
 
     async def _typing(self, chat_id: str) -> None:
@@ -433,6 +439,8 @@ class ZaloBotChannel:
     async def run_polling(self) -> None:
         """Ask Zalo for events one long poll at a time until stop(); back off while it fails."""
         delay, webhook_cleared = BACKOFF_START, False
+        if self._held:  # a pause cut the last try short: that answer goes before Zalo is asked for more
+            await self._store_before_more(self._held)
         while not self._stopping.is_set():
             try:
                 if not webhook_cleared:
@@ -464,10 +472,12 @@ class ZaloBotChannel:
         Zalo is asked for nothing more until it is stored: at most this one answer is only in memory. A stop
         first makes one last try, then says in one line how many events it could not keep."""
         delay, told = BACKOFF_START, False
+        self._held = events
         try:
             while not await self.take(events):
                 if self._stopping.is_set():
                     self._lost(len(events))
+                    self._held = []
                     return
                 if not told:
                     log.warning("getUpdates waits until the %d Zalo event(s) it returned are stored (Zalo does "
@@ -475,9 +485,13 @@ class ZaloBotChannel:
                     told = True
                 await self._pause(delay)  # a stop cuts the pause short: the loop then tries once more
                 delay = min(delay * 2, STORE_AGAIN_MAX)
-        except asyncio.CancelledError:  # the stop's grace ran out during a try, or the lease was lost
-            self._lost(len(events))
+        except asyncio.CancelledError:
+            if self._stopping.is_set():  # the stop's grace ran out during a try
+                self._lost(len(events))
+                self._held = []
+            # else polling paused (its lease): the answer stays held for the resumed poll, or for close()
             raise
+        self._held = []
         if told:
             log.info("the %d held Zalo event(s) are stored; getUpdates goes on", len(events))
 

@@ -122,17 +122,42 @@ async def test_a_stop_while_the_database_is_away_says_how_many_events_could_not_
     assert CANARY not in caplog.text and CHAT not in caplog.text  # no content, no chat id
 
 
-async def test_polling_cut_off_while_it_holds_events_says_how_many_could_not_be_kept(fake, outage, channel, caplog):
-    """What the stop's bound (or a lost polling lease) does: the polling task is cancelled mid-try."""
+async def test_polling_paused_while_it_holds_an_answer_stores_it_first_when_it_resumes(fake, outage, channel, caplog):
+    """What a long outage does: the polling lease (bot/polling_alone.py) pauses polling by cancelling it."""
     await outage.away()
-    fake.send_text(CHAT, f"Tôi thấy {CANARY}")
+    fake.send_text(CHAT, "/help")
     polling = asyncio.create_task(channel.run_polling())
     await until(lambda: _true(not_stored(caplog) >= 1), what="the first try to store", timeout=WAIT)
     polling.cancel()
     with pytest.raises(asyncio.CancelledError):
         await polling
+    assert channel.outcomes["lost"] == 0 and "could not be kept" not in caplog.text  # still held
+    asked = polls(fake)
+    await outage.back()
+    polling = asyncio.create_task(channel.run_polling())  # the lease renewed: polling resumes
+    await fake.wait_for_messages(CHAT, 1, timeout=WAIT)
+    assert polls(fake) <= asked + 1  # the held answer was stored before Zalo was asked for more
+    await channel.drain()
+    await channel.stop()
+    await asyncio.wait_for(polling, WAIT)
+    [answer] = fake.texts_to(CHAT)
+    assert "/status MÃ" in answer
+
+
+async def test_stopped_while_paused_with_an_answer_held_says_how_many_could_not_be_kept(fake, outage, channel,
+                                                                                       caplog):
+    await outage.away()
+    fake.send_text(CHAT, f"Tôi thấy {CANARY}")
+    polling = asyncio.create_task(channel.run_polling())
+    await until(lambda: _true(not_stored(caplog) >= 1), what="the first try to store", timeout=WAIT)
+    polling.cancel()  # paused by the lease
+    with pytest.raises(asyncio.CancelledError):
+        await polling
+    await channel.stop()
+    await channel.close()
     [line] = [r.getMessage() for r in caplog.records if "could not be kept" in r.getMessage()]
     assert line.startswith("1 Zalo event(s) could not be kept"), line
+    assert channel.outcomes["lost"] == 1
     assert CANARY not in caplog.text and CHAT not in caplog.text
 
 

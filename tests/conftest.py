@@ -19,6 +19,7 @@ from storage.db import Database, normalize_url
 from storage.migrate import upgrade_sync
 from tests.support.chat import ChatClient
 from tests.support.deployment import TEST_AREAS, TEST_UNITS
+from tests.support.databases import emptied
 
 
 
@@ -82,13 +83,7 @@ def database_url(request, tmp_path: Path) -> str:
 @pytest.fixture
 async def db(database_url: str):
     database = Database(database_url)
-    if not database.is_sqlite:
-        from sqlalchemy import text
-        async with database.engine.begin() as conn:
-            tables = (await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))
-            ).scalars().all()
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+    await emptied(database)
     yield database
     await database.dispose()
 

@@ -11,7 +11,6 @@ import signal
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 from sqlmodel import select
 
 from bot.polling_alone import PollingTaken, poll_alone
@@ -24,6 +23,7 @@ from tests.support.db_outage import DatabaseOutage
 from tests.support.fake_servers import fake_server
 from tests.support.processes import WORKTREE, Site, child_environment
 from tests.support.slow_telegram import SlowTelegram
+from tests.support.databases import emptied
 
 fake = fake_server(SlowTelegram)
 
@@ -47,12 +47,7 @@ async def db(outage):
     """The bot's database reached through the outage (conftest's `services` is built on it), its tables
     empty (PostgreSQL's are shared: no lease, no other test's keyring check)."""
     database = Database(outage.url)
-    if not database.is_sqlite:
-        async with database.engine.begin() as conn:
-            tables = (await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))
-            ).scalars().all()
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+    await emptied(database)
     yield database
     await database.dispose()
 

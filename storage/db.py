@@ -342,7 +342,13 @@ class Database:
     async def checkpoint(self) -> None:
         """After a purge, fold the WAL back into the file so deleted pages do not linger there."""
         if self.is_sqlite:
-            await self._truncate_wal()
+            if self._truncation_due is not None:  # this one does what it was waiting for
+                self._truncation_due.cancel()
+                self._truncation_due = None
+            # Under the writers' lock: a second checkpoint at the same moment (the shared one, a turn's) would
+            # find this one busy and leave the WAL as it is.
+            async with self._sqlite_lock:
+                await self._truncate_wal()
 
     async def vacuum(self, tables: list[str]) -> None:
         """PostgreSQL: reclaim the dead row versions a purge left in these tables (SQLite: nothing to do)."""

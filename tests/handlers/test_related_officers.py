@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlmodel import func, select
 
+from handlers.context import VIETNAM
 from handlers.officer.maintenance import purge_not_valuable
 from handlers.related.reindex import reindex
 from storage import related
@@ -170,7 +171,7 @@ async def test_supervisors_figures_show_identifiers_named_by_several_tips_masked
     text = supervisor.last[0].text
     assert "Identifiers reported in more than one tip (masked):\n• Bank account •••••789: 3 tips" in text
     assert "09•••••678" not in text and "Only those named in at least 3 tips are shown." in text
-    today = services.clock().strftime("%d/%m/%Y")
+    today = services.clock().astimezone(VIETNAM).strftime("%d/%m/%Y")  # a report's days are Vietnam's days
     await supervisor.send(f"/baocao {today} {today}")
     assert "• Bank account •••••789: 3 tips" in supervisor.last[0].text
     await supervisor.send(f"/stats month {SAI_GON}")

@@ -8,7 +8,10 @@ from handlers.limits import count_status_check
 from handlers.messages import Reply
 from handlers.citizen.tipoff import normalize_receipt_code
 from handlers.chat_turn import Turn
-from storage.tip_states import TipStatus
+from handlers.officer.verdict_reasons import detail_fields
+from storage.audit import entries_of_tip
+from storage.models import Tip
+from storage.tip_states import JUDGED, TipStatus
 from storage.tips import find_tip_by_receipt
 
 # What a tipster may learn of each state; "not valuable" and its reason are never told.
@@ -37,5 +40,15 @@ async def show_status(turn: Turn, args: str) -> list[Reply]:
     if tip is None:
         return [Reply(_("No tip has this code. Please check it and try again."))]
     received = tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
-    state = _(STATUS_TEXTS.get(tip.status, STATUS_TEXTS[TipStatus.IN_REVIEW]))
+    state = _(STATUS_TEXTS.get(await _state_told(turn, tip), STATUS_TEXTS[TipStatus.IN_REVIEW]))
     return [Reply(_("Tip received on {date}.\nStatus: {state}").format(date=received, state=state))]
+
+
+async def _state_told(turn: Turn, tip: Tip) -> str:
+    """The state the tipster may read. A reopened tip still reads as the verdict it had, until it is judged again:
+    a reopening is the officers' own second look, which the tipster is never told of (README, /reopen)."""
+    if tip.status in JUDGED:
+        return tip.status
+    reopenings = await entries_of_tip(session=turn.session, tip_ref=tip.ref, actions=("reopen",))
+    was = detail_fields(reopenings[-1]).get("from") if reopenings else None
+    return was if was in JUDGED else tip.status

@@ -14,6 +14,7 @@ from handlers.i18n import N_, translator
 from handlers.messages import CHANNEL_PREFIXES, Reply
 from handlers.officer.accounts import actor
 from handlers.officer.triage import _tipster_route, officer_route_of, tip_to_work_on
+from handlers.officer.verdict_reasons import was_reopened
 from handlers.chat_turn import Turn
 from handlers.related.indexing import index_texts
 from storage import keys as key_store
@@ -37,6 +38,11 @@ async def ask(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if len(question) > MAX_QUESTION:
         return [Reply(_("The question is too long: keep it under {n} characters.").format(n=MAX_QUESTION))]
     found = await _tipster_route(turn, tip)
+    if found is None and await was_reopened(turn, tip):
+        # Not "chose no follow-up": the first verdict forgot the route (close_contact), whatever they chose.
+        return [Reply(_("Tip {ref} was judged before: the way to reach its tipster, if they left one, closed with "
+                        "that first verdict, and a reopening does not bring it back. The question was not sent."
+                        ).format(ref=tip.ref))]
     if found is None:
         return [Reply(_("The tipster of {ref} chose no follow-up: the question cannot be delivered.").format(ref=tip.ref))]
     route, lang = found

@@ -34,7 +34,7 @@ from handlers.officer.accounts import ROLE_NAMES, actor, in_scope, officer_help,
 from handlers.citizen.drafts import CONTACT_FIELD, REPLY_ROUTE_FIELD
 from handlers.citizen.step_kinds import shown_answer, shown_without_step
 from handlers.chat_turn import Turn
-from handlers.officer.verdict_reasons import detail_fields, verdict_lines, verdict_text
+from handlers.officer.verdict_reasons import detail_fields, verdict_lines, verdict_text, was_reopened
 from handlers.related.tip_view import related_lines
 from storage import keys as key_store
 from storage import tip_states
@@ -225,7 +225,11 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
     else:
         lines.append(_("• Tipster: anonymous"))
     if REPLY_ROUTE_FIELD not in fields and tip.status not in tip_states.JUDGED:
-        lines.append(_("• The tipster declined follow-up questions."))
+        if await was_reopened(turn, tip):  # the first verdict forgot the route, whatever the tipster chose
+            lines.append(_("• The tipster can no longer be asked questions: the way to reach them, if they left "
+                           "one, closed with the first verdict."))
+        else:
+            lines.append(_("• The tipster declined follow-up questions."))
     if tip.case_ref:
         lines.append(_("• Case {case}, {n} subject(s)").format(case=tip.case_ref, n=number(tip.subject_count, turn.lang)))
     lines += await verdict_lines(turn, tip, fields)

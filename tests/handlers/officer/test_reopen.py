@@ -1,16 +1,26 @@
-"""After a supervisor's /reopen: what the tipster's /status says of a tip that is in review again."""
+"""After a supervisor's /reopen: what the tipster's /status says of a tip that is in review again, and what
+/ask and /tip say of reaching its tipster."""
 
 from __future__ import annotations
 
 from sqlmodel import select
 
 from storage.models import Tip
+from tests.handlers.citizen.test_tipoff import walk_to_review
 from tests.handlers.officer.test_triage import enrol, submit_tip
 from tests.support.chat import ChatClient
+
+ASKED = "Bạn có nhớ biển số xe không?"
+
 
 async def _ref(services) -> str:
     async with services.db.transaction() as session:
         return (await session.exec(select(Tip.ref))).one()
+
+
+async def _tip(services, ref: str) -> Tip:
+    async with services.db.transaction() as session:
+        return (await session.exec(select(Tip).where(Tip.ref == ref))).one()
 
 
 async def _status(tipline, code: str) -> str:
@@ -59,3 +69,38 @@ async def test_status_of_a_reopened_not_valuable_tip_still_says_the_review_finis
     assert await _status(tipline, code) == finished
     await officer.send(f"/valuable {ref}")
     assert await _status(tipline, code) == "Judged valuable. Thank you for helping keep our community safe!"
+
+
+async def test_ask_after_a_reopening_says_the_verdict_closed_the_way_to_the_tipster(services, tipline):
+    _code, ref, officer, _boss = await _judged_then_reopened(services, tipline, "valuable")
+    replies = await officer.send(f"/ask {ref} {ASKED}")
+    assert [r for r in replies if r.to] == []  # nothing goes out: the first verdict forgot where to send it
+    assert officer.text == (f"Tip {ref} was judged before: the way to reach its tipster, if they left one, closed "
+                            f"with that first verdict, and a reopening does not bring it back. The question was not sent.")
+    assert "chose no follow-up" not in officer.text
+    await officer.send("/language vi")
+    await officer.send(f"/ask {ref} {ASKED}")
+    assert officer.text.startswith(f"Tin báo {ref} đã được kết luận trước đây: cách liên hệ người báo tin")
+    await officer.send("/language en")
+    assert (await _tip(services, ref)).status == "in_review"  # not "waiting for the tipster": nobody was asked
+    await officer.send(f"/tip {ref}")
+    view = officer.last[0].text
+    assert "declined follow-up" not in view
+    assert ("• The tipster can no longer be asked questions: the way to reach them, if they left one, closed with the "
+            "first verdict.") in view
+    assert ASKED not in view
+
+
+async def test_a_tipster_who_declined_follow_up_is_still_said_to_have_declined_before_a_verdict(services, tipline):
+    """The other side of the answer above: without a verdict, "declined" is what the tip view and /ask say."""
+    citizen = ChatClient(tipline, chat_id="111", language="en")
+    await walk_to_review(citizen)
+    await citizen.click("Edit: Identity")
+    await citizen.click("Anonymous, and do not contact me again")
+    await citizen.click("Send the tip")
+    ref = await _ref(services)
+    officer = await enrol(services, tipline, "900")
+    await officer.send(f"/tip {ref}")
+    assert "• The tipster declined follow-up questions." in officer.last[0].text
+    await officer.send(f"/ask {ref} {ASKED}")
+    assert officer.text == f"The tipster of {ref} chose no follow-up: the question cannot be delivered."

@@ -1,5 +1,5 @@
-"""After a supervisor's /reopen: what the tipster's /status says of a tip that is in review again, and what
-/ask and /tip say of reaching its tipster."""
+"""After a supervisor's /reopen: what the tipster's /status says, what /ask answers, and what the officers'
+views (/tip, /queue, /judged, /next, /stats) show of a tip that is in review again."""
 
 from __future__ import annotations
 
@@ -104,3 +104,22 @@ async def test_a_tipster_who_declined_follow_up_is_still_said_to_have_declined_b
     assert "• The tipster declined follow-up questions." in officer.last[0].text
     await officer.send(f"/ask {ref} {ASKED}")
     assert officer.text == f"The tipster of {ref} chose no follow-up: the question cannot be delivered."
+
+
+async def test_officers_views_of_a_reopened_tip_agree_that_it_is_in_review(services, tipline):
+    _code, ref, officer, boss = await _judged_then_reopened(services, tipline, "valuable")
+    await officer.send("/queue")
+    assert "Open tips: 1" in officer.text and f"{ref} · " in officer.text and "in review" in officer.text
+    await officer.send("/queue mine")
+    assert f"{ref} · " in officer.text  # held by the officer who judged it
+    await officer.send("/judged")
+    assert ref not in officer.text  # it has no verdict now
+    await officer.send("/next")
+    assert officer.text == "No tip is waiting in your units."  # held, not waiting
+    await officer.send(f"/tip {ref}")
+    view = officer.last[0].text
+    assert "in review" in view.splitlines()[0] and "• Verdict: " not in view
+    assert "• Verdict reopened by Thiếu tá Minh on " in view
+    assert {c.label for c in officer.last[0].choices} >= {"✅ Valuable", "❌ Not valuable", "↩️ Release"}
+    await boss.send("/stats")
+    assert "Valuable: 0" in boss.text and "Pending: <3" in boss.text  # counted as waiting, not as valuable

@@ -57,7 +57,7 @@ async def test_other_by_button_then_the_explanation_sealed(world, filed):
 
 
 async def test_a_reopened_verdict_sends_the_tipster_nothing_new(world, filed):
-    _code, ref = filed
+    code, ref = filed
     await world.say(OFFICER, "/next")
     thanked = await world.say(OFFICER, f"/valuable {ref}")
     assert "judged valuable" in thanked.text(CITIZEN)
@@ -65,6 +65,11 @@ async def test_a_reopened_verdict_sends_the_tipster_nothing_new(world, filed):
     await world.enrol(BOSS, unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
     reopened = await world.say(BOSS, f"/reopen {ref} Biển số chưa khớp")
     assert "is reopened" in reopened.text(BOSS) and "Thiếu tá Minh reopened the verdict" in reopened.text(OFFICER)
+    # Asked from another account, so the citizen's own chat stays as it was: /status does not tell of it either.
+    status = await world.say(OTHER_CITIZEN, f"/status {code}")
+    assert "Judged valuable" in status.text(OTHER_CITIZEN) and "reviewed" not in status.text(OTHER_CITIZEN)
+    asked = await world.say(OFFICER, f"/ask {ref} Biển số có đúng không?")
+    assert f"Tip {ref} was judged before" in asked.text(OFFICER) and asked.to(CITIZEN) == []
     again = await world.say(OFFICER, f"/valuable {ref}")
     assert "judged valuable" in again.text(OFFICER)
     assert len(world.fake.messages_to(CITIZEN)) == heard

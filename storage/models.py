@@ -111,7 +111,8 @@ class _PartialIndex(Index):
     A partial index exists only as dialect options (``postgresql_where``, ``sqlite_where``), and naming them to
     Index() imports each dialect's module to check them: PostgreSQL's, 2 MB, in every SQLite worker. Here a
     dialect's options are filled in when first read, by that dialect's DDL or by Alembic working on its
-    database, so each worker loads only the dialect it uses."""
+    database, so each worker loads only the dialect it uses. (Until then ``dialect_kwargs`` does not list them,
+    nor does a copy made by Table.to_metadata.)"""
 
     def __init__(self, name: str, where: str, *columns, include: list[str]) -> None:
         super().__init__(name, *columns)

@@ -1,7 +1,8 @@
 """A worker that has started but made no chart, spreadsheet or case file, cleaned no photo and indexed no tip
 has not loaded the libraries that do those: each costs every idle worker megabytes (python-docx with lxml
 alone ~15 MB, Pillow ~2.5 MB, phonenumbers ~1.7 MB; bench/RESULTS.md, "Memory of an idle worker") for work a
-citizen or an officer asks for now and then."""
+citizen or an officer asks for now and then. And a worker on SQLite has not loaded PostgreSQL's dialect and
+driver."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, text, util
 from sqlmodel import Field, SQLModel
 
 
@@ -105,10 +105,31 @@ _JUDGED_SQL = "status IN ('valuable', 'not_valuable')"
 _FILTERS = ["status", "category", "area_code", "claimed_by"]
 
 
+class _PartialIndex(Index):
+    """An index on the rows ``where`` holds, in both databases, with PostgreSQL's included columns.
+
+    A partial index exists only as dialect options (``postgresql_where``, ``sqlite_where``), and naming them to
+    Index() imports each dialect's module to check them: PostgreSQL's, 2 MB, in every SQLite worker. Here a
+    dialect's options are filled in when first read, by that dialect's DDL or by Alembic working on its
+    database, so each worker loads only the dialect it uses. (Until then ``dialect_kwargs`` does not list them,
+    nor does a copy made by Table.to_metadata.)"""
+
+    def __init__(self, name: str, where: str, *columns, include: list[str]) -> None:
+        super().__init__(name, *columns)
+        self._options = {"postgresql": {"where": text(where), "include": list(include)},
+                         "sqlite": {"where": text(where)}}
+        self.dialect_options = util.PopulateDict(self._options_for)
+
+    def _options_for(self, dialect_name: str):
+        options = self._kw_reg_for_dialect_cls(dialect_name)
+        for key, value in self._options.get(dialect_name, {}).items():
+            options[key] = value
+        return options
+
+
 def _queue_index(name: str, where: str, *columns, include: list[str] = ()) -> Index:
     """A partial index of one queue; made from the table's columns, it joins the table's indexes."""
-    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where),
-                 postgresql_include=list(include))
+    return _PartialIndex(name, where, *columns, include=list(include))
 
 
 _queue_index("ix_tip_waiting_queue", _PENDING_SQL, Tip.unit_id, Tip.urgent.desc(), Tip.created_at)

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
+from bot.runtime import AUDIT_ANCHOR_FILE
 from handlers.areas import AreaIndex
 from handlers.context import Limits, Services, TipLineSettings
 from handlers.units import UnitTree
@@ -197,11 +198,26 @@ async def test_the_wait_for_answers_under_way_is_bounded(sqlite_site, fake):
 
 
 async def test_killed_at_once_it_leaves_the_wal_behind(sqlite_site, fake):
-    # What the clean stop spares the operator, and proof that the WAL checks above can fail.
+    # What the clean stop spares the operator, and proof that the WAL checks above can fail. The bot empties
+    # the WAL by itself too: in its first housekeeping round, and within a second of a reply having gone out.
+    # So it is killed where neither can come: that round over, and its first answer held at Telegram (the
+    # turn is committed to the WAL, its reply not yet sent, hence not yet shredded).
     await sqlite_site.init()
+    # An audit entry, so that the round ends by recording the audit head in its anchor file (it comes last,
+    # after the round's checkpoint; the next round is ten minutes away).
+    async with sqlite_site.start("officers", "invite", "--unit", "ca-benthanh", "--name", "Đại úy Lan") as invite:
+        assert await invite.wait() == 0, invite.stderr
+    anchor = sqlite_site.root / "data" / AUDIT_ANCHOR_FILE
+    assert not anchor.exists()
     async with sqlite_site.start("run") as bot:
         await bot.wait_for_line("serving Telegram by long polling")
-        await say(fake, "/report")
+
+        async def first_round_over():
+            return True if anchor.exists() else None
+        await until(first_round_over, what="the first housekeeping round to record the audit head")
+        fake.hold(CHAT)
+        fake.send_text(CHAT, "/report", language_code="en")
+        await fake.wait_until_held(CHAT)
         bot.kill()
         assert await bot.wait(timeout=WAIT) == -signal.SIGKILL
     wal = sqlite_wal(sqlite_site.database_url)

@@ -81,3 +81,21 @@ async def test_next_takes_the_waiting_tips_in_queue_order(db):
             break
         taken.append(tip.ref)
     assert taken == _open_order([r for r in rows if r["status"] in PENDING])
+
+
+def test_the_queue_indexes_are_partial_in_both_databases():
+    """Each queue's index covers only its queue's rows, as migration 0009 made it, in the DDL each database's
+    dialect writes from the models (their options are filled in when a dialect reads them: storage/models.py)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex
+
+    from storage.models import Tip
+
+    queues = [index for index in Tip.__table__.indexes if index.name.endswith(("_queue", "_order"))]
+    assert len(queues) == 8
+    for index in queues:
+        on_postgresql = str(CreateIndex(index).compile(dialect=postgresql.dialect()))
+        on_sqlite = str(CreateIndex(index).compile(dialect=sqlite.dialect()))
+        assert " WHERE status" in on_postgresql and " WHERE status" in on_sqlite, index.name
+    waiting = next(index for index in queues if index.name == "ix_tip_waiting_order")
+    assert "INCLUDE (unit_id)" in str(CreateIndex(waiting).compile(dialect=postgresql.dialect()))

@@ -3,6 +3,7 @@
     psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE tinbao_queue1m'
     .venv/bin/python bench/queue_1m.py --url postgresql://postgres@127.0.0.1:5432/tinbao_queue1m [--write]
     .venv/bin/python bench/queue_1m.py --url sqlite:///bench-queue.db --tips 100000 [--write]
+    .venv/bin/python bench/queue_1m.py --only "(handler)" --side-by-side 0 --profile next.prof  # /next alone
 
 It migrates the database and fills it (skipped when the same data is already there; --reload forces it),
 on PostgreSQL with one INSERT … SELECT FROM generate_series: a province of 100 wards, each its own unit

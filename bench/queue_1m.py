@@ -3,6 +3,7 @@
     psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE tinbao_queue1m'
     .venv/bin/python bench/queue_1m.py --url postgresql://postgres@127.0.0.1:5432/tinbao_queue1m [--write]
     .venv/bin/python bench/queue_1m.py --url sqlite:///bench-queue.db --tips 100000 [--write]
+    .venv/bin/python bench/queue_1m.py --only "(handler)" --side-by-side 0 --profile next.prof  # /next alone
 
 It migrates the database and fills it (skipped when the same data is already there; --reload forces it),
 on PostgreSQL with one INSERT … SELECT FROM generate_series: a province of 100 wards, each its own unit
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import platform
@@ -227,6 +229,8 @@ async def main() -> int:
     parser.add_argument("--reload", action="store_true")
     parser.add_argument("--plans", action="store_true", help="also print the plans (not written to RESULTS.md)")
     parser.add_argument("--write", action="store_true", help="append the result to bench/RESULTS.md")
+    parser.add_argument("--only", default="", help="run only the cases whose label contains this (e.g. handler)")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the timed calls to FILE (pstats)")
     args = parser.parse_args()
 
     await upgrade(args.url)
@@ -288,6 +292,7 @@ async def main() -> int:
         "/queue 79.10057 moi, supervisor": queue(s, "79.10057 moi"),
         "/judged, supervisor": queue(s, "", judged=True),
     }
+    cases = {label: job for label, job in cases.items() if args.only in label}
     times: dict[str, list[float]] = {label: [] for label in cases}
     cpu: dict[str, list[float]] = {label: [] for label in cases}  # this process's CPU: the load does not add to it
     claimed_ids: list[str] = []
@@ -295,12 +300,19 @@ async def main() -> int:
         for job in cases.values():  # warm-up: the pool, caches, the planner
             for _ in range(5):
                 await job()
+        profiler = cProfile.Profile() if args.profile else None
         for _ in range(args.runs):
             for label, job in cases.items():  # interleaved: a slow moment of the machine hits every case alike
+                if profiler:
+                    profiler.enable()
                 started, cpu_started = time.perf_counter(), time.process_time()
                 await job()
                 times[label].append(time.perf_counter() - started)
                 cpu[label].append(time.process_time() - cpu_started)
+                if profiler:
+                    profiler.disable()
+        if profiler:
+            profiler.dump_stats(args.profile)
 
         # Two officers of the busiest ward pressing /next at the same moments, each press its own transaction.
         side: dict[int, list[float]] = {b: [], second: []}
@@ -317,10 +329,12 @@ async def main() -> int:
         side_seconds = time.perf_counter() - side_started
         both = refs[b] + refs[second]
         twice = [ref for ref, n in Counter(both).items() if n > 1]
+        held = {}
         async with db.transaction() as session:
-            held = dict((await session.exec(text(
-                "SELECT ref, claimed_by FROM tip WHERE ref IN :refs AND status = 'in_review'").bindparams(
-                bindparam("refs", expanding=True)), params={"refs": both})).all())
+            if both:  # none with --side-by-side 0
+                held = dict((await session.exec(text(
+                    "SELECT ref, claimed_by FROM tip WHERE ref IN :refs AND status = 'in_review'").bindparams(
+                    bindparam("refs", expanding=True)), params={"refs": both})).all())
         wrong_holder = [ref for o in (b, second) for ref in refs[o] if held.get(ref) != o]
         async with db.transaction() as session:
             claimed_ids = list((await session.exec(text(
@@ -341,8 +355,8 @@ async def main() -> int:
     load = os.getloadavg()
     lines = [f"| {label} | {summary(t)} | {statistics.median(cpu[label]) * 1000:.2f} |" for label, t in times.items()]
     lines += [f"| /next (handler), two officers of the busiest ward side by side, officer {o} | {summary(t)} | |"
-              for o, t in side.items()]
-    worst = max(percentile(t, 0.99) for t in list(times.values()) + list(side.values())) * 1000
+              for o, t in side.items() if t]
+    worst = max(percentile(t, 0.99) for t in list(times.values()) + list(side.values()) if t) * 1000
     report = [
         f"{backend}, {args.tips:,} tips" + (f" (filled in {fill_seconds:.0f} s)" if fill_seconds else ""),
         f"{args.runs} calls of each case, interleaved, after 5 of warm-up; load average at the end (1, 5, 15 min): "

@@ -7,7 +7,6 @@ database, next to the evidence files; a chain that no longer reaches that head w
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, text
+from sqlalchemy import bindparam, func, insert, text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,36 +27,60 @@ GENESIS = "0" * 64
 _APPEND_LOCK = 0x7B1A0_A0D1
 
 
+def _hash(keyring: Keyring, prev_hash: str, at: datetime, actor: str, action: str, tip_ref: str | None,
+          detail: str) -> str:
+    body = json.dumps({"prev": prev_hash, "at": at.isoformat(), "actor": actor, "action": action, "tip": tip_ref,
+                       "detail": detail}, sort_keys=True, ensure_ascii=False)
+    return hmac.digest(keyring.audit_key(), body.encode(), "sha256").hex()  # one call: the same as hmac.new
+
+
 def _entry_hash(keyring: Keyring, prev_hash: str, entry: AuditEntry) -> str:
-    body = json.dumps({"prev": prev_hash, "at": entry.at.isoformat(), "actor": entry.actor, "action": entry.action,
-                       "tip": entry.tip_ref, "detail": entry.detail}, sort_keys=True, ensure_ascii=False)
-    return hmac.new(keyring.audit_key(), body.encode(), hashlib.sha256).hexdigest()
+    return _hash(keyring, prev_hash, entry.at, entry.actor, entry.action, entry.tip_ref, entry.detail)
+
+
+# Built once: an officer's view appends one or two entries and reads a tip's history, and building each of
+# these statements again cost more than PostgreSQL takes to run it.
+_LOCK = text(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
+_LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+_INSERT = insert(AuditEntry.__table__).returning(AuditEntry.__table__.c.id)
+_OF_TIP = select(AuditEntry).where(AuditEntry.tip_ref == bindparam("tip_ref"))
+_OF_TIP_DOING = _OF_TIP.where(AuditEntry.action.in_(bindparam("actions", expanding=True))).order_by(AuditEntry.id)
+_DONE_BY = (select(AuditEntry.id).where(AuditEntry.tip_ref == bindparam("tip_ref"), AuditEntry.actor == bindparam("actor"),
+                                        AuditEntry.action == bindparam("action")).limit(1))
+# Where the chain ends, once this transaction has appended to it: (the transaction, the newest hash).
+_HEAD = "tinbao.audit_head"
 
 
 async def append_audit(*, session: AsyncSession, keyring: Keyring, actor: str, action: str,
-                       tip_ref: str | None = None, detail: str = "") -> AuditEntry:
-    """Write one entry chained to the previous one (in the caller's transaction)."""
-    if session.bind.dialect.name == "postgresql":
-        # Two workers must not both chain onto the same previous entry.
-        await session.exec(text(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})"))
-    # SQLite: every transaction begins IMMEDIATE (storage/db.py), which serialises appends too.
-    last = (await session.exec(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))).first()
-    prev_hash = last.hash if last else GENESIS
-    entry = AuditEntry(at=utcnow().replace(microsecond=0), actor=actor, action=action, tip_ref=tip_ref,
-                       detail=detail[:255], prev_hash=prev_hash, hash="")
-    entry.hash = _entry_hash(keyring, prev_hash, entry)
-    session.add(entry)
-    await session.flush()
-    return entry
+                       tip_ref: str | None = None, detail: str = "") -> int:
+    """Write one entry chained to the previous one (in the caller's transaction); returns its id."""
+    info, transaction = session.sync_session.info, session.sync_session.get_transaction()
+    head = info.get(_HEAD)
+    if head is not None and head[0] is transaction:
+        # This transaction appended already and still holds the lock below (or SQLite's write lock):
+        # nobody else can have chained an entry since, so the newest hash is the one it wrote.
+        prev_hash = head[1]
+    else:
+        if session.bind.dialect.name == "postgresql":
+            # Two workers must not both chain onto the same previous entry.
+            await session.exec(_LOCK)
+        # SQLite: every transaction begins IMMEDIATE (storage/db.py), which serialises appends too.
+        prev_hash = (await session.exec(_LAST_HASH)).first() or GENESIS
+    at, detail = utcnow().replace(microsecond=0), detail[:255]
+    entry_hash = _hash(keyring, prev_hash, at, actor, action, tip_ref, detail)
+    entry_id = (await session.exec(_INSERT, params={
+        "at": at, "actor": actor, "action": action, "tip_ref": tip_ref, "detail": detail, "prev_hash": prev_hash,
+        "hash": entry_hash})).scalar_one()
+    info[_HEAD] = (transaction, entry_hash)
+    return entry_id
 
 
 async def entries_of_tip(*, session: AsyncSession, tip_ref: str,
                         actions: Sequence[str] | None = None) -> list[AuditEntry]:
     """What was done with one tip, oldest first (a tip's timeline and its verdict's history are read here)."""
-    query = select(AuditEntry).where(AuditEntry.tip_ref == tip_ref)
-    if actions is not None:
-        query = query.where(AuditEntry.action.in_(list(actions)))
-    return list((await session.exec(query.order_by(AuditEntry.id))).all())
+    if actions is None:
+        return list((await session.exec(_OF_TIP.order_by(AuditEntry.id), params={"tip_ref": tip_ref})).all())
+    return list((await session.exec(_OF_TIP_DOING, params={"tip_ref": tip_ref, "actions": list(actions)})).all())
 
 
 @dataclass
@@ -162,12 +185,10 @@ class AuditAnchor:
 
 async def tip_history(*, session: AsyncSession, tip_ref: str, actions: tuple[str, ...]) -> list[AuditEntry]:
     """The tip's audit entries of these actions, oldest first (the order they were chained in)."""
-    return list((await session.exec(select(AuditEntry).where(AuditEntry.tip_ref == tip_ref,
-                                                             AuditEntry.action.in_(actions))
-                                    .order_by(AuditEntry.id))).all())
+    return list((await session.exec(_OF_TIP_DOING, params={"tip_ref": tip_ref, "actions": list(actions)})).all())
 
 
 async def has_audit_entry(*, session: AsyncSession, tip_ref: str, actor: str, action: str) -> bool:
     """Whether this actor ever did this to the tip (for example, was sent its evidence)."""
-    return (await session.exec(select(AuditEntry.id).where(AuditEntry.tip_ref == tip_ref, AuditEntry.actor == actor,
-                                                           AuditEntry.action == action).limit(1))).first() is not None
+    found = await session.exec(_DONE_BY, params={"tip_ref": tip_ref, "actor": actor, "action": action})
+    return found.first() is not None

@@ -153,6 +153,8 @@ class Keyring:
         self.related_active_id = related_active if related_keys is not None else "r1"
         self._stamp = stamp
         self._checked_at = time.monotonic()
+        # Derived once: every audit entry is chained with it, and the pepper never changes in a keyring.
+        self._audit_key = hmac.new(pseudonym_pepper, b"tinbao/v1|audit-chain", hashlib.sha256).digest()
 
     def __repr__(self) -> str:  # never print key material
         return f"Keyring(path={str(self.path)!r}, active={self.active_id!r}, keys={sorted(self.keys)})"
@@ -351,4 +353,4 @@ class Keyring:
 
     def audit_key(self) -> bytes:
         """The key that chains the audit log; derived, so the keyring file keeps its format."""
-        return hmac.new(self._pseudonym_pepper, b"tinbao/v1|audit-chain", hashlib.sha256).digest()
+        return self._audit_key

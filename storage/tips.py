@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.blobs import BlobStore
 from storage import keys as key_store
 from storage.crypto import DataKey, Keyring, padded_size
-from storage.models import Attachment, Tip, TipField
+from storage.models import Attachment, DataKeyRecord, Tip, TipField
 
 
 def new_id() -> str:
@@ -51,11 +51,13 @@ async def count_attachments(*, session: AsyncSession, owner_id: str) -> int:
     return int(result.one())
 
 
+_ATTACHMENTS = select(Attachment).where(Attachment.owner_id == bindparam("owner_id")).order_by(Attachment.created_at)
+
+
 async def open_attachments(*, session: AsyncSession, blobs: BlobStore,
                            data_key: DataKey) -> list[tuple[str, bytes, str | None, str | None]]:
     """A tip's evidence, decrypted: (kind, bytes, filename, mime) in the order it was sent."""
-    rows = (await session.exec(select(Attachment).where(Attachment.owner_id == data_key.owner_id)
-                               .order_by(Attachment.created_at))).all()
+    rows = (await session.exec(_ATTACHMENTS, params={"owner_id": data_key.owner_id})).all()
     opened = []
     for row in rows:
         data = blobs.read(data_key=data_key, attachment_id=row.id, blob_name=row.blob_name)
@@ -102,10 +104,31 @@ async def find_tip_by_receipt(*, session: AsyncSession, receipt_hash: str) -> Ti
     return (await session.exec(select(Tip).where(Tip.receipt_hash == receipt_hash))).one_or_none()
 
 
-async def read_tip_fields(*, session: AsyncSession, data_key: DataKey) -> dict[str, str]:
-    rows = (await session.exec(select(TipField).where(TipField.tip_id == data_key.owner_id))).all()
-    opened = {row.name: data_key.open_text(row.name, row.sealed) for row in rows}
+# Built once (building a statement costs more than running this one); the names and the sealed bytes only.
+_FIELDS = select(TipField.name, TipField.sealed).where(TipField.tip_id == bindparam("tip_id"))
+# What a view of a tip opens, in one round trip: its wrapped data key and every sealed field.
+_KEY_AND_FIELDS = (select(DataKeyRecord.kek_id, DataKeyRecord.wrapped, TipField.name, TipField.sealed)
+                   .outerjoin(TipField, TipField.tip_id == DataKeyRecord.id)
+                   .where(DataKeyRecord.id == bindparam("tip_id")))
+
+
+def _opened(data_key: DataKey, rows: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    opened = {name: data_key.open_text(name, sealed) for name, sealed in rows}
     return {name: value for name, value in opened.items() if value != ""}  # sealed empty: not given
+
+
+async def read_tip_fields(*, session: AsyncSession, data_key: DataKey) -> dict[str, str]:
+    return _opened(data_key, (await session.exec(_FIELDS, params={"tip_id": data_key.owner_id})).all())
+
+
+async def open_tip(*, session: AsyncSession, keyring: Keyring, tip_id: str) -> tuple[DataKey | None, dict[str, str]]:
+    """The tip's data key, unwrapped, and its sealed fields opened; (None, {}) once it is purged."""
+    rows = (await session.exec(_KEY_AND_FIELDS, params={"tip_id": tip_id})).all()
+    if not rows:
+        return None, {}
+    kek_id, wrapped = rows[0][0], rows[0][1]
+    data_key = keyring.unwrap(owner_id=tip_id, key_id=kek_id, wrapped=wrapped)
+    return data_key, _opened(data_key, ((name, sealed) for _kek, _wrapped, name, sealed in rows if name is not None))
 
 
 async def delete_tip_field(*, session: AsyncSession, keyring: Keyring, tip_id: str, name: str) -> None:

@@ -23,6 +23,8 @@ from storage.models import AuditEntry, Officer, Tip
 
 # The sealed fields of the timeline, and the audit action that writes each.
 _ACTIONS = {"note": "note", "question": "ask", "answer": "answer"}
+VERDICT_ACTIONS = ("verdict", "reopen")  # what verdict_reasons.verdict_history reads: a part of the timeline's
+TIMELINE_ACTIONS = (*_ACTIONS.values(), *VERDICT_ACTIONS)
 _FIELD = re.compile(r"\bfield=(\S+)")
 _NOTE = re.compile(r"\bnote=(\d+)")
 TIPSTER = "tipster"  # the audit actor of an answer
@@ -33,14 +35,20 @@ def _number(name: str) -> int:
     return int(tail) if tail.isdecimal() else 0
 
 
-async def timeline_lines(turn: Turn, tip: Tip, fields: dict[str, str],
-                         describe: Callable[[AuditEntry], str]) -> list[str]:
+async def timeline_entries(turn: Turn, tip: Tip) -> list[AuditEntry]:
+    """The audit entries a tip's timeline is made of, oldest first."""
+    return await tip_history(session=turn.session, tip_ref=tip.ref, actions=TIMELINE_ACTIONS)
+
+
+async def timeline_lines(turn: Turn, tip: Tip, fields: dict[str, str], describe: Callable[[AuditEntry], str], *,
+                         entries: list[AuditEntry] | None = None) -> list[str]:
     """Notes, questions to the tipster, their answers and verdicts, oldest first: when, who, what.
     ``describe`` words a verdict; a note a verdict or a reopening names (an "other" explanation, a
-    reopening's reason) is shown with it (verdict_reasons.verdict_lines), not again on its own."""
+    reopening's reason) is shown with it (verdict_reasons.verdict_lines), not again on its own.
+    ``entries``: timeline_entries of this tip, when the caller has read them this turn."""
     _ = turn._
-    entries = await tip_history(session=turn.session, tip_ref=tip.ref,
-                                actions=(*_ACTIONS.values(), "verdict", "reopen"))
+    if entries is None:
+        entries = await timeline_entries(turn, tip)
     named = {m.group(1): e for e in entries if (m := _FIELD.search(e.detail or ""))}
     # A note a verdict or a reopening names: an "other" explanation or a reopening's reason is worded with
     # it (verdict_reasons), a verdict's own note goes beside it; none is listed again on its own.

@@ -41,6 +41,7 @@ from storage import tip_states
 from storage import tips as tip_store
 from storage import triage as triage_store
 from storage.audit import append_audit
+from storage.crypto import DataKey
 from storage.followups import close_follow_up, follow_ups_of
 from storage.models import Officer, Tip, TipBase
 from storage.officers import officer_route
@@ -133,20 +134,19 @@ def _tip_buttons(turn: Turn, tip: Tip) -> list[Choice]:
             Choice(OFFICER.pack("release", tip.ref), _("↩️ Release"))]
 
 
-async def _tipster_route(turn: Turn, tip: Tip) -> tuple[Route, str] | None:
-    data_key = await key_store.load_data_key(session=turn.session, keyring=turn.services.keyring, owner_id=tip.id)
-    if data_key is None:
-        return None
-    fields = await tip_store.read_tip_fields(session=turn.session, data_key=data_key)
+async def _tipster_route(turn: Turn, tip: Tip, fields: dict[str, str] | None = None) -> tuple[Route, str] | None:
+    """Where the tipster's reply goes; from ``fields`` when the caller has opened the tip already."""
+    if fields is None:
+        fields = (await _open_tip(turn, tip))[1]
     if REPLY_ROUTE_FIELD not in fields:
         return None
     route = json.loads(fields[REPLY_ROUTE_FIELD])
     return Route(route["channel"], route["chat_id"]), route.get("language", "vi")
 
 
-async def notify_tipster(turn: Turn, tip: Tip, text: str) -> list[Reply]:
+async def notify_tipster(turn: Turn, tip: Tip, text: str, fields: dict[str, str] | None = None) -> list[Reply]:
     """A message to the tipster in their language, through the bot; the officer never sees who it is."""
-    found = await _tipster_route(turn, tip)
+    found = await _tipster_route(turn, tip, fields)
     if found is None:
         return []
     route, lang = found
@@ -179,29 +179,39 @@ async def claim_next(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if tip is None:
         return [Reply(_("No tip is waiting in your units."))]
     await _audit(turn, officer, "claim", tip)
-    told = await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."))
-    return await _read(turn, officer, tip) + told
+    opened = await _open_tip(turn, tip)  # once, for the notice and the view
+    told = await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."), opened[1])
+    return await _read(turn, officer, tip, opened) + told
 
 
 async def read_tip(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/tip REF: the tip decrypted, its timeline, and its evidence the first time; the view is audited."""
     tip = await _tip_in_scope(turn, officer, args.split(" ")[0] if args else "", lock=False)
     replies: list[Reply] = []
+    opened = None
     if tip.status in tip_states.PENDING and tip.purged_at is None:
         if await tip_states.claim(session=turn.session, tip=tip, officer_id=officer.id, now=turn.now):
             await _audit(turn, officer, "claim", tip)
-            replies += await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."))
-    return await _read(turn, officer, tip) + replies
+            opened = await _open_tip(turn, tip)
+            replies += await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."),
+                                            opened[1])
+    return await _read(turn, officer, tip, opened) + replies
 
 
-async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
+async def _open_tip(turn: Turn, tip: Tip) -> tuple[DataKey | None, dict[str, str]]:
+    """The tip's data key and its sealed fields, opened; (None, {}) once purged."""
+    return await tip_store.open_tip(session=turn.session, keyring=turn.services.keyring, tip_id=tip.id)
+
+
+async def _read(turn: Turn, officer: Officer, tip: Tip,
+                opened: tuple[DataKey | None, dict[str, str]] | None = None) -> list[Reply]:
+    """The tip as an officer reads it, the view audited; ``opened``: the tip as _open_tip gave it this turn."""
     _ = turn._
     header = _summary(turn, tip)
     if tip.purged_at is not None:
         return [Reply(header + "\n\n" + _("The content of this tip was purged under the retention rules."))]
     services = turn.services
-    data_key = await key_store.load_data_key(session=turn.session, keyring=services.keyring, owner_id=tip.id)
-    fields = await tip_store.read_tip_fields(session=turn.session, data_key=data_key)
+    data_key, fields = opened if opened is not None else await _open_tip(turn, tip)
     await _audit(turn, officer, "view", tip)
     lines = [header, _("Received: {when} · unit: {unit}").format(
         when=tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M"),
@@ -232,9 +242,13 @@ async def _read(turn: Turn, officer: Officer, tip: Tip) -> list[Reply]:
             lines.append(_("• The tipster declined follow-up questions."))
     if tip.case_ref:
         lines.append(_("• Case {case}, {n} subject(s)").format(case=tip.case_ref, n=number(tip.subject_count, turn.lang)))
-    lines += await verdict_lines(turn, tip, fields)
+    # One read of the tip's history for both: verdict_lines reads its verdicts and reopenings again, and
+    # only when there are some (a tip never judged, as most that /next takes, has none).
+    history = await tip_view.timeline_entries(turn, tip)
+    if any(entry.action in tip_view.VERDICT_ACTIONS for entry in history):
+        lines += await verdict_lines(turn, tip, fields)
     lines += await tip_view.timeline_lines(turn, tip, fields, lambda entry: _("Verdict: {verdict}").format(
-        verdict=verdict_text(turn, detail_fields(entry), fields)))
+        verdict=verdict_text(turn, detail_fields(entry), fields)), entries=history)
     lines += await related_lines(turn, officer, tip, data_key)
     choices = _tip_buttons(turn, tip) + tip_view.files_button(turn, tip)
     replies = [Reply("\n".join(lines), choices=choices, columns=2, location=pin)]

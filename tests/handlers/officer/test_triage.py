@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 
@@ -64,6 +66,31 @@ async def test_whole_triage(services, tipline):
         actions = [e.action for e in (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()]
     assert check.ok and actions.count("view") == 2 and "verdict" in actions and "ask" in actions
     await ChatClient(tipline, chat_id="222", language="en").send(f"/status {code}")
+
+
+async def test_officers_pressing_next_at_once_keep_one_audit_chain(services, tipline):
+    """Each /next chains its claim, its view and the evidence sent onto the entry before them; two officers
+    pressing at the same moments (on PostgreSQL, side by side) still leave one unbroken chain with every view."""
+    for n in range(4):
+        await submit_tip(tipline, f"11{n}")
+    officers = [await enrol(services, tipline, f"90{n}", name=f"Cán bộ {n}") for n in range(2)]
+    views: list[str] = []
+
+    async def press(officer: ChatClient) -> None:
+        for _ in range(2):
+            await officer.send("/next")
+            view, evidence, told = officer.last
+            assert "Người đàn ông áo đỏ" in view.text and evidence.files and "being reviewed" in told.text
+            views.append(view.text.split(" · ")[0].split()[-1])
+
+    await asyncio.gather(*(press(officer) for officer in officers))
+    assert len(set(views)) == 4
+    async with services.db.transaction() as session:
+        entries = (await session.exec(select(AuditEntry).where(AuditEntry.tip_ref.is_not(None)))).all()
+        check = await verify_audit(session=session, keyring=services.keyring)
+    assert check.ok, check.reason
+    for action in ("claim", "view", "evidence"):
+        assert sorted(e.tip_ref for e in entries if e.action == action) == sorted(views)
 
 
 @pytest.mark.parametrize("command", ["/queue", "/next", "/tip ABC123", "/valuable ABC123", "/notvaluable ABC123 false",

@@ -73,10 +73,19 @@ async def open_turn(*, session: AsyncSession, channel: str, update_id: str | Non
     None, and no row touched, when the update was handled before (a redelivery)."""
     db = await driver(session)
     if db.postgresql:
-        if update_id is not None and not await mark_update_processed(session=session, channel=channel,
-                                                                     update_id=update_id):
-            return None
-        return await lock_conversation(session=session, chat_key=chat_key, channel=channel)
+        if update_id is None:
+            return await lock_conversation(session=session, chat_key=chat_key, channel=channel)
+        # One round trip: the chat's row is written (and row-locked, as lock_conversation does) only when the
+        # update's id was new: a redelivery touches nothing, not even to make a row for a chat that has none.
+        day = _day(utcnow())
+        row = await db.fetchone(
+            "WITH mark AS (INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING 1) "
+            "INSERT INTO conversation (chat_key, channel, created_at, updated_at) "
+            "SELECT ?::varchar, ?::varchar, ?::timestamptz, ?::timestamptz WHERE EXISTS (SELECT 1 FROM mark) "
+            f"ON CONFLICT (chat_key) DO UPDATE SET chat_key = excluded.chat_key RETURNING {', '.join(_COLUMNS)}",
+            channel, update_id, utcnow(), chat_key, channel, day, day)
+        return None if row is None else _attached(session, row)
     day = db.when(_day(utcnow()))
     mark = None if update_id is None else (channel, update_id, db.when(utcnow()))
     row = await db.on_thread(_open_on_sqlite, mark, (chat_key, channel, day, day))
@@ -85,7 +94,7 @@ async def open_turn(*, session: AsyncSession, channel: str, update_id: str | Non
 
 def _open_on_sqlite(connection, mark: tuple | None, new_row: tuple) -> tuple | None:
     # Every update opens its turn so: three statements in one trip to aiosqlite's thread, not three trips.
-    # The chat's row only after a new update id: a redelivered /forget must not bring back the row it deleted.
+    # The chat's row only after a new update id: a redelivery touches nothing, not even to make a row.
     if mark is not None and connection.execute(_MARK, mark).rowcount != 1:
         return None
     connection.execute(f"{_INSERT} DO NOTHING", new_row)

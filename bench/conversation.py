@@ -6,7 +6,7 @@ PostgreSQL). Not a test: run it by hand, on an otherwise quiet machine if there 
 
     .venv/bin/python bench/conversation.py [--seconds 5] [--rounds 2] [--citizens 1,50,200]
                                            [--postgres postgresql://postgres@127.0.0.1:5432/tinbao_bench]
-                                           [--profile DIR]
+                                           [--profile DIR] [--against DIR [--against-postgres URL]]
 
 Each bot is a process of its own serving a webhook on 127.0.0.1; the driver (this process) is the fake
 Bot API (tests/fakes/telegram_api.py) of all three and posts each citizen's next update as Telegram would,
@@ -23,8 +23,12 @@ files done, anonymous; then /cancel and «Yes, delete it», not counted); each c
 
 --profile DIR: tinbao runs through bench/counted_bot.py (every SQL statement counted by an SQLAlchemy event
 listener) and py-spy samples it during each of its runs (DIR/<bot>-<citizens>-<round>.txt, collapsed
-stacks, with idle frames left out); a line per run gives the statements per step by kind. Its own CPU
-figures are then not comparable with a run without --profile.
+stacks of the thread holding the GIL only, so that waiting is left out); a line per run gives the statements
+per step by kind. Its own CPU figures are then not comparable with a run without --profile.
+
+--against DIR: a fourth bot, tinbao as another checkout's code has it (DIR, e.g. a worktree of the commit
+before a change), interleaved with the others in the same runs: two versions compared side by side. With
+--postgres it needs a second empty database, --against-postgres.
 """
 
 from __future__ import annotations
@@ -109,9 +113,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def child_env() -> dict[str, str]:
-    """The environment of a process the benchmark starts: this checkout importable, no TINBAO_* of ours."""
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}, "PYTHONPATH": str(ROOT)}
+def child_env(code: Path = ROOT) -> dict[str, str]:
+    """The environment of a process the benchmark starts: this checkout (or ``code``) importable, no TINBAO_*
+    of ours."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("TINBAO_")}, "PYTHONPATH": str(code)}
 
 
 def tinbao_config(database_url: str, *, token: str, api_base: str, port: int) -> str:
@@ -126,14 +131,14 @@ def tinbao_config(database_url: str, *, token: str, api_base: str, port: int) ->
 
 class BotProcess:
     def __init__(self, name: str, command: list[str], *, ready: str, port: int, fake: CountingTelegram,
-                 script: list, cwd: Path, counts: Path | None = None) -> None:
+                 script: list, cwd: Path, counts: Path | None = None, code: Path = ROOT) -> None:
         self.name, self.command, self.ready, self.port, self.fake, self.script = name, command, ready, port, fake, script
-        self.cwd, self.counts = cwd, counts
+        self.cwd, self.counts, self.code = cwd, counts, code
         self.process: subprocess.Popen | None = None
 
     async def start(self) -> None:
         self.log = open(self.cwd / f"{self.name}.log", "w+")
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=child_env(), stdout=self.log,
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=child_env(self.code), stdout=self.log,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -228,7 +233,7 @@ async def measure(bot: BotProcess, citizens: int, seconds: float, first_chat: in
     if counted:
         before = await statement_counts(bot)
         spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(bot.process.pid),
-                                "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(profile / f"{label}.txt")],
+                                "--format", "raw", "--rate", "200", "--nonblocking", "--gil", "-o", str(profile / f"{label}.txt")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.sleep(1.0)  # py-spy attaches
     connector = aiohttp.TCPConnector(limit=0)
@@ -266,7 +271,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def bots_for(database: str, url: str | None, work: Path, profile: Path | None = None) -> list[BotProcess]:
+async def bots_for(database: str, url: str | None, work: Path, profile: Path | None = None,
+                   against: Path | None = None, against_url: str | None = None) -> list[BotProcess]:
     bots = []
     for name, durable in (("bare", False), ("durable", True)):
         fake = CountingTelegram(f"{100 + durable}:BENCH-{name}")
@@ -277,22 +283,31 @@ async def bots_for(database: str, url: str | None, work: Path, profile: Path | N
         if durable:
             command += ["--durable", str(work / f"durable-{database}.db")]
         bots.append(BotProcess(name, command, ready="serving", port=port, fake=fake, script=FORM, cwd=work))
+    bots.append(await tinbao_bot(f"tinbao-{database}", url, work, profile=profile))
+    if against is not None:
+        bots.append(await tinbao_bot(f"tinbao-{database}-against", against_url, work, code=against))
+    return bots
+
+
+async def tinbao_bot(name: str, url: str | None, work: Path, *, profile: Path | None = None,
+                     code: Path = ROOT) -> BotProcess:
+    """`tinbao run --webhook` on a database of its own (SQLite in its folder, or the PostgreSQL URL), from the
+    checkout ``code``."""
     fake = CountingTelegram("200:BENCH-tinbao")
     await fake.start()
     port = free_port()
-    site = work / f"tinbao-{database}"
+    site = work / name
     site.mkdir()
     db_url = url or f"sqlite+aiosqlite:///{site}/data/tinbao.db"
     (site / "config.toml").write_text(tinbao_config(db_url, token=fake.token, api_base=fake.base_url, port=port),
                                       encoding="utf-8")
     tinbao = [sys.executable, "-m", "bot.cli", "--config", str(site / "config.toml")]
-    subprocess.run([*tinbao, "init"], cwd=site, check=True, capture_output=True, env=child_env())
+    subprocess.run([*tinbao, "init"], cwd=site, check=True, capture_output=True, env=child_env(code))
     counts = site / "statements.json" if profile else None
     run = ([sys.executable, str(ROOT / "bench" / "counted_bot.py"), str(counts), *tinbao[3:], "run"] if profile
            else [*tinbao, "run"])
-    bots.append(BotProcess(f"tinbao-{database}", run, ready="serving Telegram by webhook", port=port,
-                           fake=fake, script=TIPOFF, cwd=site, counts=counts))
-    return bots
+    return BotProcess(name, run, ready="serving Telegram by webhook", port=port, fake=fake, script=TIPOFF,
+                      cwd=site, counts=counts, code=code)
 
 
 async def main() -> None:
@@ -302,19 +317,25 @@ async def main() -> None:
     parser.add_argument("--citizens", default="1,50,200")
     parser.add_argument("--postgres", help="an empty PostgreSQL database for tinbao (its schema is created)")
     parser.add_argument("--profile", type=Path, help="a folder for py-spy's samples of tinbao, and count its SQL")
+    parser.add_argument("--against", type=Path, help="another checkout whose tinbao runs beside this one's")
+    parser.add_argument("--against-postgres", help="with --against and --postgres: a second empty database")
     args = parser.parse_args()
+    if args.against and args.postgres and not args.against_postgres:
+        parser.error("--against with --postgres needs --against-postgres (a second empty database)")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tinbao-bench-"))
-    databases = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
+    databases = [("sqlite", None, None)] + ([("postgresql", args.postgres, args.against_postgres)]
+                                            if args.postgres else [])
     print(f"{os.cpu_count()} CPUs, {args.seconds:g} s per run, {args.rounds} rounds, interleaved; medians")
     print("| database | citizens | bot | steps/s | p50 ms | p99 ms | bot CPU ms/step | of bare steps/s | RSS MB "
           "| Bot API requests/step (+ in 200s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     chat = 1_000_000
     try:
-        for database, url in databases:
-            bots = await bots_for(database, url, work, args.profile)
+        for database, url, against_url in databases:
+            bots = await bots_for(database, url, work, args.profile, args.against and args.against.resolve(),
+                                  against_url)
             try:
                 for bot in bots:
                     await bot.start()

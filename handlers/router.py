@@ -31,8 +31,8 @@ from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, 
 from handlers.citizen.status import show_status
 from handlers.chat_turn import Turn
 from storage.db import DatabaseAway, out_of_reach
-from storage.conversations import (lock_conversation, mark_update_processed, peek_conversation, save_conversation,
-                                   touch_conversation, was_processed)
+from storage.conversations import (open_turn, peek_conversation, save_conversation, touch_conversation,
+                                   was_processed)
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,12 @@ class TipLine:
     async def _handle_locked(self, inbound: Inbound, chat_key: str) -> list[Reply]:
         services = self.services
         async with services.db.transaction() as session:
-            if inbound.update_id is not None and not await mark_update_processed(
-                    session=session, channel=inbound.channel, update_id=str(inbound.update_id)):
+            conversation = await open_turn(session=session, channel=inbound.channel, chat_key=chat_key,
+                                           update_id=None if inbound.update_id is None else str(inbound.update_id))
+            if conversation is None:
                 # A redelivery: it was handled already; what it answered and did not get out goes now.
                 left = await self.outbox.left_over(session=session, inbound=inbound)
                 return left if left is not None else []  # an empty one still settles (or keeps) its row
-            conversation = await lock_conversation(session=session, chat_key=chat_key, channel=inbound.channel)
             turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound,
                         now=services.clock())
             replies = await self._flood_guard(turn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import delete, inspect
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +19,7 @@ _COLUMNS = ("id", "chat_key", "channel", "language", "offered", "flow", "draft_i
             "updated_at")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM conversation WHERE chat_key = ?"
 _WRITTEN = _COLUMNS[3:]  # what a turn may change
+_MAPPER = Conversation.__mapper__
 
 
 def _aware(value) -> datetime:
@@ -36,8 +37,14 @@ def _attached(session: AsyncSession, row: tuple) -> Conversation:
         for key, value in values.items():
             set_committed_value(existing, key, value)
         return existing
-    conversation = Conversation(**values)
-    make_transient_to_detached(conversation)  # as if loaded: the ORM sees later changes, and writes no INSERT
+    # Made as the ORM makes a row it loaded, without __init__ (SQLModel's costs a tenth of a turn): then as if
+    # loaded, so the ORM sees later changes and writes no INSERT.
+    if not _MAPPER.configured:  # what a first Conversation(...) would have done
+        configure_mappers()
+    conversation = _MAPPER.class_manager.new_instance()
+    for key, value in values.items():
+        set_committed_value(conversation, key, value)
+    make_transient_to_detached(conversation)
     session.add(conversation)
     return conversation
 
@@ -56,11 +63,49 @@ def touch_conversation(*, conversation: Conversation, now: datetime) -> None:
     conversation.updated_at = now if conversation.draft_id is not None else conversation.created_at
 
 
+_INSERT = "INSERT INTO conversation (chat_key, channel, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT"
+_MARK = "INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+
+
+async def open_turn(*, session: AsyncSession, channel: str, update_id: str | None,
+                    chat_key: str) -> Conversation | None:
+    """The update's id recorded (mark_update_processed), then the chat's row for its turn (lock_conversation);
+    None, and no row touched, when the update was handled before (a redelivery)."""
+    db = await driver(session)
+    if db.postgresql:
+        if update_id is None:
+            return await lock_conversation(session=session, chat_key=chat_key, channel=channel)
+        # One round trip: the chat's row is written (and row-locked, as lock_conversation does) only when the
+        # update's id was new: a redelivery touches nothing, not even to make a row for a chat that has none.
+        day = _day(utcnow())
+        row = await db.fetchone(
+            "WITH mark AS (INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING 1) "
+            "INSERT INTO conversation (chat_key, channel, created_at, updated_at) "
+            "SELECT ?::varchar, ?::varchar, ?::timestamptz, ?::timestamptz WHERE EXISTS (SELECT 1 FROM mark) "
+            f"ON CONFLICT (chat_key) DO UPDATE SET chat_key = excluded.chat_key RETURNING {', '.join(_COLUMNS)}",
+            channel, update_id, utcnow(), chat_key, channel, day, day)
+        return None if row is None else _attached(session, row)
+    day = db.when(_day(utcnow()))
+    mark = None if update_id is None else (channel, update_id, db.when(utcnow()))
+    row = await db.on_thread(_open_on_sqlite, mark, (chat_key, channel, day, day))
+    return None if row is None else _attached(session, row)
+
+
+def _open_on_sqlite(connection, mark: tuple | None, new_row: tuple) -> tuple | None:
+    # Every update opens its turn so: three statements in one trip to aiosqlite's thread, not three trips.
+    # The chat's row only after a new update id: a redelivery touches nothing, not even to make a row.
+    if mark is not None and connection.execute(_MARK, mark).rowcount != 1:
+        return None
+    connection.execute(f"{_INSERT} DO NOTHING", new_row)
+    return connection.execute(_SELECT, new_row[:1]).fetchone()
+
+
 async def lock_conversation(*, session: AsyncSession, chat_key: str, channel: str) -> Conversation:
     """The chat's row, created if new and row-locked on PostgreSQL so workers take turns."""
     db = await driver(session)
     day = db.when(_day(utcnow()))
-    insert = "INSERT INTO conversation (chat_key, channel, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT"
+    insert = _INSERT
     if db.postgresql:
         # One round trip, not an insert and a select. The conflict's DO UPDATE row-locks the row until the turn
         # commits, as SELECT … FOR UPDATE would.
@@ -80,15 +125,15 @@ async def save_conversation(*, session: AsyncSession, conversation: Conversation
     if not state.persistent or state.deleted:
         return  # new, or deleted by the turn: the ORM's own flush does what is right
     changed = [key for key in _WRITTEN if state.attrs[key].history.has_changes()]
-    if not changed:
-        return
-    db = await driver(session)
-    values = [getattr(conversation, key) for key in changed]
-    values = [db.when(v) if isinstance(v, datetime) else v for v in values]
-    await db.execute(f"UPDATE conversation SET {', '.join(f'{key} = ?' for key in changed)} WHERE id = ?",
-                     *values, conversation.id)
-    for key in changed:  # written: the ORM's flush at the commit has nothing left to write
-        set_committed_value(conversation, key, getattr(conversation, key))
+    if changed:
+        db = await driver(session)
+        values = [getattr(conversation, key) for key in changed]
+        values = [db.when(v) if isinstance(v, datetime) else v for v in values]
+        await db.execute(f"UPDATE conversation SET {', '.join(f'{key} = ?' for key in changed)} WHERE id = ?",
+                         *values, conversation.id)
+    # Written: out of the session, or the ORM's flush at the commit would work through the row (a fifth of a
+    # turn's CPU) to find nothing left to write.
+    session.expunge(conversation)
 
 
 async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversation | None:
@@ -99,8 +144,7 @@ async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversa
 async def mark_update_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:
     """Record a platform update id; False when it was handled before (a redelivery)."""
     db = await driver(session)
-    return await db.execute("INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
-                            "ON CONFLICT DO NOTHING", channel, update_id, db.when(utcnow())) == 1
+    return await db.execute(_MARK, channel, update_id, db.when(utcnow())) == 1
 
 
 async def was_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -132,11 +133,23 @@ def _sqlite_begin_immediate(conn) -> None:
     # same file (the CLI beside the bot) must not read a row we are about to change, e.g. the last
     # audit entry a new one chains onto.
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        # Straight to the driver's cursor: it runs at every transaction, and SQLAlchemy's statement
-        # machinery around a fixed BEGIN would cost as much as a turn's own statements.
-        cursor = conn.connection.dbapi_connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        cursor.close()
+        # Straight to aiosqlite: it runs at every transaction, and SQLAlchemy's statement machinery around
+        # a fixed BEGIN would cost as much as a turn's own statements; its cursor would be three trips to
+        # aiosqlite's thread (open, execute, close) where this is one.
+        await_only(conn.connection.driver_connection.execute("BEGIN IMMEDIATE"))
+
+
+def _sqlite_reset(dbapi_connection, _record, state) -> None:
+    # SQLAlchemy rolls back every connection handed back to its pool, even one whose transaction has just
+    # committed: a trip to aiosqlite's thread after every transaction. sqlite3 knows whether one is open.
+    if not state.asyncio_safe or state.terminate_only:
+        return  # the pool closes it (a connection collected outside the loop is never rolled back here)
+    try:
+        open_ = dbapi_connection.driver_connection.in_transaction
+    except ValueError:  # aiosqlite's word for a connection already closed
+        return
+    if open_:
+        dbapi_connection.rollback()
 
 
 class DatabaseAway(Exception):
@@ -202,6 +215,10 @@ class Driver:
         cursor = await self._connection.execute(sql, params)
         return cursor.rowcount
 
+    async def on_thread(self, function, *args):
+        """SQLite: ``function(sqlite3_connection, *args)`` on aiosqlite's thread, in one trip (on_sqlite_thread)."""
+        return await on_sqlite_thread(self._connection, function, *args)
+
     async def fetchone(self, sql: str, *params) -> tuple | None:
         """Run one statement (a SELECT, or a write with RETURNING); returns its first row."""
         if self.postgresql:
@@ -209,6 +226,23 @@ class Driver:
             return None if row is None else tuple(row)
         rows = await self._connection.execute_fetchall(sql, params)  # read to the end: the statement finishes
         return tuple(rows[0]) if rows else None
+
+
+async def on_sqlite_thread(connection, function, *args):
+    """``function(sqlite3_connection, *args)`` run on aiosqlite's thread in one trip there and back, however
+    many statements it runs: each trip costs a wake-up of that thread and of the event loop, and a turn made
+    a dozen. aiosqlite's ``Connection._execute`` queues a call on its thread, as its own methods do (and as
+    SQLAlchemy's aiosqlite dialect does); ``_conn`` is the sqlite3 connection it wraps."""
+    return await connection._execute(lambda: function(connection._conn, *args))
+
+
+def _committed_statement(connection: sqlite3.Connection, sql: str, params: tuple) -> int:
+    changed = connection.execute(sql, params).rowcount
+    if connection.in_transaction:
+        # Outside BEGIN a statement is its own transaction; a connection in sqlite3's implicit transactions
+        # (isolation_level not None: never one of ours, but a commit here costs no trip) opened one for it.
+        connection.commit()
+    return changed
 
 
 async def driver(session: AsyncSession) -> Driver:
@@ -240,10 +274,13 @@ class Database:
         kwargs: dict = {"echo": echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        else:
+            kwargs.update(pool_reset_on_return=None)  # _sqlite_reset does it, where a transaction is open
         self.engine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+            event.listen(self.engine.sync_engine.pool, "reset", _sqlite_reset)
         # SQLite has one writer per file; queueing here beats "database is locked" errors.
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
         self._truncated_at = 0.0  # loop time of the last WAL truncation
@@ -263,12 +300,9 @@ class Database:
         # durable: one round trip instead of three. SQLAlchemy begins nothing on a connection it ran nothing on.
         async with self.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
-            changed = await Driver(raw, postgresql=not self.is_sqlite).execute(sql, *params)
-            if self.is_sqlite and raw.in_transaction:
-                # A connection SQLAlchemy once lent in AUTOCOMMIT comes back to the pool in sqlite3's implicit
-                # transactions: the statement opened one, and the pool's reset would roll it back.
-                await raw.commit()
-            return changed
+            if not self.is_sqlite:
+                return await Driver(raw, postgresql=True).execute(sql, *params)
+            return await on_sqlite_thread(raw, _committed_statement, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -294,21 +328,6 @@ class Database:
                 session.sync_session.info.pop(SHREDS_SOON, None)
                 await _run_after_commit(session)
 
-    async def run_statement(self, statement) -> int:
-        """One statement in a transaction of its own, without an ORM session (a mark on a hot path, a few
-        times per update); returns the rows it changed."""
-        if self._sqlite_lock is not None:
-            async with self._sqlite_lock:
-                return await self._autocommit(statement)
-        return await self._autocommit(statement)
-
-    async def _autocommit(self, statement) -> int:
-        # One statement is its own transaction in both databases, as atomic and as durable as with BEGIN and
-        # COMMIT around it: without them it is one round trip instead of three.
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return (await conn.execute(statement)).rowcount
-
     def _truncate_soon(self) -> None:
         # At most one truncation per SHRED_SOON_WITHIN for a turn's sent replies, however many turns commit:
         # with many citizens they share it, and a lone citizen's next turn does not wait for one.
@@ -333,9 +352,10 @@ class Database:
     async def _truncate_wal(self) -> None:
         self._truncated_at = asyncio.get_running_loop().time()
         async with self.engine.connect() as conn:
-            # A checkpoint cannot run inside a transaction.
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            busy, _log_frames, _done = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()
+            # A checkpoint cannot run inside a transaction: straight to the driver, where SQLAlchemy begins none
+            # (its AUTOCOMMIT would leave the connection in sqlite3's implicit transactions once handed back).
+            raw = (await conn.get_raw_connection()).driver_connection
+            busy, _log_frames, _done = (await raw.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))[0]
             if busy:  # a reader held an old snapshot; the next shredding commit (or the stop) tries again
                 log.warning("the SQLite WAL could not be truncated now (a reader is busy); tried again later")
 

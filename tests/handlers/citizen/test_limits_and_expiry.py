@@ -8,6 +8,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import delete
+from sqlmodel import select
 
 from handlers.citizen import submission
 from handlers.context import Limits
@@ -15,6 +17,7 @@ from handlers.messages import IncomingFile
 from handlers.citizen.drafts import wipe_stale_drafts
 from tests.support.chat import ChatClient
 from tests.support.images import jpeg_with_gps
+from storage.models import Conversation
 from tests.support.state import stored
 
 TTL = timedelta(hours=24)
@@ -334,6 +337,20 @@ async def test_a_redelivered_update_changes_nothing(citizen, services, clock):
     # The same id from another channel is another update.
     elsewhere = ChatClient(citizen.tipline, chat_id=citizen.chat_id, channel="telegram")
     assert await elsewhere.deliver(update_id="X", text="hello") != []
+
+
+async def test_a_redelivery_brings_back_no_row_of_its_chat(citizen, services):
+    """A chat's row that is gone stays gone when an update it sent before comes again (the turn is opened in one
+    statement or trip: the row is written only for an update id not seen before)."""
+    await citizen.deliver(update_id="R1", text="/help")
+    async with services.db.transaction() as session:
+        assert (await session.exec(delete(Conversation))).rowcount == 1
+    assert await citizen.deliver(update_id="R1", text="/help") == []
+    async with services.db.transaction() as session:
+        assert (await session.exec(select(Conversation))).all() == []
+    assert await citizen.deliver(update_id="R2", text="/help") != []  # a new update is a new turn
+    async with services.db.transaction() as session:
+        assert len((await session.exec(select(Conversation))).all()) == 1
 
 
 async def test_a_redelivery_does_not_count_toward_the_flood_limit(citizen, clock):

@@ -139,7 +139,10 @@ async def to_its_end(step: Awaitable[T]) -> T:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            cancelled = cancelled or not task.done()
+            # Kept even when the step has just finished: a cancel that lands in the same turn of the loop as
+            # the step's end must still end the job (taken for the step's own, it was lost, and a stopping
+            # bot waited on a scheduler that ticked on for ever).
+            cancelled = True
         except Exception:  # noqa: BLE001  (the step's own failure: raised below, once it is done)
             pass
     if cancelled:

@@ -69,22 +69,24 @@ _MARK = "INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?
 
 async def open_turn(*, session: AsyncSession, channel: str, update_id: str | None,
                     chat_key: str) -> Conversation | None:
-    """The update's id recorded (mark_update_processed), then the chat's row for its turn (lock_conversation);
-    None, and no row touched, when the update was handled before (a redelivery)."""
+    """The update's id recorded, then the chat's row for its turn, created if new and row-locked on PostgreSQL
+    so workers take turns; None, and no row touched, when the update was handled before (a redelivery)."""
     db = await driver(session)
     if db.postgresql:
-        if update_id is None:
-            return await lock_conversation(session=session, chat_key=chat_key, channel=channel)
-        # One round trip: the chat's row is written (and row-locked, as lock_conversation does) only when the
-        # update's id was new: a redelivery touches nothing, not even to make a row for a chat that has none.
+        # One round trip. The conflict's DO UPDATE row-locks the row until the turn commits, as SELECT … FOR
+        # UPDATE would; with an update id, the row is written only when the id was new: a redelivery touches
+        # nothing, not even to make a row for a chat that has none.
         day = _day(utcnow())
-        row = await db.fetchone(
-            "WITH mark AS (INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
-            "ON CONFLICT DO NOTHING RETURNING 1) "
-            "INSERT INTO conversation (chat_key, channel, created_at, updated_at) "
-            "SELECT ?::varchar, ?::varchar, ?::timestamptz, ?::timestamptz WHERE EXISTS (SELECT 1 FROM mark) "
-            f"ON CONFLICT (chat_key) DO UPDATE SET chat_key = excluded.chat_key RETURNING {', '.join(_COLUMNS)}",
-            channel, update_id, utcnow(), chat_key, channel, day, day)
+        upsert = f"(chat_key) DO UPDATE SET chat_key = excluded.chat_key RETURNING {', '.join(_COLUMNS)}"
+        if update_id is None:
+            row = await db.fetchone(f"{_INSERT} {upsert}", chat_key, channel, day, day)
+        else:
+            row = await db.fetchone(
+                "WITH mark AS (INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING 1) "
+                "INSERT INTO conversation (chat_key, channel, created_at, updated_at) "
+                "SELECT ?::varchar, ?::varchar, ?::timestamptz, ?::timestamptz WHERE EXISTS (SELECT 1 FROM mark) "
+                f"ON CONFLICT {upsert}", channel, update_id, utcnow(), chat_key, channel, day, day)
         return None if row is None else _attached(session, row)
     day = db.when(_day(utcnow()))
     mark = None if update_id is None else (channel, update_id, db.when(utcnow()))
@@ -94,33 +96,18 @@ async def open_turn(*, session: AsyncSession, channel: str, update_id: str | Non
 
 def _open_on_sqlite(connection, mark: tuple | None, new_row: tuple) -> tuple | None:
     # Every update opens its turn so: three statements in one trip to aiosqlite's thread, not three trips.
-    # The chat's row only after a new update id: a redelivery touches nothing, not even to make a row.
+    # The chat's row only after a new update id: a redelivery touches nothing, not even to make a row. (SQLite
+    # has one writer, the whole file locked by BEGIN IMMEDIATE: DO UPDATE would write the row at every turn,
+    # which costs more than a read.)
     if mark is not None and connection.execute(_MARK, mark).rowcount != 1:
         return None
     connection.execute(f"{_INSERT} DO NOTHING", new_row)
     return connection.execute(_SELECT, new_row[:1]).fetchone()
 
 
-async def lock_conversation(*, session: AsyncSession, chat_key: str, channel: str) -> Conversation:
-    """The chat's row, created if new and row-locked on PostgreSQL so workers take turns."""
-    db = await driver(session)
-    day = db.when(_day(utcnow()))
-    insert = _INSERT
-    if db.postgresql:
-        # One round trip, not an insert and a select. The conflict's DO UPDATE row-locks the row until the turn
-        # commits, as SELECT … FOR UPDATE would.
-        row = await db.fetchone(f"{insert} (chat_key) DO UPDATE SET chat_key = excluded.chat_key "
-                                f"RETURNING {', '.join(_COLUMNS)}", chat_key, channel, day, day)
-    else:
-        # SQLite (one writer, the whole file locked by BEGIN IMMEDIATE): DO UPDATE would write the row at every
-        # turn, which costs more than a read.
-        await db.execute(f"{insert} DO NOTHING", chat_key, channel, day, day)
-        row = await db.fetchone(_SELECT, chat_key)
-    return _attached(session, row)
-
-
 async def save_conversation(*, session: AsyncSession, conversation: Conversation) -> None:
-    """Write what the turn changed of the chat's row (nothing when nothing changed), in the turn's transaction."""
+    """Write what the turn changed of the chat's row (nothing when nothing changed), in the turn's transaction;
+    the row then leaves the session."""
     state = inspect(conversation)
     if not state.persistent or state.deleted:
         return  # new, or deleted by the turn: the ORM's own flush does what is right
@@ -139,12 +126,6 @@ async def save_conversation(*, session: AsyncSession, conversation: Conversation
 async def peek_conversation(*, session: AsyncSession, chat_key: str) -> Conversation | None:
     """The chat's row as it stands, neither created nor locked."""
     return (await session.exec(select(Conversation).where(Conversation.chat_key == chat_key))).first()
-
-
-async def mark_update_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:
-    """Record a platform update id; False when it was handled before (a redelivery)."""
-    db = await driver(session)
-    return await db.execute(_MARK, channel, update_id, db.when(utcnow())) == 1
 
 
 async def was_processed(*, session: AsyncSession, channel: str, update_id: str) -> bool:

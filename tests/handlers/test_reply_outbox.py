@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from handlers.messages import Inbound, Reply
 from handlers.reply_outbox import SENT, DeliveryUnknown, TurnReplies
-from storage.conversations import mark_update_processed
+from storage.conversations import open_turn
 from storage.models import TurnReply
 
 
@@ -24,7 +24,8 @@ def hello(update_id: str, chat_id: str = "4001") -> Inbound:
 async def stored_turn(tipline, inbound: Inbound, texts: list[str]) -> TurnReplies:
     """A handled update with several replies, committed as the router commits one."""
     async with tipline.services.db.transaction() as session:
-        assert await mark_update_processed(session=session, channel=inbound.channel, update_id=inbound.update_id)
+        assert await open_turn(session=session, channel=inbound.channel, update_id=inbound.update_id,
+                               chat_key=tipline.chat_key(inbound)) is not None
         return await tipline.outbox.keep(session=session, inbound=inbound, replies=[Reply(t) for t in texts])
 
 

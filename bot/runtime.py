@@ -265,6 +265,9 @@ class Serving:
         Returns how many answers were cut short."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (0.0 if hurry else self.stop.grace)
+        # A job that failed (a second poller refused, say) stops the process as a signal would: the rounds
+        # that finish at a stop watch this event, and would otherwise sleep through the whole grace.
+        self.stop.requested.set()
         # 1. No new updates: polling stops fetching; cancelled, the webhook job closes its listeners
         #    (and waits for `settled` before it shuts its apps down, which closes aiogram's session).
         await self._stop_polling(deadline)

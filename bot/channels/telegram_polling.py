@@ -90,14 +90,16 @@ class TelegramPolling:
         """Ask Telegram for updates one long poll at a time until the stop: each update on its own, the
         offset past it only once it is handled; failures are retried with growing waits."""
         channel, window = self.channel, self.window
-        delay, started, worked = channel.backoff_start, False, False
+        delay, started, worked, polled = channel.backoff_start, False, False, False
         while not self.stopping.is_set():
             try:
                 if not started:
                     await unless_stopped(self._start(), self.stopping)
                     started = worked = not self.stopping.is_set()  # the token was taken
                     continue
-                busy = bool(window.running)
+                # The first call does not wait: what queued while we were down is taken at once, and /healthz
+                # can report Telegram answering from the start, not a long poll later.
+                busy = bool(window.running) or not polled
                 window.asked = window.offset
                 entries = await unless_stopped(self.bot(
                     RawUpdates(offset=window.offset, timeout=0 if busy else channel.poll_timeout,
@@ -117,7 +119,7 @@ class TelegramPolling:
                 log.warning("Telegram polling failed (%s); trying again in %.0f s", failure(exc), delay)
                 delay = await self._back_off(delay)
                 continue
-            worked, delay = True, channel.backoff_start
+            worked, polled, delay = True, True, channel.backoff_start
             if entries is None:  # the stop came during the call
                 break
             for raw in entries:

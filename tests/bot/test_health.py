@@ -79,6 +79,9 @@ async def test_a_polling_bot_reports_health_and_metrics_and_a_second_poller_is_r
         status, body = await until(polled, what="a successful getUpdates reported")
         assert status == 200
         assert '"database": "ok"' in body and '"keyring": "loaded"' in body and '"telegram"' in body
+        # Reported from the first getUpdates, which does not wait: not a whole long poll after the start.
+        polls = [params for method, params in fake.calls if method == "getUpdates"]
+        assert int(polls[0].get("timeout") or 0) == 0, polls[:2]
 
         before = len(fake.messages_to(CHAT))
         fake.send_text(CHAT, "/help", language_code="en")
@@ -100,6 +103,7 @@ async def test_a_polling_bot_reports_health_and_metrics_and_a_second_poller_is_r
         refusal = [line for line in other.stderr_lines if "already served by long polling" in line]
         assert len(refusal) == 1 and refusal[0].startswith("tinbao: telegram: "), other.stderr
         assert "Traceback" not in other.stderr
+        assert "did not end in time" not in other.stderr  # refused at once, not after the stop's whole grace
         assert bot.running  # the first one goes on serving
         fake.send_text(CHAT, "/help", language_code="en")
         await fake.wait_for_messages(CHAT, before + 2, timeout=WAIT)

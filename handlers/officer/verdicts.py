@@ -39,6 +39,7 @@ from storage import related
 from storage import tip_states
 from storage.audit import append_audit
 from storage.models import Officer, Tip
+from storage.officers import still_enrolled
 from storage.tip_states import TipStatus
 
 # An officer who tapped "Khác" or "Trùng" is asked for the explanation or the original's reference as their
@@ -164,8 +165,9 @@ async def answer_wait(turn: Turn, officer: Officer, waiting: str) -> list[Reply]
 # --- reopening -------------------------------------------------------------------------------------------
 
 async def reopen(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/reopen REF REASON (supervisors and admins): the verdict is taken back and the tip is in review again;
-    the officer who judged it is told, the tipster is not."""
+    """/reopen REF REASON (supervisors and admins): the verdict is taken back and the tip is in review again,
+    held by the officer who judged it, who is told (the tipster is not); if that officer was revoked, the
+    supervisor holds it and is told so."""
     _ = turn._
     if officer.role == "officer":  # before the tip is looked up: the answer says nothing of it
         raise Refusal(_("Only a supervisor or an admin can reopen a verdict."))
@@ -182,14 +184,23 @@ async def reopen(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if len(reason) > MAX_EXPLANATION:
         return [Reply(_("Keep the explanation short, under {n} characters; a longer text goes in a /note.").format(
             n=MAX_EXPLANATION))]
-    was = tip.status
+    was, judge = tip.status, tip.claimed_by  # judge() left the tip with the officer who judged it
+    # Before any audit entry of this turn: a revoke waiting on the share lock below must not hold the audit
+    # log's lock that this turn would then wait for.
+    holder = judge if judge is not None and await still_enrolled(session=turn.session, officer_id=judge) \
+        else officer.id
     note = await _note(turn, tip, reason)
-    tip_states.reopen(session=turn.session, tip=tip, now=turn.now)
-    await _audit(turn, officer, "reopen", tip, f"from={was} note={note}")
-    replies = [Reply(_("The verdict on {ref} is reopened: the tip is in review again. The tipster is not told."
-                       ).format(ref=tip.ref))]
-    if tip.claimed_by not in (None, officer.id):
-        found = await officer_route_of(turn, tip.claimed_by)
+    tip_states.reopen(session=turn.session, tip=tip, now=turn.now, holder_id=holder)
+    await _audit(turn, officer, "reopen", tip, f"from={was} note={note} holder={holder}")
+    done = _("The verdict on {ref} is reopened: the tip is in review again. The tipster is not told.").format(
+        ref=tip.ref)
+    if judge not in (None, holder):
+        gone = await turn.session.get(Officer, judge)
+        done += "\n" + _("{name}, who judged it, is no longer enrolled: you hold the tip now.").format(
+            name=gone.name if gone else "?")
+    replies = [Reply(done)]
+    if holder != officer.id:
+        found = await officer_route_of(turn, holder)
         if found is not None:
             route, lang = found
             text = translator(lang)(N_("{name} reopened the verdict on {ref}: «{reason}». It is in review again: "

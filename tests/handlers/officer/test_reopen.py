@@ -1,11 +1,19 @@
 """After a supervisor's /reopen: what the tipster's /status says, what /ask answers, and what the officers'
-views (/tip, /queue, /judged, /next, /stats) show of a tip that is in review again."""
+views (/tip, /queue, /judged, /next, /stats) show of a tip that is in review again, and who holds it when the
+officer who judged it was revoked."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlmodel import select
 
-from storage.models import Tip
+from handlers.operations.officers import revoke
+from storage import tip_states
+from storage.models import AuditEntry, Officer, Tip
+from storage.officers import revoke_officer, still_enrolled, tips_held_by
+from storage.triage import tip_by_ref
 from tests.handlers.citizen.test_tipoff import walk_to_review
 from tests.handlers.officer.test_triage import enrol, submit_tip
 from tests.support.chat import ChatClient
@@ -123,3 +131,139 @@ async def test_officers_views_of_a_reopened_tip_agree_that_it_is_in_review(servi
     assert {c.label for c in officer.last[0].choices} >= {"✅ Valuable", "❌ Not valuable", "↩️ Release"}
     await boss.send("/stats")
     assert "Valuable: 0" in boss.text and "Pending: <3" in boss.text  # counted as waiting, not as valuable
+
+
+async def _audit(services, action: str) -> list[AuditEntry]:
+    async with services.db.transaction() as session:
+        return list((await session.exec(select(AuditEntry).where(AuditEntry.action == action)
+                                        .order_by(AuditEntry.id))).all())
+
+
+def _ref_of(replies) -> str:
+    """The reference in the first line of a tip's view."""
+    return replies[0].text.split(" · ")[0].split()[-1]
+
+
+async def _officer_id(services, name: str) -> int:
+    async with services.db.transaction() as session:
+        return (await session.exec(select(Officer.id).where(Officer.name == name))).one()
+
+
+# --- who holds a reopened tip ----------------------------------------------------------------------
+
+async def test_a_reopened_tip_goes_back_to_the_officer_who_judged_it(services, tipline):
+    _code, ref, officer, boss = await _judged_then_reopened(services, tipline, "valuable")
+    lan = await _officer_id(services, "Đại úy Lan")
+    assert (await _tip(services, ref)).claimed_by == lan
+    [reopened] = await _audit(services, "reopen")
+    assert reopened.detail == f"from=valuable note=1 holder={lan}"
+    assert "you hold" not in boss.text
+
+
+async def test_a_revoked_judges_reopened_tip_is_held_by_the_reopening_supervisor(services, tipline):
+    await submit_tip(tipline, "111")
+    ref = await _ref(services)
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    await officer.send(f"/valuable {ref}")
+    lan = await _officer_id(services, "Đại úy Lan")
+    done = await revoke(services, officer_id=lan)  # `tinbao officers revoke`
+    assert done is not None and done.released == 0  # a judged tip is not the officer's to release
+    boss = await enrol(services, tipline, "902", unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    replies = await boss.send(f"/reopen {ref} Cần xác minh lại")
+    minh = await _officer_id(services, "Thiếu tá Minh")
+    assert [r.to for r in replies] == [None]  # nobody to tell: the judge is gone
+    assert replies[0].text == (f"The verdict on {ref} is reopened: the tip is in review again. The tipster is not "
+                               f"told.\nĐại úy Lan, who judged it, is no longer enrolled: you hold the tip now.")
+    assert (await _tip(services, ref)).claimed_by == minh
+    [reopened] = await _audit(services, "reopen")
+    assert reopened.detail == f"from=valuable note=1 holder={minh}"
+    await boss.send("/queue mine")
+    assert f"{ref} · " in boss.text
+    await boss.send("/language vi")
+    await boss.send(f"/notvaluable {ref} sai")
+    await boss.send(f"/reopen {ref} Lần nữa")
+    assert "Đại úy Lan" not in boss.text  # the supervisor judged it last, and holds it again
+    assert (await _tip(services, ref)).claimed_by == minh
+
+
+async def test_revoking_an_officer_releases_their_open_tips_to_the_queue(services, tipline):
+    for chat in ("111", "112", "113"):
+        await submit_tip(tipline, chat)
+    officer = await enrol(services, tipline, "900")
+    colleague = await enrol(services, tipline, "901", name="Trung úy Hải")
+    judged_ref, second = [_ref_of(await officer.send("/next")) for _ in range(2)]
+    third = _ref_of(await colleague.send("/next"))
+    await officer.send(f"/ask {second} {ASKED}")  # waiting for the tipster: still the officer's
+    await officer.send(f"/valuable {judged_ref}")
+    async with services.db.transaction() as session:
+        waiting = [t.ref for t in (await session.exec(select(Tip).where(Tip.status == "needs_info"))).all()]
+    assert waiting == [second]
+    lan = await _officer_id(services, "Đại úy Lan")
+    done = await revoke(services, officer_id=lan)
+    assert done.officer.id == lan and done.released == 1
+    tip = await _tip(services, second)
+    assert (tip.status, tip.claimed_by) == ("new", None)
+    assert (await _tip(services, judged_ref)).claimed_by == lan  # a verdict keeps its judge's name
+    assert (await _tip(services, third)).claimed_by == await _officer_id(services, "Trung úy Hải")
+    released = await _audit(services, "release")
+    assert [(e.actor, e.tip_ref, e.detail) for e in released] == [("cli", second, f"revoked={lan}")]
+    await colleague.send("/next")
+    assert f"{second} · " in colleague.last[0].text  # back in the queue, for whoever takes it
+    assert await revoke(services, officer_id=lan) is None  # revoked already: nothing more happens
+
+
+# --- a reopen and a revoke at the same moment (PostgreSQL) --------------------------------------------
+
+async def _judged_by_lan(services, tipline) -> tuple[str, int, ChatClient]:
+    await submit_tip(tipline, "111")
+    ref = await _ref(services)
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    await officer.send(f"/valuable {ref}")
+    boss = await enrol(services, tipline, "902", unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    return ref, await _officer_id(services, "Đại úy Lan"), boss
+
+
+def _needs_postgresql(services) -> None:
+    if services.db.is_sqlite:
+        pytest.skip("needs PostgreSQL (set TINBAO_TEST_DATABASE_URL): SQLite runs one writer at a time, so a "
+                    "reopen and a revoke cannot overlap there")
+
+
+async def test_a_revoke_during_a_reopen_waits_and_then_releases_the_tip(services, tipline):
+    """The reopen checks the judge first and hands them the tip; the revoke, arriving before it commits,
+    must wait for it and then find the tip to release, not miss it."""
+    _needs_postgresql(services)
+    ref, lan, _boss = await _judged_by_lan(services, tipline)
+    async with services.db.transaction() as session:  # /reopen, held open just after its check
+        tip = await tip_by_ref(session=session, ref=ref, lock=True)
+        assert await still_enrolled(session=session, officer_id=lan)
+        tip_states.reopen(session=session, tip=tip, now=services.clock(), holder_id=lan)
+        await session.flush()
+        revoking = asyncio.create_task(revoke(services, officer_id=lan))
+        await asyncio.sleep(0.5)
+        assert not revoking.done()  # the share lock on Lan's row holds the revoke back
+    async with asyncio.timeout(10):
+        done = await revoking
+    assert done.released == 1
+    tip = await _tip(services, ref)
+    assert (tip.status, tip.claimed_by) == ("new", None)  # in the queue, not with a revoked officer
+    assert [e.detail for e in await _audit(services, "release")] == [f"revoked={lan}"]
+
+
+async def test_a_reopen_during_a_revoke_waits_and_then_gives_the_tip_to_the_supervisor(services, tipline):
+    _needs_postgresql(services)
+    ref, lan, boss = await _judged_by_lan(services, tipline)
+    async with services.db.transaction() as session:  # the revoke, held open just after the officer's row changed
+        assert await revoke_officer(session=session, officer_id=lan, now=services.clock()) is not None
+        await session.flush()
+        reopening = asyncio.create_task(boss.send(f"/reopen {ref} Cần xác minh lại"))
+        await asyncio.sleep(0.5)
+        assert not reopening.done()  # it waits to learn whether Lan is still enrolled
+        assert await tips_held_by(session=session, officer_id=lan) == []  # judged: nothing to release
+    async with asyncio.timeout(10):
+        replies = await reopening
+    assert "Đại úy Lan, who judged it, is no longer enrolled: you hold the tip now." in replies[0].text
+    tip = await _tip(services, ref)
+    assert (tip.status, tip.claimed_by) == ("in_review", await _officer_id(services, "Thiếu tá Minh"))

@@ -18,6 +18,8 @@ flowchart TD
 ```
 The tipster is thanked for a valuable tip once: the first verdict closes their contact, and a verdict after
 a reopening sends them nothing. Every verdict and reopening is audited; what officers write is sealed.
+A reopened tip keeps its case link (/case) until it is judged again: judged not valuable, the link is removed,
+and that removal is audited too.
 """
 
 from __future__ import annotations
@@ -99,11 +101,26 @@ async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Re
     tip_states.judge(session=turn.session, tip=tip, verdict=TipStatus.NOT_VALUABLE, reason=reason.code,
                      officer_id=officer.id, now=turn.now)
     await _audit(turn, officer, "verdict", tip, detail)
+    unlinked = await _unlink_case(turn, officer, tip)
     await close_contact(turn, tip)
     done = _("Tip {ref} is judged not valuable: {reason}.").format(ref=tip.ref, reason=reason_label(turn, reason))
     if reason.code == "duplicate":
         done += "\n" + _("It is linked to {original}: /tip of either shows the other.").format(original=original.ref)
+    if unlinked:
+        done += "\n" + _("Its link to case {case} was removed: only a valuable tip is linked to a case.").format(
+            case=unlinked)
     return [Reply(done)]
+
+
+async def _unlink_case(turn: Turn, officer: Officer, tip: Tip) -> str | None:
+    """A tip once valuable, judged not valuable after a reopening, loses its case link (audited); the case, or None."""
+    case = tip.case_ref
+    if case is None:
+        return None
+    tip.case_ref, tip.subject_count = None, 0
+    turn.session.add(tip)
+    await _audit(turn, officer, "case", tip, "removed=not_valuable")
+    return case
 
 
 async def _note(turn: Turn, tip: Tip, text: str) -> str:
@@ -167,7 +184,7 @@ async def answer_wait(turn: Turn, officer: Officer, waiting: str) -> list[Reply]
 async def reopen(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     """/reopen REF REASON (supervisors and admins): the verdict is taken back and the tip is in review again,
     held by the officer who judged it, who is told (the tipster is not); if that officer was revoked, the
-    supervisor holds it and is told so."""
+    supervisor holds it and is told so. A case link stays until the next verdict."""
     _ = turn._
     if officer.role == "officer":  # before the tip is looked up: the answer says nothing of it
         raise Refusal(_("Only a supervisor or an admin can reopen a verdict."))
@@ -194,6 +211,9 @@ async def reopen(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     await _audit(turn, officer, "reopen", tip, f"from={was} note={note} holder={holder}")
     done = _("The verdict on {ref} is reopened: the tip is in review again. The tipster is not told.").format(
         ref=tip.ref)
+    if tip.case_ref:
+        done += "\n" + _("Its link to case {case} stays for now; a verdict of not valuable removes it.").format(
+            case=tip.case_ref)
     if judge not in (None, holder):
         gone = await turn.session.get(Officer, judge)
         done += "\n" + _("{name}, who judged it, is no longer enrolled: you hold the tip now.").format(

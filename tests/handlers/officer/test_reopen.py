@@ -1,6 +1,6 @@
 """After a supervisor's /reopen: what the tipster's /status says, what /ask answers, and what the officers'
-views (/tip, /queue, /judged, /next, /stats) show of a tip that is in review again, and who holds it when the
-officer who judged it was revoked."""
+views (/tip, /queue, /judged, /next, /stats) show of a tip that is in review again; what becomes of its case
+link when the verdict is reversed; and who holds it when the officer who judged it was revoked."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from storage.models import AuditEntry, Officer, Tip
 from storage.officers import revoke_officer, still_enrolled, tips_held_by
 from storage.triage import tip_by_ref
 from tests.handlers.citizen.test_tipoff import walk_to_review
+from tests.handlers.officer.test_export import docx_text, timeline_rows
 from tests.handlers.officer.test_triage import enrol, submit_tip
 from tests.support.chat import ChatClient
 
@@ -147,6 +148,75 @@ def _ref_of(replies) -> str:
 async def _officer_id(services, name: str) -> int:
     async with services.db.transaction() as session:
         return (await session.exec(select(Officer.id).where(Officer.name == name))).one()
+
+
+# --- a case link across a reversed verdict ---------------------------------------------------------
+
+async def test_a_valuable_tip_judged_not_valuable_after_a_reopening_loses_its_case_link(services, tipline):
+    await submit_tip(tipline, "111")
+    ref = await _ref(services)
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    await officer.send(f"/valuable {ref}")
+    await officer.send(f"/case {ref} 125/2026/HS 3")
+    boss = await enrol(services, tipline, "902", unit="ca-hcm", role="supervisor", name="Thiếu tá Minh")
+    replies = await boss.send(f"/reopen {ref} Người bán không khớp")
+    assert replies[0].text == (f"The verdict on {ref} is reopened: the tip is in review again. The tipster is not "
+                               f"told.\nIts link to case 125/2026/HS stays for now; a verdict of not valuable "
+                               f"removes it.")
+    assert (await _tip(services, ref)).case_ref == "125/2026/HS"
+    await officer.send(f"/tip {ref}")
+    assert "• Case 125/2026/HS, 3 subject(s)" in officer.last[0].text  # the link stays while it is reviewed
+
+    await officer.send(f"/case {ref} 126/2026/HS 2")  # not valuable again yet: no new link, nor a changed one
+    assert officer.text == (f"Tip {ref} is in review again after a reopening: it can be linked to a case once it "
+                            f"is judged valuable again.")
+    assert ((await _tip(services, ref)).case_ref, len(await _audit(services, "case"))) == ("125/2026/HS", 1)
+
+    await officer.send(f"/notvaluable {ref} sai")
+    assert officer.text == (f"Tip {ref} is judged not valuable: Untrue (false).\nIts link to case 125/2026/HS was "
+                            f"removed: only a valuable tip is linked to a case.")
+    tip = await _tip(services, ref)
+    assert (tip.status, tip.case_ref, tip.subject_count) == ("not_valuable", None, 0)
+    assert [e.detail for e in await _audit(services, "case")] == ["case=125/2026/HS subjects=3",
+                                                                  "removed=not_valuable"]
+    await officer.send(f"/tip {ref}")
+    assert "• Case " not in officer.last[0].text
+
+    [reply] = await officer.send(f"/export {ref}")
+    whats = [what for _when, _who, what in timeline_rows(reply.files[0].data)[1:]]
+    linked = whats.index("Linked to case 125/2026/HS with 3 subject(s)")
+    removed = whats.index("Link to case 125/2026/HS removed: judged not valuable")
+    assert linked < whats.index("Verdict reopened: Người bán không khớp") < removed
+    assert whats[removed - 1] == "Verdict: not valuable: Untrue (false)"
+    assert "Case | " not in docx_text(reply.files[0].data)
+
+    await officer.send("/language vi")
+    [reply] = await officer.send(f"/export {ref}")
+    assert "Gỡ liên kết vụ án 125/2026/HS: kết luận không có giá trị" in docx_text(reply.files[0].data)
+
+
+async def test_a_reopened_tip_judged_valuable_again_keeps_its_case_link(services, tipline):
+    _code, ref, officer, boss = await _judged_then_reopened(services, tipline, "valuable")
+    await officer.send(f"/valuable {ref}")
+    await officer.send(f"/case {ref} 125/2026/HS 3")
+    await boss.send(f"/reopen {ref} Xem lại số đối tượng")
+    assert "Its link to case 125/2026/HS stays for now" in boss.text
+    await officer.send(f"/valuable {ref}")
+    assert "was removed" not in officer.text
+    assert (await _tip(services, ref)).case_ref == "125/2026/HS"
+    assert [e.detail for e in await _audit(services, "case")] == ["case=125/2026/HS subjects=3"]
+    await officer.send(f"/case {ref} 125/2026/HS 4")  # judged valuable again: the link can be corrected
+    assert (await _tip(services, ref)).subject_count == 4
+
+
+async def test_case_on_a_tip_never_judged_is_refused_as_before(services, tipline):
+    await submit_tip(tipline, "111")
+    ref = await _ref(services)
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    await officer.send(f"/case {ref} 125/2026/HS 3")
+    assert officer.text == "Only a tip judged valuable can be linked to a case."
 
 
 # --- who holds a reopened tip ----------------------------------------------------------------------

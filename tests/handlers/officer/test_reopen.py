@@ -1,10 +1,12 @@
 """After a supervisor's /reopen: what the tipster's /status says, what /ask answers, and what the officers'
 views (/tip, /queue, /judged, /next, /stats) show of a tip that is in review again; what becomes of its case
-link when the verdict is reversed; and who holds it when the officer who judged it was revoked."""
+link when the verdict is reversed; who holds it when the officer who judged it was revoked; and the history
+of its verdicts, oldest first."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta, timezone
 
 import pytest
 from sqlmodel import select
@@ -281,6 +283,71 @@ async def test_revoking_an_officer_releases_their_open_tips_to_the_queue(service
     await colleague.send("/next")
     assert f"{second} · " in colleague.last[0].text  # back in the queue, for whoever takes it
     assert await revoke(services, officer_id=lan) is None  # revoked already: nothing more happens
+
+
+# --- the verdict history /tip shows ------------------------------------------------------------------
+
+def _local(entry: AuditEntry) -> str:
+    return (entry.at.astimezone(timezone.utc) + timedelta(hours=7)).strftime("%d/%m/%Y %H:%M")
+
+
+def _verdict_lines(view: str) -> list[str]:
+    """The lines about the verdict above the timeline (which has verdicts of its own)."""
+    above = view.split("\nTimeline:")[0].split("\nDiễn biến:")[0]
+    return [line for line in above.splitlines()
+            if line.startswith(("• Verdict", "• Current verdict", "• Kết luận")) or " mở lại kết luận lúc " in line]
+
+
+async def test_a_tip_judged_once_shows_its_verdict(services, tipline):
+    await submit_tip(tipline, "111")
+    ref = await _ref(services)
+    officer = await enrol(services, tipline, "900")
+    await officer.send("/next")
+    await officer.send(f"/valuable {ref}")
+    await officer.send(f"/tip {ref}")
+    [verdict] = await _audit(services, "verdict")
+    assert _verdict_lines(officer.last[0].text) == [f"• Verdict: valuable (Đại úy Lan, {_local(verdict)})"]
+
+
+async def test_the_verdict_history_runs_oldest_first_and_ends_with_the_current_verdict(services, tipline):
+    _code, ref, officer, boss = await _judged_then_reopened(services, tipline, "valuable")
+    await officer.send(f"/tip {ref}")
+    first, = await _audit(services, "verdict")
+    reopened, = await _audit(services, "reopen")
+    # Reopened, not judged again: the verdict it took back, and no current one.
+    assert _verdict_lines(officer.last[0].text) == [
+        f"• Verdict reopened by Thiếu tá Minh on {_local(reopened)} (was: valuable, Đại úy Lan, {_local(first)}): "
+        f"Cần xác minh lại biển số"]
+    await officer.send(f"/notvaluable {ref} sai")
+    await boss.send(f"/reopen {ref} Người bán đã khai nhận")
+    await boss.send(f"/valuable {ref}")
+    await officer.send(f"/tip {ref}")
+    view = officer.last[0].text
+    v1, v2, v3 = await _audit(services, "verdict")
+    r1, r2 = await _audit(services, "reopen")
+    assert _verdict_lines(view) == [
+        f"• Verdict reopened by Thiếu tá Minh on {_local(r1)} (was: valuable, Đại úy Lan, {_local(v1)}): "
+        f"Cần xác minh lại biển số",
+        f"• Verdict reopened by Thiếu tá Minh on {_local(r2)} (was: not valuable: Untrue (false), Đại úy Lan, "
+        f"{_local(v2)}): Người bán đã khai nhận",
+        f"• Current verdict: valuable (Thiếu tá Minh, {_local(v3)})"]
+    timeline = view.split("\nTimeline:\n")[1].splitlines()
+    assert [line.split(" · ", 1)[1] for line in timeline if "erdict" in line] == [
+        "Đại úy Lan · Verdict: valuable",
+        "Thiếu tá Minh · Verdict reopened: Cần xác minh lại biển số",
+        "Đại úy Lan · Verdict: not valuable: Untrue (false)",
+        "Thiếu tá Minh · Verdict reopened: Người bán đã khai nhận",
+        "Thiếu tá Minh · Verdict: valuable"]
+    assert view.count("Cần xác minh lại biển số") == 2  # with its reopening, above and in the timeline; not as a note
+
+    await officer.send("/language vi")
+    await officer.send(f"/tip {ref}")
+    view = officer.last[0].text
+    assert _verdict_lines(view)[1] == (f"• Thiếu tá Minh mở lại kết luận lúc {_local(r2)} (trước đó: không có giá "
+                                       f"trị: Không đúng sự thật (sai), Đại úy Lan, {_local(v2)}): "
+                                       f"Người bán đã khai nhận")
+    assert _verdict_lines(view)[2] == f"• Kết luận hiện tại: có giá trị (Thiếu tá Minh, {_local(v3)})"
+    assert " · Thiếu tá Minh · Mở lại kết luận: Người bán đã khai nhận" in view.split("\nDiễn biến:\n")[1]
 
 
 # --- a reopen and a revoke at the same moment (PostgreSQL) --------------------------------------------

@@ -32,12 +32,13 @@ async def revoke(services: Services, *, officer_id: int) -> Revoked | None:
         officer = await revoke_officer(session=session, officer_id=officer_id, now=now)
         if officer is None:
             return None
+        # Read after the officer's row changed (revoke_officer waits for a reopen giving them a tip), so a
+        # tip reopened for them a moment ago is released too; and before the first audit entry, whose lock
+        # a turn working on one of these tips (locked, its own entry still to write) would wait for while
+        # this waits for the tip. Their judged tips keep their name: it says who judged them.
+        held = await tips_held_by(session=session, officer_id=officer.id)
         await append_audit(session=session, keyring=services.keyring, actor="cli", action="revoke",
                            detail=f"officer={officer.id}")
-        # Read after the officer's row changed (revoke_officer waits for a reopen giving them a tip), so a
-        # tip reopened for them a moment ago is released too. Their judged tips keep their name: it says who
-        # judged them.
-        held = await tips_held_by(session=session, officer_id=officer.id)
         for tip in held:
             tip_states.release(session=session, tip=tip, now=now)
             await append_audit(session=session, keyring=services.keyring, actor="cli", action="release",

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from handlers.operations.officers import revoke
 from storage import tip_states
+from storage.audit import append_audit
 from storage.models import AuditEntry, Officer, Tip
 from storage.officers import revoke_officer, still_enrolled, tips_held_by
 from storage.triage import tip_by_ref
@@ -404,3 +405,27 @@ async def test_a_reopen_during_a_revoke_waits_and_then_gives_the_tip_to_the_supe
     assert "Đại úy Lan, who judged it, is no longer enrolled: you hold the tip now." in replies[0].text
     tip = await _tip(services, ref)
     assert (tip.status, tip.claimed_by) == ("in_review", await _officer_id(services, "Thiếu tá Minh"))
+
+
+async def test_a_revoke_during_the_officers_own_turn_on_a_tip_waits_for_it(services, tipline):
+    """The officer is working on a tip they hold (here /release: the tip locked, its audit entry still to
+    come) when the revoke arrives: the revoke waits for the tip, and must not hold the audit log's lock
+    meanwhile, or the two would wait for each other."""
+    _needs_postgresql(services)
+    await submit_tip(tipline, "111")
+    officer = await enrol(services, tipline, "900")
+    ref = _ref_of(await officer.send("/next"))
+    lan = await _officer_id(services, "Đại úy Lan")
+    async with services.db.transaction() as session:
+        tip = await tip_by_ref(session=session, ref=ref, lock=True)
+        revoking = asyncio.create_task(revoke(services, officer_id=lan))
+        await asyncio.sleep(0.5)
+        assert not revoking.done()  # waiting for the tip
+        tip_states.release(session=session, tip=tip, now=services.clock())
+        await append_audit(session=session, keyring=services.keyring, actor=f"officer:{lan}", action="release",
+                           tip_ref=ref)
+    async with asyncio.timeout(10):
+        done = await revoking
+    assert done.released == 0  # released by the officer already
+    assert [e.actor for e in await _audit(services, "release")] == [f"officer:{lan}"]
+    assert [e.detail for e in await _audit(services, "revoke")] == [f"officer={lan}"]

@@ -220,10 +220,12 @@ def cmd_officers_list(args) -> int:
 def cmd_officers_revoke(args) -> int:
     from handlers.operations.officers import revoke
     config = _config(args)
-    officer = _with_services(config, lambda services: revoke(services, officer_id=args.officer_id))
-    if officer is None:
+    revoked = _with_services(config, lambda services: revoke(services, officer_id=args.officer_id))
+    if revoked is None:
         raise ConfigError(f"no active officer with id {args.officer_id} (see `tinbao officers list`)")
+    officer = revoked.officer
     print(f"officer {officer.id} ({officer.name}) can no longer use officer commands")
+    print(f"{revoked.released} open tip(s) they held are back in the queue")
     return 0
 
 
@@ -450,7 +452,8 @@ def parser() -> argparse.ArgumentParser:
     invite.add_argument("--name", required=True, help="how the officer is named to colleagues and in the audit log")
     invite.set_defaults(func=cmd_officers_invite)
     officers.add_parser("list", help="enrolled officers").set_defaults(func=cmd_officers_list)
-    revoke = officers.add_parser("revoke", help="take an officer's access away at once")
+    revoke = officers.add_parser("revoke", help="take an officer's access away at once; "
+                                                      "their open tips go back to the queue")
     revoke.add_argument("officer_id", type=int)
     revoke.set_defaults(func=cmd_officers_revoke)
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)

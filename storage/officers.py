@@ -10,7 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import keys as key_store
 from storage.crypto import Keyring
-from storage.models import Invite, Officer, utcnow
+from storage.models import Invite, Officer, Tip, utcnow
+from storage.tip_states import CLAIMED, in_states
 from storage.tips import new_id
 
 ROLES = ("officer", "supervisor", "admin")
@@ -86,4 +87,25 @@ async def revoke_officer(*, session: AsyncSession, officer_id: int, now: datetim
     await key_store.delete_data_key(session=session, owner_id=officer.route_key_id)
     officer.route = b""  # the ciphertext goes too, not only the key that opened it
     session.add(officer)
+    # Written now, not at commit: on PostgreSQL this waits for a reopen that is handing the officer a tip
+    # (still_enrolled's share lock), so tips_held_by, read after it, sees that tip too.
+    await session.flush()
     return officer
+
+
+async def still_enrolled(*, session: AsyncSession, officer_id: int) -> bool:
+    """Whether the officer may still be given a tip. On PostgreSQL the row stays share-locked until the
+    caller's transaction ends: a revoke at that moment waits for it, then finds the tip and releases it."""
+    query = select(Officer.id).where(Officer.id == officer_id, Officer.revoked_at.is_(None))
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)  # SELECT … FOR SHARE
+    return (await session.exec(query)).first() is not None
+
+
+async def tips_held_by(*, session: AsyncSession, officer_id: int) -> list[Tip]:
+    """The open tips the officer has claimed (in review, or waiting for the tipster), oldest first; on
+    PostgreSQL locked for the caller, who is about to release them."""
+    query = select(Tip).where(Tip.claimed_by == officer_id, in_states(CLAIMED)).order_by(Tip.created_at)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return list((await session.exec(query)).all())

@@ -150,13 +150,14 @@ def answered(*, session: AsyncSession, tip: Tip, now: datetime) -> None:
     session.add(tip)
 
 
-def reopen(*, session: AsyncSession, tip: Tip, now: datetime) -> None:
-    """A verdict is taken back: the tip is in review again, held by the officer who judged it.
+def reopen(*, session: AsyncSession, tip: Tip, now: datetime, holder_id: int) -> None:
+    """A verdict is taken back: the tip is in review again, held by ``holder_id`` (the officer who judged it
+    while they are enrolled, otherwise the one reopening it: the caller checks, storage.officers.still_enrolled).
 
     The claim time restarts, so the reopened tip is not at once reported as sitting in review too long."""
     _from(tip, JUDGED, "reopen")
     if tip.purged_at is not None:  # its content is gone: there is nothing left to review
         raise StateError(f"tip {tip.ref}: cannot reopen a purged tip")
     tip.status, tip.verdict_reason, tip.verdict_at = TipStatus.IN_REVIEW.value, None, None
-    tip.claimed_at = tip.updated_at = now
+    tip.claimed_by, tip.claimed_at, tip.updated_at = holder_id, now, now
     session.add(tip)

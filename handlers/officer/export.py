@@ -1,8 +1,8 @@
 """/export REF: one tip's file for the case record (hồ sơ), a Word document sent through the bot.
 
 It holds what /tip shows (every answer, the verdict), the tip's timeline (received, claimed, notes, questions
-to the tipster and their answers, verdicts, reopenings, transfers, links, case) and the list of its evidence
-files (name, type, size: the files themselves stay with /tip). The document is made in memory and leaves
+to the tipster and their answers, verdicts, reopenings, transfers, links, a case and its removal) and the list
+of its evidence files (name, type, size: the files themselves stay with /tip). The document is made in memory and leaves
 as a reply: like a /stats chart, it is only ever on disk sealed in the reply outbox until sent, never as
 a file of its own. The export is audited as a view of the tip.
 """
@@ -136,6 +136,7 @@ async def timeline(turn: Turn, tip: Tip, fields: dict[str, str]) -> list[Event]:
     events = [Event(tip.created_at, _("the tipster"), _("Tip received ({channel})").format(channel=tip.channel))]
     used: set[str] = set()
     counters = {"note": 0, "question": 0, "answer": 0}
+    linked: str | None = None
 
     def sealed(prefix: str, number_: int | str | None = None) -> str:
         if number_ is None:
@@ -162,7 +163,8 @@ async def timeline(turn: Turn, tip: Tip, fields: dict[str, str]) -> list[Event]:
             "reopen": lambda: _("Verdict reopened: {reason}").format(reason=sealed("note", note) if note else "?"),
             "transfer": lambda: _("Transferred from {a} to {b}").format(a=units.name(detail.get("from")),
                                                                           b=units.name(detail.get("to"))),
-            "case": lambda: _("Linked to case {case} with {n} subject(s)").format(
+            "case": lambda: _("Link to case {case} removed: judged not valuable").format(case=linked or "?")
+            if detail.get("removed") == "not_valuable" else _("Linked to case {case} with {n} subject(s)").format(
                 case=detail.get("case", "?"), n=detail.get("subjects", "?")),
             "link": lambda: _("Linked to tip {other}").format(other=detail.get("other", "?")),
         }.get(entry.action)
@@ -176,6 +178,8 @@ async def timeline(turn: Turn, tip: Tip, fields: dict[str, str]) -> list[Event]:
             else:
                 text += " · " + _("Note: {text}").format(text=sealed("note", note))
         events.append(Event(entry.at, await officer_name(turn, entry.actor), text))
+        if entry.action == "case":  # a removal names no case: it is the one linked last
+            linked = detail.get("case")
     labels = {"note": _("Note: {text}"), "question": _("Question to the tipster: {text}"),
               "answer": _("Answer of the tipster: {text}")}
     for name in sorted((n for n in fields if n.split(":")[0] in labels and n not in used),

@@ -1,5 +1,5 @@
-"""What /tip shows beside the answers: one timeline of notes, questions, answers and the verdict; a map link
-and a pin for a location; the evidence files, sent once and then on request.
+"""What /tip shows beside the answers: one timeline of notes, questions, answers, verdicts and reopenings; a
+map link and a pin for a location; the evidence files, sent once and then on request.
 
 The sealed fields (note:1, question:1, answer:1 …) hold no time and no author. The audit log does: every
 note, question, answer and verdict is an entry, with its time and actor, that names the field it wrote
@@ -42,7 +42,7 @@ async def timeline_entries(turn: Turn, tip: Tip) -> list[AuditEntry]:
 
 async def timeline_lines(turn: Turn, tip: Tip, fields: dict[str, str], describe: Callable[[AuditEntry], str], *,
                          entries: list[AuditEntry] | None = None) -> list[str]:
-    """Notes, questions to the tipster, their answers and verdicts, oldest first: when, who, what.
+    """Notes, questions to the tipster, their answers, verdicts and reopenings, oldest first: when, who, what.
     ``describe`` words a verdict; a note a verdict or a reopening names (an "other" explanation, a
     reopening's reason) is shown with it (verdict_reasons.verdict_lines), not again on its own.
     ``entries``: timeline_entries of this tip, when the caller has read them this turn."""
@@ -77,6 +77,11 @@ async def timeline_lines(turn: Turn, tip: Tip, fields: dict[str, str], describe:
         if note in fields:
             what += " · " + _("Note: {text}").format(text=fields[note])
         events.append((verdict.id, verdict, what))
+    # Each reopening between the verdict it took back and the next one, with its (sealed) reason.
+    for reopening in (e for e in entries if e.action == "reopen"):
+        note = _NOTE.search(reopening.detail or "")
+        reason = fields.get(f"note:{note.group(1)}", "?") if note else "?"
+        events.append((reopening.id, reopening, _("Verdict reopened: {reason}").format(reason=reason)))
     if not events:
         return []
     names = await _officer_names(turn, [e for _k, e, _w in events if e is not None])

@@ -332,6 +332,10 @@ async def link_case(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if len(parts) != 3:
         return [Reply(usage)]
     tip = await _tip_in_scope(turn, officer, parts[0])
+    if tip.status in tip_states.OPEN and await was_reopened(turn, tip):
+        # Its verdict was taken back: a valuable tip, once, that may not stay one.
+        return [Reply(_("Tip {ref} is in review again after a reopening: it can be linked to a case once it is "
+                        "judged valuable again.").format(ref=tip.ref))]
     if tip.status != TipStatus.VALUABLE:
         return [Reply(_("Only a tip judged valuable can be linked to a case."))]
     if not CASE_REF.match(parts[1]) or not parts[2].isdecimal() or len(parts[2]) > 5 or int(parts[2]) > 10_000:

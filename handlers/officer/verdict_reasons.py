@@ -20,6 +20,7 @@ from storage.models import AuditEntry, Officer, Tip
 from storage.tip_states import TipStatus
 
 MAX_EXPLANATION = 300  # "other" takes a short explanation, not a report: that is what /note is for
+_STATE_WORDS = {TipStatus.VALUABLE: N_("valuable"), TipStatus.NOT_VALUABLE: N_("not valuable")}
 
 
 @dataclass(frozen=True)
@@ -113,21 +114,38 @@ async def officer_name(turn: Turn, actor: str) -> str:
     return actor
 
 
+def _at(entry: AuditEntry) -> str:
+    return entry.at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
+
+
 async def verdict_lines(turn: Turn, tip: Tip, sealed: dict[str, str]) -> list[str]:
-    """The lines of /tip about its verdict: the current one with its reason, and any reopening since."""
+    """The lines of /tip about its verdicts, oldest first: a verdict given once reads "Verdict: …"; after a
+    reopening, each reopening with the verdict it took back, then the current verdict, if it was judged again."""
     _ = turn._
-    history = await verdict_history(turn, tip)
     lines = []
-    if tip.status in (TipStatus.VALUABLE, TipStatus.NOT_VALUABLE):
-        verdicts = [e for e in history if e.action == "verdict"]
-        if verdicts:
-            last = verdicts[-1]
-            lines.append(_("• Verdict: {verdict} ({name}, {when})").format(
-                verdict=verdict_text(turn, detail_fields(last), sealed), name=await officer_name(turn, last.actor),
-                when=last.at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")))
-    for entry in (e for e in history if e.action == "reopen"):
+    taken_back: AuditEntry | None = None  # the verdict the next reopening takes back
+    reopened = False
+    for entry in await verdict_history(turn, tip):
         fields = detail_fields(entry)
-        lines.append(_("• Verdict reopened by {name} on {when}: {reason}").format(
-            name=await officer_name(turn, entry.actor), when=entry.at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M"),
+        if entry.action == "verdict":
+            taken_back = entry
+            continue
+        reopened = True
+        if taken_back is not None:
+            was = _("{verdict}, {name}, {when}").format(
+                verdict=verdict_text(turn, detail_fields(taken_back), sealed),
+                name=await officer_name(turn, taken_back.actor), when=_at(taken_back))
+        else:  # no verdict entry before it: the reopening's own entry still says which state it took back
+            was = _(_STATE_WORDS[fields["from"]]) if fields.get("from") in _STATE_WORDS else "?"
+        lines.append(_("• Verdict reopened by {name} on {when} (was: {was}): {reason}").format(
+            name=await officer_name(turn, entry.actor), when=_at(entry), was=was,
             reason=sealed.get(f"note:{fields.get('note')}", "?")))
+        taken_back = None
+    if tip.status in (TipStatus.VALUABLE, TipStatus.NOT_VALUABLE) and taken_back is not None:
+        if reopened:
+            line = _("• Current verdict: {verdict} ({name}, {when})")
+        else:
+            line = _("• Verdict: {verdict} ({name}, {when})")
+        lines.append(line.format(verdict=verdict_text(turn, detail_fields(taken_back), sealed),
+                                 name=await officer_name(turn, taken_back.actor), when=_at(taken_back)))
     return lines

@@ -18,6 +18,8 @@ flowchart TD
 ```
 The tipster is thanked for a valuable tip once: the first verdict closes their contact, and a verdict after
 a reopening sends them nothing. Every verdict and reopening is audited; what officers write is sealed.
+A reopened tip keeps its case link (/case) until it is judged again: judged not valuable, the link is removed,
+and that removal is audited too.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from storage import related
 from storage import tip_states
 from storage.audit import append_audit
 from storage.models import Officer, Tip
+from storage.officers import still_enrolled
 from storage.tip_states import TipStatus
 
 # An officer who tapped "Khác" or "Trùng" is asked for the explanation or the original's reference as their
@@ -98,11 +101,26 @@ async def judge_not_valuable(turn: Turn, officer: Officer, args: str) -> list[Re
     tip_states.judge(session=turn.session, tip=tip, verdict=TipStatus.NOT_VALUABLE, reason=reason.code,
                      officer_id=officer.id, now=turn.now)
     await _audit(turn, officer, "verdict", tip, detail)
+    unlinked = await _unlink_case(turn, officer, tip)
     await close_contact(turn, tip)
     done = _("Tip {ref} is judged not valuable: {reason}.").format(ref=tip.ref, reason=reason_label(turn, reason))
     if reason.code == "duplicate":
         done += "\n" + _("It is linked to {original}: /tip of either shows the other.").format(original=original.ref)
+    if unlinked:
+        done += "\n" + _("Its link to case {case} was removed: only a valuable tip is linked to a case.").format(
+            case=unlinked)
     return [Reply(done)]
+
+
+async def _unlink_case(turn: Turn, officer: Officer, tip: Tip) -> str | None:
+    """A tip once valuable, judged not valuable after a reopening, loses its case link (audited); the case, or None."""
+    case = tip.case_ref
+    if case is None:
+        return None
+    tip.case_ref, tip.subject_count = None, 0
+    turn.session.add(tip)
+    await _audit(turn, officer, "case", tip, "removed=not_valuable")
+    return case
 
 
 async def _note(turn: Turn, tip: Tip, text: str) -> str:
@@ -164,8 +182,9 @@ async def answer_wait(turn: Turn, officer: Officer, waiting: str) -> list[Reply]
 # --- reopening -------------------------------------------------------------------------------------------
 
 async def reopen(turn: Turn, officer: Officer, args: str) -> list[Reply]:
-    """/reopen REF REASON (supervisors and admins): the verdict is taken back and the tip is in review again;
-    the officer who judged it is told, the tipster is not."""
+    """/reopen REF REASON (supervisors and admins): the verdict is taken back and the tip is in review again,
+    held by the officer who judged it, who is told (the tipster is not); if that officer was revoked, the
+    supervisor holds it and is told so. A case link stays until the next verdict."""
     _ = turn._
     if officer.role == "officer":  # before the tip is looked up: the answer says nothing of it
         raise Refusal(_("Only a supervisor or an admin can reopen a verdict."))
@@ -182,14 +201,26 @@ async def reopen(turn: Turn, officer: Officer, args: str) -> list[Reply]:
     if len(reason) > MAX_EXPLANATION:
         return [Reply(_("Keep the explanation short, under {n} characters; a longer text goes in a /note.").format(
             n=MAX_EXPLANATION))]
-    was = tip.status
+    was, judge = tip.status, tip.claimed_by  # judge() left the tip with the officer who judged it
+    # Before any audit entry of this turn: a revoke waiting on the share lock below must not hold the audit
+    # log's lock that this turn would then wait for.
+    holder = judge if judge is not None and await still_enrolled(session=turn.session, officer_id=judge) \
+        else officer.id
     note = await _note(turn, tip, reason)
-    tip_states.reopen(session=turn.session, tip=tip, now=turn.now)
-    await _audit(turn, officer, "reopen", tip, f"from={was} note={note}")
-    replies = [Reply(_("The verdict on {ref} is reopened: the tip is in review again. The tipster is not told."
-                       ).format(ref=tip.ref))]
-    if tip.claimed_by not in (None, officer.id):
-        found = await officer_route_of(turn, tip.claimed_by)
+    tip_states.reopen(session=turn.session, tip=tip, now=turn.now, holder_id=holder)
+    await _audit(turn, officer, "reopen", tip, f"from={was} note={note} holder={holder}")
+    done = _("The verdict on {ref} is reopened: the tip is in review again. The tipster is not told.").format(
+        ref=tip.ref)
+    if tip.case_ref:
+        done += "\n" + _("Its link to case {case} stays for now; a verdict of not valuable removes it.").format(
+            case=tip.case_ref)
+    if judge not in (None, holder):
+        gone = await turn.session.get(Officer, judge)
+        done += "\n" + _("{name}, who judged it, is no longer enrolled: you hold the tip now.").format(
+            name=gone.name if gone else "?")
+    replies = [Reply(done)]
+    if holder != officer.id:
+        found = await officer_route_of(turn, holder)
         if found is not None:
             route, lang = found
             text = translator(lang)(N_("{name} reopened the verdict on {ref}: «{reason}». It is in review again: "

@@ -152,6 +152,37 @@ async def test_list_shows_officers_and_revoke_takes_their_commands_away(bot, con
     assert actions.count("invite") == 2 and actions.count("enroll") == 2 and actions.count("revoke") == 1
 
 
+async def test_revoke_releases_the_officers_open_tips_and_says_how_many(bot, config_path, capsys):
+    for chat in ("111", "112", "113"):
+        await submit_tip(bot, chat)
+    lan = await enrolled(bot, config_path, capsys, "900")
+    refs = []
+    for _ in range(3):
+        await lan.send("/next")
+        refs.append(lan.last[0].text.split(" · ")[0].split()[-1])
+    await lan.send(f"/valuable {refs[0]}")  # judged: it stays with the officer who judged it
+    lan_id = (await _officer(bot, "Đại úy Lan")).id
+    capsys.readouterr()
+    assert await tinbao(config_path, "officers", "revoke", str(lan_id)) == 0
+    out = capsys.readouterr().out
+    assert out == (f"officer {lan_id} (Đại úy Lan) can no longer use officer commands\n"
+                   f"2 open tip(s) they held are back in the queue\n")
+    async with bot.services.db.transaction() as session:
+        tips = {t.ref: t for t in (await session.exec(select(Tip))).all()}
+    assert [(tips[r].status, tips[r].claimed_by) for r in refs] == [("valuable", lan_id), ("new", None), ("new", None)]
+    released = [e for e in await _audit(bot) if e.action == "release"]
+    assert sorted((e.actor, e.tip_ref, e.detail) for e in released) == sorted(
+        ("cli", r, f"revoked={lan_id}") for r in refs[1:])
+    hai = await enrolled(bot, config_path, capsys, "901", name="Trung úy Hải")
+    await hai.send("/queue")
+    assert "Open tips: 2" in hai.text
+
+
+async def _officer(bot, name: str) -> Officer:
+    async with bot.services.db.transaction() as session:
+        return (await session.exec(select(Officer).where(Officer.name == name))).one()
+
+
 # --- audit ---------------------------------------------------------------------------------------
 
 async def _audit(bot) -> list[AuditEntry]:

@@ -73,7 +73,8 @@ async def test_a_reopened_verdict_sends_the_tipster_nothing_new(world, filed):
     again = await world.say(OFFICER, f"/valuable {ref}")
     assert "judged valuable" in again.text(OFFICER)
     assert len(world.fake.messages_to(CITIZEN)) == heard
-    assert [e.detail for e in await world.audit("reopen")] == ["from=valuable note=1"]
+    [judge] = {e.actor for e in await world.audit("verdict")}  # the officer who judged it, twice
+    assert [e.detail for e in await world.audit("reopen")] == [f"from=valuable note=1 holder={judge[8:]}"]
 
 
 async def test_a_plain_officer_is_refused_reopen_politely(world, filed):

@@ -70,12 +70,12 @@ def test_only_a_judged_tip_is_reopened_and_it_goes_back_to_review(status):
     tip = _tip(status, claimed_by=7)
     tip.verdict_reason, tip.verdict_at = "false", NOW
     if status in tip_states.JUDGED:
-        tip_states.reopen(session=_Session(), tip=tip, now=NOW)
-        assert (tip.status, tip.claimed_by, tip.verdict_reason, tip.verdict_at) == ("in_review", 7, None, None)
+        tip_states.reopen(session=_Session(), tip=tip, now=NOW, holder_id=9)  # 7 was revoked: 9 reopened it
+        assert (tip.status, tip.claimed_by, tip.verdict_reason, tip.verdict_at) == ("in_review", 9, None, None)
         assert tip.claimed_at == NOW
     else:
         with pytest.raises(StateError):
-            tip_states.reopen(session=_Session(), tip=tip, now=NOW)
+            tip_states.reopen(session=_Session(), tip=tip, now=NOW, holder_id=7)
         assert (tip.status, tip.verdict_reason) == (status, "false")
 
 
@@ -83,5 +83,5 @@ def test_a_purged_tip_is_not_reopened():
     tip = _tip(TipStatus.NOT_VALUABLE, claimed_by=7)
     tip.purged_at = NOW
     with pytest.raises(StateError):
-        tip_states.reopen(session=_Session(), tip=tip, now=NOW)
+        tip_states.reopen(session=_Session(), tip=tip, now=NOW, holder_id=7)
     assert tip.status == "not_valuable"

@@ -170,7 +170,7 @@ async def test_a_supervisor_reopens_a_verdict_and_the_tipster_is_not_told_twice(
     tip = await _tip(services, ref)
     assert (tip.status, tip.verdict_at, tip.claimed_by is not None) == ("in_review", None, True)
     [reopened] = await _audit(services, "reopen")
-    assert reopened.detail == "from=valuable note=1" and reopened.actor.startswith("officer:")
+    assert reopened.detail == f"from=valuable note=1 holder={tip.claimed_by}" and reopened.actor.startswith("officer:")
     assert await _anywhere_in_the_database(services, "xác minh lại") == []
     await officer.send(f"/tip {ref}")
     assert "• Verdict reopened by Thiếu tá Minh on " in officer.last[0].text

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from pathlib import Path
 
@@ -43,7 +44,15 @@ def _entry_hash(keyring: Keyring, prev_hash: str, entry: AuditEntry) -> str:
 _LOCK = text(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
 _LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 _INSERT = insert(AuditEntry.__table__).returning(AuditEntry.__table__.c.id)
-_INSERT_ROWS = insert(AuditEntry.__table__).returning(AuditEntry.__table__.c.id, AuditEntry.__table__.c.hash)
+_COLUMNS = ("at", "actor", "action", "tip_ref", "detail", "prev_hash", "hash")
+
+
+@cache
+def _insert_rows(count: int):
+    """One INSERT of ``count`` entries, built once per count (a command writes two or three at most)."""
+    table = AuditEntry.__table__
+    return insert(table).values([{name: bindparam(f"{name}_{i}", type_=table.c[name].type) for name in _COLUMNS}
+                                 for i in range(count)]).returning(table.c.id, table.c.hash)
 _OF_TIP = select(AuditEntry).where(AuditEntry.tip_ref == bindparam("tip_ref"))
 _OF_TIP_DOING = _OF_TIP.where(AuditEntry.action.in_(bindparam("actions", expanding=True))).order_by(AuditEntry.id)
 _DONE_BY = (select(AuditEntry.id).where(AuditEntry.tip_ref == bindparam("tip_ref"), AuditEntry.actor == bindparam("actor"),
@@ -89,7 +98,8 @@ async def append_audits(*, session: AsyncSession, keyring: Keyring, actor: str,
     else:
         # One multi-row VALUES: both databases number its rows in the order written, which is the chain's
         # order; the hashes are matched back all the same, so a mix-up would fail here, not in the log.
-        inserted = (await session.exec(_INSERT_ROWS.values(rows))).all()
+        params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+        inserted = (await session.exec(_insert_rows(len(rows)), params=params)).all()
         by_hash = {entry_hash: entry_id for entry_id, entry_hash in inserted}
         ids = [by_hash[row["hash"]] for row in rows]
         if ids != sorted(ids):

@@ -21,6 +21,7 @@ class UnitTree:
         self._areas = areas
         self._by_area = {code: u.id for u in units for code in u.areas}
         self._root = next((u.id for u in units if u.parent is None), None)
+        self._subtrees: dict[str, tuple[str, ...]] = {}
 
     def get(self, unit_id: str | None) -> Unit | None:
         return self.units.get(unit_id or "")
@@ -49,4 +50,8 @@ class UnitTree:
 
     def subtree(self, unit_id: str) -> list[str]:
         """The unit and every unit below it."""
-        return with_all_below(unit_id, ((u.id, u.parent) for u in self.units.values()))
+        below = self._subtrees.get(unit_id)
+        if below is None:  # the tree never changes once built, and every supervisor's command asks this again
+            below = self._subtrees[unit_id] = tuple(with_all_below(unit_id, ((u.id, u.parent)
+                                                                             for u in self.units.values())))
+        return list(below)  # the caller's own list: changing it changes no one else's scope

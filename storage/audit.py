@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def _entry_hash(keyring: Keyring, prev_hash: str, entry: AuditEntry) -> str:
 _LOCK = text(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
 _LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 _INSERT = insert(AuditEntry.__table__).returning(AuditEntry.__table__.c.id)
+_COLUMNS = ("at", "actor", "action", "tip_ref", "detail", "prev_hash", "hash")
+
+
+@cache
+def _insert_rows(count: int):
+    """One INSERT of ``count`` entries, built once per count (a command writes two or three at most)."""
+    table = AuditEntry.__table__
+    return insert(table).values([{name: bindparam(f"{name}_{i}", type_=table.c[name].type) for name in _COLUMNS}
+                                 for i in range(count)]).returning(table.c.id, table.c.hash)
 _OF_TIP = select(AuditEntry).where(AuditEntry.tip_ref == bindparam("tip_ref"))
 _OF_TIP_DOING = _OF_TIP.where(AuditEntry.action.in_(bindparam("actions", expanding=True))).order_by(AuditEntry.id)
 _DONE_BY = (select(AuditEntry.id).where(AuditEntry.tip_ref == bindparam("tip_ref"), AuditEntry.actor == bindparam("actor"),
@@ -54,6 +64,16 @@ _HEAD = "tinbao.audit_head"
 async def append_audit(*, session: AsyncSession, keyring: Keyring, actor: str, action: str,
                        tip_ref: str | None = None, detail: str = "") -> int:
     """Write one entry chained to the previous one (in the caller's transaction); returns its id."""
+    (entry_id,) = await append_audits(session=session, keyring=keyring, actor=actor,
+                                      entries=[(action, tip_ref, detail)])
+    return entry_id
+
+
+async def append_audits(*, session: AsyncSession, keyring: Keyring, actor: str,
+                        entries: Sequence[tuple[str, str | None, str]]) -> list[int]:
+    """Write one actor's entries, (action, tip_ref, detail) each, chained in this order onto the previous one
+    in a single INSERT (in the caller's transaction): what one command does at once, such as /next's claim
+    and view, costs one trip to the database, not one each. Returns their ids, in the same order."""
     info, transaction = session.sync_session.info, session.sync_session.get_transaction()
     head = info.get(_HEAD)
     if head is not None and head[0] is transaction:
@@ -66,13 +86,26 @@ async def append_audit(*, session: AsyncSession, keyring: Keyring, actor: str, a
             await session.exec(_LOCK)
         # SQLite: every transaction begins IMMEDIATE (storage/db.py), which serialises appends too.
         prev_hash = (await session.exec(_LAST_HASH)).first() or GENESIS
-    at, detail = utcnow().replace(microsecond=0), detail[:255]
-    entry_hash = _hash(keyring, prev_hash, at, actor, action, tip_ref, detail)
-    entry_id = (await session.exec(_INSERT, params={
-        "at": at, "actor": actor, "action": action, "tip_ref": tip_ref, "detail": detail, "prev_hash": prev_hash,
-        "hash": entry_hash})).scalar_one()
-    info[_HEAD] = (transaction, entry_hash)
-    return entry_id
+    at, rows = utcnow().replace(microsecond=0), []
+    for action, tip_ref, detail in entries:
+        detail = detail[:255]
+        entry_hash = _hash(keyring, prev_hash, at, actor, action, tip_ref, detail)
+        rows.append({"at": at, "actor": actor, "action": action, "tip_ref": tip_ref, "detail": detail,
+                     "prev_hash": prev_hash, "hash": entry_hash})
+        prev_hash = entry_hash
+    if len(rows) == 1:
+        ids = [(await session.exec(_INSERT, params=rows[0])).scalar_one()]
+    else:
+        # One multi-row VALUES: both databases number its rows in the order written, which is the chain's
+        # order; the hashes are matched back all the same, so a mix-up would fail here, not in the log.
+        params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+        inserted = (await session.exec(_insert_rows(len(rows)), params=params)).all()
+        by_hash = {entry_hash: entry_id for entry_id, entry_hash in inserted}
+        ids = [by_hash[row["hash"]] for row in rows]
+        if ids != sorted(ids):
+            raise RuntimeError("audit entries were numbered out of their chain's order")
+    info[_HEAD] = (transaction, prev_hash)
+    return ids
 
 
 async def entries_of_tip(*, session: AsyncSession, tip_ref: str,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, delete, func, or_
+from sqlalchemy import Column, LargeBinary, bindparam, case, delete, func, or_
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,6 +132,19 @@ def _related_tip(row) -> RelatedTip:
     return RelatedTip(tip_id=tip_id, ref=ref, unit_id=unit_id, status=status, created_at=created_at)
 
 
+# Built once: every tip an officer opens (/next, /tip) asks both, and building each statement again cost more
+# than PostgreSQL takes to answer it for a tip that shares nothing.
+_OWN_IDENTIFIERS = (select(RelatedIdentifier.digest, RelatedIdentifier.kind, RelatedIdentifier.masked)
+                    .where(RelatedIdentifier.tip_id == bindparam("tip_id"))
+                    .order_by(RelatedIdentifier.created_at, RelatedIdentifier.digest))
+# A link is stored once, smaller id first: the other tip is whichever side this one is not.
+_LINKED_TIP_ID = case((RelatedLink.tip_id == bindparam("tip_id"), RelatedLink.other_tip_id), else_=RelatedLink.tip_id)
+_LINKS = (select(RelatedLink.officer_id, RelatedLink.reason, RelatedLink.created_at, *_TIP_COLUMNS)
+          .join(Tip, Tip.id == _LINKED_TIP_ID)
+          .where(or_(RelatedLink.tip_id == bindparam("tip_id"), RelatedLink.other_tip_id == bindparam("tip_id")))
+          .order_by(RelatedLink.created_at, RelatedLink.tip_id, RelatedLink.other_tip_id))
+
+
 async def record_identifiers(*, session: AsyncSession, keyring: Keyring, data_key: DataKey,
                              identifiers: Iterable[Identifier]) -> int:
     """Index what a tip mentions (on submit, and again when a follow-up answer adds more); returns how many
@@ -168,8 +181,7 @@ async def related_tips(*, session: AsyncSession, data_key: DataKey, unit_ids: Se
                        limit: int = 200) -> list[SharedIdentifier]:
     """The other tips that share an identifier with this one, grouped by identifier: exact counts per unit,
     and the newest ``limit`` tips of ``unit_ids`` (the officer's scope) to list by reference."""
-    own = (await session.exec(select(RelatedIdentifier).where(RelatedIdentifier.tip_id == data_key.owner_id)
-                              .order_by(RelatedIdentifier.created_at, RelatedIdentifier.digest))).all()
+    own = (await session.exec(_OWN_IDENTIFIERS, params={"tip_id": data_key.owner_id})).all()
     if not own:
         return []
     wanted = [r.digest for r in own]
@@ -272,14 +284,9 @@ async def unlink_tips(*, session: AsyncSession, tip_id: str, other_tip_id: str) 
 
 async def links_of(*, session: AsyncSession, tip_id: str) -> list[TipLink]:
     """The tips linked by hand to this one, from either side, oldest link first (its timeline)."""
-    rows = (await session.exec(select(RelatedLink).where(
-        or_(RelatedLink.tip_id == tip_id, RelatedLink.other_tip_id == tip_id)).order_by(RelatedLink.created_at))).all()
-    if not rows:
-        return []
-    others = {link.other_tip_id if link.tip_id == tip_id else link.tip_id for link in rows}
-    tips = {row[0]: row for row in (await session.exec(select(*_TIP_COLUMNS).where(Tip.id.in_(list(others))))).all()}
-    return [TipLink(tip=_related_tip(tips[link.other_tip_id if link.tip_id == tip_id else link.tip_id]),
-                    officer_id=link.officer_id, reason=link.reason, created_at=link.created_at) for link in rows]
+    rows = (await session.exec(_LINKS, params={"tip_id": tip_id})).all()
+    return [TipLink(tip=_related_tip(tip), officer_id=officer_id, reason=reason, created_at=created_at)
+            for officer_id, reason, created_at, *tip in rows]
 
 
 async def delete_identifiers(*, session: AsyncSession, tip_id: str) -> int:

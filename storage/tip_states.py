@@ -83,19 +83,26 @@ def queue_order():
     return (Tip.urgent.desc(), Tip.created_at)
 
 
+# Built once: a claim is the hot path of /next, and building the statement cost more than running it.
+# One statement, so the officer waits for one answer: the subquery picks the head of the queue and the UPDATE
+# takes it. PostgreSQL: the subquery's FOR UPDATE SKIP LOCKED steps over a tip another officer is claiming
+# this instant (and re-checks the state of one claimed since it looked), and "id = (subquery)" runs it once.
+# SQLite writes nothing for FOR UPDATE: every transaction begins IMMEDIATE (storage/db.py), so the one
+# writer at a time reads and takes the head alone.
+_NEXT_WAITING = (select(Tip.id).where(Tip.unit_id.in_(bindparam("unit_ids", expanding=True)), in_states(PENDING))
+                 .order_by(*queue_order()).limit(1).with_for_update(skip_locked=True))
+_CLAIM_NEXT = (update(Tip).where(Tip.id == _NEXT_WAITING.scalar_subquery(), in_states(PENDING))
+               .values(status=TipStatus.IN_REVIEW.value, claimed_by=bindparam("officer_id"),
+                       claimed_at=bindparam("now"), updated_at=bindparam("now"))
+               .returning(Tip)
+               # The row comes back whole from RETURNING: nothing to match against the session beforehand.
+               .execution_options(synchronize_session=False, populate_existing=True))
+
+
 async def claim_next(*, session: AsyncSession, unit_ids: Sequence[str], officer_id: int, now: datetime) -> Tip | None:
     """Atomically take the next waiting tip: two officers never get the same one."""
-    query = select(Tip).where(Tip.unit_id.in_(unit_ids), in_states(PENDING)).order_by(*queue_order()).limit(1)
-    if session.bind.dialect.name == "postgresql":
-        # Skip rows another officer is claiming this instant instead of queueing behind them.
-        query = query.with_for_update(skip_locked=True)
-    tip = (await session.exec(query)).first()
-    if tip is None:
-        return None
-    tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at = TipStatus.IN_REVIEW.value, officer_id, now, now
-    session.add(tip)
-    await session.flush()
-    return tip
+    result = await session.exec(_CLAIM_NEXT, params={"unit_ids": list(unit_ids), "officer_id": officer_id, "now": now})
+    return result.scalars().first()
 
 
 async def claim(*, session: AsyncSession, tip: Tip, officer_id: int, now: datetime) -> bool:

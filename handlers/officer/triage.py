@@ -40,7 +40,7 @@ from storage import keys as key_store
 from storage import tip_states
 from storage import tips as tip_store
 from storage import triage as triage_store
-from storage.audit import append_audit
+from storage.audit import append_audit, append_audits
 from storage.crypto import DataKey
 from storage.followups import close_follow_up, follow_ups_of
 from storage.models import Officer, Tip, TipBase
@@ -178,10 +178,12 @@ async def claim_next(turn: Turn, officer: Officer, args: str) -> list[Reply]:
                                         now=turn.now)
     if tip is None:
         return [Reply(_("No tip is waiting in your units."))]
-    await _audit(turn, officer, "claim", tip)
+    # The claim and the view the officer is about to read, chained in one trip to the database.
+    await append_audits(session=turn.session, keyring=turn.services.keyring, actor=actor(officer),
+                        entries=[("claim", tip.ref, ""), ("view", tip.ref, "")])
     opened = await _open_tip(turn, tip)  # once, for the notice and the view
     told = await notify_tipster(turn, tip, N_("Your tip of {date} is now being reviewed by an officer."), opened[1])
-    return await _read(turn, officer, tip, opened) + told
+    return await _read(turn, officer, tip, opened, view_audited=True) + told
 
 
 async def read_tip(turn: Turn, officer: Officer, args: str) -> list[Reply]:
@@ -203,16 +205,18 @@ async def _open_tip(turn: Turn, tip: Tip) -> tuple[DataKey | None, dict[str, str
     return await tip_store.open_tip(session=turn.session, keyring=turn.services.keyring, tip_id=tip.id)
 
 
-async def _read(turn: Turn, officer: Officer, tip: Tip,
-                opened: tuple[DataKey | None, dict[str, str]] | None = None) -> list[Reply]:
-    """The tip as an officer reads it, the view audited; ``opened``: the tip as _open_tip gave it this turn."""
+async def _read(turn: Turn, officer: Officer, tip: Tip, opened: tuple[DataKey | None, dict[str, str]] | None = None,
+                *, view_audited: bool = False) -> list[Reply]:
+    """The tip as an officer reads it, the view audited; ``opened``: the tip as _open_tip gave it this turn;
+    ``view_audited``: the caller wrote the view's entry already (/next, with its claim)."""
     _ = turn._
     header = _summary(turn, tip)
     if tip.purged_at is not None:
         return [Reply(header + "\n\n" + _("The content of this tip was purged under the retention rules."))]
     services = turn.services
     data_key, fields = opened if opened is not None else await _open_tip(turn, tip)
-    await _audit(turn, officer, "view", tip)
+    if not view_audited:
+        await _audit(turn, officer, "view", tip)
     lines = [header, _("Received: {when} · unit: {unit}").format(
         when=tip.created_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M"),
         unit=services.settings.unit_tree.name(tip.unit_id)), ""]

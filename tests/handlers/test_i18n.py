@@ -18,7 +18,7 @@ try:  # Babel >= 2.15
 except ImportError:  # pragma: no cover
     from babel.messages.frontend import parse_mapping as parse_mapping_cfg
 
-from handlers.i18n import contextual, translator
+from handlers.i18n import contextual, number, translator
 
 ROOT = Path(__file__).resolve().parents[2]
 BABEL_CFG = ROOT / "babel.cfg"
@@ -118,3 +118,9 @@ def test_translator():
         elif message.id and message.string and not message.fuzzy:
             assert vi(message.id) == message.string
             assert en(message.id) == message.id
+
+
+def test_numbers_are_grouped_as_each_language_writes_them():
+    assert [number(n, "vi") for n in (7, 10_000, 1_234_567)] == ["7", "10.000", "1.234.567"]
+    assert [number(n, "en") for n in (7, 10_000, 1_234_567)] == ["7", "10,000", "1,234,567"]
+    assert number(10_000, "fr") == "10,000"  # a language tinbao does not speak is written as English

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, insert
+from sqlalchemy import event, func, insert
 from sqlmodel import select
 
 from storage.models import Tip, utcnow
@@ -112,3 +112,29 @@ async def test_claim_next_never_returns_the_same_tip_twice_sqlite(db):
     # The queue's order: urgent first, then oldest first.
     order = [(not urgent, created) for _id, _o, urgent, created in seen]
     assert order == sorted(order)
+
+
+async def test_a_claim_is_one_statement_that_takes_the_head_of_the_queue(db):
+    """/next waits for one answer from the database, not a read and then a write: nothing can come between
+    choosing the tip and taking it, and the officer gets the tip as it now is, claimed by them."""
+    await _insert_tips(db, 30)
+    now, statements = utcnow(), []
+
+    def seen(_conn, _cursor, statement, *_):
+        statements.append(statement)
+    async with db.transaction() as session:
+        await session.exec(select(func.count()).select_from(Tip))  # the transaction's own opening is not counted
+        event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            tip = await claim_next(session=session, unit_ids=["u1"], officer_id=7, now=now)
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 1, statements
+    assert statements[0].lstrip().upper().startswith("UPDATE")
+    state, _total = await _state(db)
+    async with db.transaction() as session:
+        head = (await session.exec(select(Tip).order_by(Tip.urgent.desc(), Tip.created_at).limit(1))).one()
+    assert (tip.id, tip.ref, tip.created_at, tip.urgent) == (head.id, head.ref, head.created_at, head.urgent)
+    assert (tip.status, tip.claimed_by, tip.claimed_at, tip.updated_at) == ("in_review", 7, now, now)
+    assert state[tip.id] == ("in_review", 7)
+    assert sorted(state.values()).count(("new", None)) == 29

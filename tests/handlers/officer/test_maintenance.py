@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from handlers.officer.maintenance import anchor_audit, purge_not_valuable, remind_officers, sweep_stray_files
 from handlers.messages import Route
-from storage.audit import GENESIS, AuditAnchor, Head, append_audit, verify_audit
+from storage.audit import GENESIS, AuditAnchor, Head, append_audit, append_audits, verify_audit
 from storage.db import Database
 from storage.models import Attachment, AuditEntry, DataKeyRecord, Officer, Tip, TipField, utcnow
 from storage.officers import revoke_officer
@@ -312,6 +312,40 @@ async def test_appends_from_two_database_engines_at_once_keep_one_chain(database
     async with db.transaction() as session:
         check = await verify_audit(session=session, keyring=keyring)
     assert (check.ok, check.entries) == (True, 120), check
+
+
+async def test_entries_written_together_keep_their_order_in_one_chain_with_appends_beside_them(database_url, db,
+                                                                                             keyring):
+    """/next writes its claim and its view in one statement while others append one entry at a time: the
+    chain stays whole, and each command's entries follow one another in the order it gave them."""
+    other = Database(database_url)
+
+    async def together(i: int) -> list[int]:
+        async with db.transaction() as session:
+            first = await append_audits(session=session, keyring=keyring, actor="bot", entries=[
+                ("claim", f"T{i}", ""), ("view", f"T{i}", ""), ("evidence", f"T{i}", "files=1")])
+            # and again in the same transaction, chained onto what it just wrote
+            return first + await append_audits(session=session, keyring=keyring, actor="bot",
+                                               entries=[("note", f"T{i}", ""), ("view", f"T{i}", "")])
+
+    async def one_by_one() -> None:
+        for i in range(60):
+            async with other.transaction() as session:
+                await append_audit(session=session, keyring=keyring, actor="cli", action="test", detail=str(i))
+
+    try:
+        written = await asyncio.gather(one_by_one(), *(together(i) for i in range(20)))
+    finally:
+        await other.dispose()
+    async with db.transaction() as session:
+        check = await verify_audit(session=session, keyring=keyring)
+        entries = {e.id: e for e in (await session.exec(select(AuditEntry))).all()}
+    assert (check.ok, check.entries) == (True, 60 + 20 * 5), check
+    for i, ids in enumerate(written[1:]):
+        assert ids == sorted(ids)
+        assert [(entries[n].action, entries[n].tip_ref) for n in ids] == [
+            (action, f"T{i}") for action in ("claim", "view", "evidence", "note", "view")]
+        assert all(entries[later].prev_hash == entries[earlier].hash for earlier, later in zip(ids, ids[1:]))
 
 
 # --- files nothing points to -------------------------------------------------------------------

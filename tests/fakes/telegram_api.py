@@ -96,6 +96,7 @@ class FakeTelegram:
                          "first_name": "Tinbao", "username": bot_username}
         self.sent: list[dict] = []  # edits update these records in place; deletes add "deleted": True
         self.calls: list[tuple[str, dict]] = []  # every Bot API request the bot made, in order
+        self.bodies: list[tuple[str, str]] = []  # (method, content type) of each of those requests
         self.webhook_calls: list[tuple[str, dict]] = []  # calls carried in webhook answers (take_webhook_answer)
         self.commands: dict[tuple[str, int | None, str], list[dict]] = {}  # (scope type, chat_id, lang)
         self.webhook_url = ""
@@ -329,6 +330,7 @@ class FakeTelegram:
         method = request.match_info["method"]
         params = await self._read_params(request)
         self.calls.append((method, params))
+        self.bodies.append((method, request.content_type))  # how it came: JSON, a form, or a multipart upload
         if request.match_info["token"] != self.token:
             return ApiError(401, "Unauthorized").response()
         handler = self._handlers.get(method.lower())

@@ -41,6 +41,9 @@ CHANNEL = "zalo"
 API_BASE = "https://bot-api.zaloplatforms.com"
 TEXT_LIMIT = 2000
 POLL_TIMEOUT = 30  # seconds Zalo holds a getUpdates call open; its own default
+# The first getUpdates after a start waits only this long: the operator's /healthz then sees Zalo answer within
+# a second or two, not a whole quiet long poll later (its seconds, like the long poll's, are Zalo's own).
+FIRST_POLL_TIMEOUT = 1
 NOTHING_NEW = 408  # getUpdates' "Request timeout": the long poll ended without an event
 UNAUTHORIZED = 401
 BACKOFF_START, BACKOFF_MAX = 1.0, 60.0
@@ -438,7 +441,7 @@ class ZaloBotChannel:
 
     async def run_polling(self) -> None:
         """Ask Zalo for events one long poll at a time until stop(); back off while it fails."""
-        delay, webhook_cleared = BACKOFF_START, False
+        delay, webhook_cleared, polled = BACKOFF_START, False, False
         if self._held:  # a pause cut the last try short: that answer goes before Zalo is asked for more
             await self._store_before_more(self._held)
         while not self._stopping.is_set():
@@ -446,7 +449,8 @@ class ZaloBotChannel:
                 if not webhook_cleared:
                     await self._unless_stopped(self.client.delete_webhook())  # getUpdates ignores us otherwise
                     webhook_cleared = True
-                events = await self._unless_stopped(self.client.get_updates(timeout=self.poll_timeout))
+                events = await self._unless_stopped(self.client.get_updates(
+                    timeout=self.poll_timeout if polled else min(FIRST_POLL_TIMEOUT, self.poll_timeout)))
             except ZaloBotError as exc:
                 level = logging.ERROR if exc.error_code == UNAUTHORIZED else logging.WARNING
                 log.log(level, "zalo polling: %s; trying again in %.0f s", exc, delay)
@@ -460,7 +464,7 @@ class ZaloBotChannel:
                 continue
             if events is None:  # stop() was called during the long poll
                 break
-            delay = BACKOFF_START
+            delay, polled = BACKOFF_START, True
             if events:
                 await self._store_before_more(events)
         await self.drain()

@@ -12,10 +12,12 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.telegram import WEBHOOK_PATH
+from bot.channels.zalo_bot import ZaloBotChannel, ZaloBotClient
 from bot.health import Health
 from handlers.context import Services
 from storage.blobs import BlobStore
 from storage.db import Database
+from tests.fakes.zalo_bot_api import FakeZaloBot
 from tests.support.fake_servers import fake_server
 from tests.support.processes import Site
 from tests.support.slow_telegram import SlowTelegram
@@ -156,3 +158,27 @@ async def test_a_webhook_call_without_the_secret_is_counted_as_refused_and_a_goo
         await runner.cleanup()
     assert sample(metrics, 'tinbao_updates_total{channel="telegram",outcome="refused"}') == 2.0
     assert '"last_ok_seconds_ago": null' not in body and '"telegram"' in body
+
+
+zalo_fake = fake_server(FakeZaloBot, name="zalo_fake")
+
+
+async def test_zalo_polling_is_seen_from_a_first_short_poll_then_long_polls(zalo_fake, tipline, services):
+    """An operator's /healthz sees Zalo answer within seconds of a start, not after a quiet 30 s long poll."""
+    client = ZaloBotClient(zalo_fake.token, api_base=zalo_fake.base_url)
+    channel = ZaloBotChannel(client=client, tipline=tipline)  # Zalo's own 30 s long poll, as `tinbao run` has it
+    health = Health(services)
+    health.watch("zalo", channel, client=client)
+    task = asyncio.create_task(channel.run_polling())
+    try:
+        async with asyncio.timeout(10):  # under the 30 s a first long poll would hold, with room for a busy machine
+            while "zalo" not in health.last_ok:
+                await asyncio.sleep(0.05)
+        zalo_fake.send_text("6ede9afa66b88fe6d6a9", "/start")
+        await zalo_fake.wait_for_messages("6ede9afa66b88fe6d6a9", 1, timeout=WAIT)  # and it goes on serving
+    finally:
+        await channel.stop()
+        await asyncio.wait_for(task, WAIT)
+        await client.close()
+    timeouts = [params.get("timeout") for method, params in zalo_fake.calls if method == "getUpdates"]
+    assert timeouts[0] == "1" and set(timeouts[1:]) == {"30"}, timeouts

@@ -382,7 +382,7 @@ async def main() -> int:
 async def plans(db: Database, settings: TipLineSettings) -> tuple[dict[str, float], dict[str, str]]:
     """PostgreSQL's own time (median of 11 EXPLAIN ANALYZE) for the SQL behind /next, /queue and /judged, the
     statements written as storage.tip_states.claim_next and storage.triage.queue write them; and their plans."""
-    from sqlalchemy import func
+    from sqlalchemy import func, update
     from sqlalchemy.dialects import postgresql
     from storage.models import Tip
     Q = tip_states
@@ -396,8 +396,13 @@ async def plans(db: Database, settings: TipLineSettings) -> tuple[dict[str, floa
             counted = getattr(queue_handler, "COUNTED", None)
             return select(func.count()).select_from((matching.limit(counted + 1) if counted else matching).subquery())
         statements = {
-            "/next": select(Tip).where(scope, Tip.status.in_(Q.PENDING)).order_by(*Q.queue_order()).limit(1)
-            .with_for_update(skip_locked=True),
+            # The claim as claim_next makes it: one UPDATE of the queue's head, locked and skipped if taken (the
+            # transaction is rolled back below, so the tips stay waiting).
+            "/next": update(Tip).where(Tip.id == select(Tip.id).where(scope, Tip.status.in_(Q.PENDING))
+                                       .order_by(*Q.queue_order()).limit(1).with_for_update(skip_locked=True)
+                                       .scalar_subquery(), Tip.status.in_(Q.PENDING))
+            .values(status=Q.TipStatus.IN_REVIEW.value, claimed_by=1, claimed_at=func.now(), updated_at=func.now())
+            .returning(Tip.id),
             "/queue count": count(*open_),
             "/queue page": select(Tip).where(*open_).order_by(*Q.queue_order()).limit(10),
             "/queue ma-tuy count": count(*open_, Tip.category == "drugs"),

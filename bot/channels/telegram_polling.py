@@ -99,10 +99,10 @@ class TelegramPolling:
                     continue
                 # The first call does not wait: what queued while we were down is taken at once, and /healthz
                 # can report Telegram answering from the start, not a long poll later.
-                busy = bool(window.running) or not polled
+                at_once = bool(window.running) or not polled
                 window.asked = window.offset
                 entries = await unless_stopped(self.bot(
-                    RawUpdates(offset=window.offset, timeout=0 if busy else channel.poll_timeout,
+                    RawUpdates(offset=window.offset, timeout=0 if at_once else channel.poll_timeout,
                                allowed_updates=ALLOWED_UPDATES),
                     request_timeout=int(self.bot.session.timeout + channel.poll_timeout)), self.stopping)
             except TelegramUnauthorizedError:

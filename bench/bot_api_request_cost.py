@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup  # noqa: E402
 
 from bot.channels.telegram import make_bot  # noqa: E402
-from bench.webhook_answer_cost import SERVER  # noqa: E402
+from bench.webhook_answer_cost import fake_bot_api  # noqa: E402
 
 QUESTION = "Việc bạn báo thuộc loại nào? Chọn một nút bên dưới, hoặc gõ số của nó."
 BUTTONS = InlineKeyboardMarkup(inline_keyboard=[
@@ -45,9 +44,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        base = server.stdout.readline().strip()
+    with fake_bot_api() as base:
         as_json = make_bot("123456:TEST-token-abcdef", base)
         as_form = make_bot("123456:TEST-token-abcdef", base)
         # aiogram's own request, the one tinbao's session made before it sent JSON
@@ -65,9 +62,6 @@ async def main() -> None:
         print(f"median: json {json_ms:.3f} ms, form {form_ms:.3f} ms per call; json/form {json_ms / form_ms:.2f}×")
         for bot in (as_json, as_form):
             await bot.session.close()
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -4,15 +4,12 @@ citizen gets the same message, buttons and bytes."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from bot.channels.telegram import TelegramChannel, make_bot
 from handlers.messages import OutgoingFile, Reply, Route
-from handlers.router import TipLine
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.fake_servers import fake_server
+from tests.support.telegram_polling import Running
 
 CHAT = 6670001
 
@@ -21,13 +18,10 @@ fake = fake_server(FakeTelegram)
 
 @pytest.fixture
 async def channel(fake, services):
-    bot = make_bot(fake.token, fake.base_url)
-    channel = TelegramChannel(bot=bot, tipline=TipLine(services))
-    task = asyncio.create_task(channel.run_polling())
-    yield channel
-    await channel.stop()
-    await asyncio.wait_for(task, 10)
-    await bot.session.close()
+    running = Running(fake, services)
+    await running.start()
+    yield running.channel
+    await running.stop()
 
 
 async def test_a_question_with_buttons_goes_as_json_and_arrives_whole(fake, channel):

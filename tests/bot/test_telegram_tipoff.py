@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.channels.telegram import TelegramChannel, make_bot
-from handlers.router import TipLine
 from storage.keys import load_data_key
 from storage.models import Attachment, Tip
 from storage.tips import read_tip_fields
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.fake_servers import fake_server
 from tests.support.images import jpeg_with_gps
+from tests.support.telegram_polling import Running
 
 CHAT = 5550001
 
 
 fake = fake_server(FakeTelegram)
-
-
-class Running:
-    """The bot polling the fake server, as `tinbao run` does; can be stopped and started again."""
-
-    def __init__(self, fake: FakeTelegram, services) -> None:
-        self.fake, self.services = fake, services
-        self.channel: TelegramChannel | None = None
-        self.task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self.channel = TelegramChannel(bot=make_bot(self.fake.token, self.fake.base_url),
-                                       tipline=TipLine(self.services))
-        self.task = asyncio.create_task(self.channel.run_polling())
-
-    async def stop(self) -> None:
-        await self.channel.stop()
-        await asyncio.wait_for(self.task, 5)
-        await self.channel.bot.session.close()
 
 
 @pytest.fixture

@@ -339,6 +339,19 @@ class Citizen:
             return True
         return False
 
+    def _question_shown(self, last: str) -> int | None:
+        """The step that answers the question ``last`` shows again, or None."""
+        asked = [(j, self.reference[j][-1]) for j in range(len(STEPS) - 1) if self.reference[j]]
+        # The question comes again under a lead ("You have an unfinished tip…"): its end is the question.
+        for j, question in reversed(asked):
+            if last.endswith(question):
+                return j + 1
+        # The first question came under the tip-off's welcome, which the lead replaces: only the question's own
+        # paragraph is the same, taken when no other step ends with that paragraph.
+        paragraph = last.rsplit("\n\n", 1)[-1]
+        matching = [j for j, question in asked if question.rsplit("\n\n", 1)[-1] == paragraph]
+        return matching[0] + 1 if len(matching) == 1 else None
+
     async def _resume(self, k: int, script) -> int | None:
         """Send /report until the bot shows a question of the script; the step that answers it."""
         for _ in range(5):
@@ -354,11 +367,10 @@ class Citizen:
             if not came:
                 continue
             last = normal(came[-1].get("text"))
-            for j in range(len(STEPS) - 2, -1, -1):  # the question after step j: step j+1 answers it
-                # The question comes again under a lead ("You have an unfinished tip…"): its end is the question.
-                if self.reference[j] and last.endswith(self.reference[j][-1]):
-                    self.events.append(f"resumed at step {j + 2}")
-                    return j + 1
+            resumed = self._question_shown(last)
+            if resumed is not None:
+                self.events.append(f"resumed at step {resumed + 1}")
+                return resumed
             self.events.append(f"resume: unexpected answer {last[:80]!r}")
         return None
 

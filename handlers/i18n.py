@@ -1,17 +1,14 @@
-"""Texts people read, from gettext catalogs (Babel): Vietnamese first, English second.
+"""Texts people read, from gettext catalogs: Vietnamese first, English second.
 
 Message ids are the English texts; ``locales/vi/LC_MESSAGES/tinbao.po`` holds the Vietnamese.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-
-from babel import Locale
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
 
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGES = ("vi", "en")
@@ -23,11 +20,65 @@ def _catalog(lang: str) -> dict[str, str]:
     path = LOCALES / lang / "LC_MESSAGES" / "tinbao.po"
     if not path.exists():
         return {}
-    with path.open("rb") as fh:
-        catalog = read_po(fh, locale=lang)
-    # A message with a context (msgctxt) is keyed as gettext keys it: context, EOT, id.
-    return {f"{m.context}\x04{m.id}" if m.context else m.id: m.string
-            for m in catalog if m.id and m.string and not m.fuzzy}
+    return _read_po(path.read_text(encoding="utf-8"))
+
+
+_ESCAPE = re.compile(r'\\([\\abfnrtv"])')
+_ESCAPED = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _unquoted(line: str) -> str:
+    return _ESCAPE.sub(lambda m: _ESCAPED.get(m[1], m[1]), line[1:-1])
+
+
+def _read_po(text: str) -> dict[str, str]:
+    """The translated, not fuzzy messages of a .po file, read as Babel's ``read_po`` reads them; a message with
+    a context (msgctxt) is keyed as gettext keys it: context, EOT, id. Babel's reader is not used: it brings
+    Babel's catalogues and dates with it, ~1 MB in every worker for one read at start (bench/RESULTS.md)."""
+    messages: dict[str, tuple[str, bool]] = {}  # key → (text, fuzzy)
+    parts: dict[str, list[str]] = {}  # "msgctxt", "msgid", "msgid_plural", "msgstr", "msgstr[N]" → quoted lines
+    flags: list[str] = []
+    lines: list[str] = []  # the quoted lines of the keyword being read
+    obsolete = False
+
+    def finish() -> None:
+        if "msgid" not in parts:
+            return
+        msgid = "".join(map(_unquoted, parts["msgid"]))
+        # Plurals are left out (tinbao has no ngettext), and so are obsolete (#~) messages and the header.
+        if msgid and not obsolete and "msgid_plural" not in parts:
+            key = f"{''.join(map(_unquoted, parts['msgctxt']))}\x04{msgid}" if "msgctxt" in parts else msgid
+            text, fuzzy = "".join(map(_unquoted, parts.get("msgstr", ()))), "fuzzy" in flags
+            if key in messages:  # as Babel: a repeated message keeps its first text and gains the other's flags
+                text, fuzzy = messages[key][0], messages[key][1] or fuzzy
+            messages[key] = (text, fuzzy)
+        parts.clear(), flags.clear()
+
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#") and not line.startswith("#~"):
+            finish()
+            if line.startswith("#,"):
+                flags.extend(flag.strip() for flag in line[2:].lstrip().split(","))
+            continue
+        is_obsolete = line.startswith("#~")
+        if is_obsolete:
+            line = line[2:].lstrip()
+            if not line:
+                continue
+        if line.startswith('"'):
+            lines.append(line)
+            continue
+        keyword, _, argument = line.partition(" ")
+        if keyword in ("msgid", "msgctxt"):
+            finish()
+        obsolete = is_obsolete
+        lines = parts.setdefault(keyword, [])
+        lines.append(argument.strip())
+    finish()
+    return {key: text for key, (text, fuzzy) in messages.items() if text and not fuzzy}
 
 
 def translator(lang: str) -> Callable[[str], str]:
@@ -42,13 +93,18 @@ def contextual(lang: str, context: str, text: str) -> str:
     return table.get(f"{context}\x04{text}", text)
 
 
-# Parsed once: given a locale's name, Babel parses it again at every call, half of what a number cost.
-_NUMBER_LOCALES = {"vi": Locale.parse("vi_VN"), "en": Locale.parse("en_US")}
+@cache
+def _number_locale(lang: str):
+    # Parsed once: given a locale's name, Babel parses it again at every call, half of what a number cost.
+    from babel import Locale
+    return Locale.parse("vi_VN" if lang == "vi" else "en_US")
 
 
 def number(value: int, lang: str) -> str:
     """10000 → "10.000" in Vietnamese, "10,000" in English."""
-    return format_decimal(value, locale=_NUMBER_LOCALES["vi" if lang == "vi" else "en"])
+    # Babel and its locale data (~4 MB) load at the first number a worker shows, not in every idle worker.
+    from babel.numbers import format_decimal
+    return format_decimal(value, locale=_number_locale("vi" if lang == "vi" else "en"))
 
 
 def pick_language(chosen: str | None, platform_hint: str | None, default: str = DEFAULT_LANGUAGE) -> str:

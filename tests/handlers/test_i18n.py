@@ -124,3 +124,64 @@ def test_numbers_are_grouped_as_each_language_writes_them():
     assert [number(n, "vi") for n in (7, 10_000, 1_234_567)] == ["7", "10.000", "1.234.567"]
     assert [number(n, "en") for n in (7, 10_000, 1_234_567)] == ["7", "10,000", "1,234,567"]
     assert number(10_000, "fr") == "10,000"  # a language tinbao does not speak is written as English
+
+
+def test_a_catalog_is_read_as_babel_reads_it():
+    """The worker reads its catalogs without Babel (handlers/i18n.py); what it gets is what Babel's read_po gives:
+    contexts, fuzzy and obsolete messages, repeated ones, escapes and texts on several lines."""
+    import io
+
+    from handlers.i18n import _read_po
+    po = r'''# a comment
+msgid ""
+msgstr ""
+"Language: vi\n"
+
+#: handlers/a.py:1
+#, python-brace-format
+msgid "Hello {name}"
+msgstr "Xin chào {name}"
+
+#, fuzzy
+msgid "Maybe"
+msgstr "Có lẽ"
+
+msgid "Untranslated"
+msgstr ""
+
+msgctxt "command menu"
+msgid "Help"
+msgstr "Trợ giúp"
+
+msgid "Help"
+msgstr "Giúp đỡ"
+
+msgid ""
+"Two lines:\n"
+"a \"quote\", a tab\t and a \\ backslash"
+msgstr ""
+"Hai dòng:\n"
+"một \"trích dẫn\", một tab\t và một \\ gạch"
+
+msgid "Twice"
+msgstr "Lần đầu"
+
+#, fuzzy
+msgid "Twice"
+msgstr "Lần hai"
+
+msgid "Once"
+msgstr "Một lần"
+
+msgid "Once"
+msgstr "Lần nữa"
+
+#~ msgid "Gone"
+#~ msgstr "Đã bỏ"
+'''
+    catalog = read_po(io.BytesIO(po.encode()), locale="vi")
+    by_babel = {f"{m.context}\x04{m.id}" if m.context else m.id: m.string
+                for m in catalog if m.id and m.string and not m.fuzzy}
+    assert _read_po(po) == by_babel
+    assert by_babel["command menu\x04Help"] == "Trợ giúp" and by_babel["Once"] == "Một lần"
+    assert "Maybe" not in by_babel and "Twice" not in by_babel and "Gone" not in by_babel

@@ -26,7 +26,7 @@ LOADED_WHEN_NEEDED = {
     "PIL": "the first photo or image a citizen sends (storage/media.py)",
     "phonenumbers": "the first tip indexed or phone number typed (handlers/related/extract.py)",
     "alembic": "a migration (storage/migrate.py); a start at the newest schema runs none",
-    "babel": "the first number shown (handlers/i18n.py: the catalogs are read without it) or a figure",
+    "babel": "the first number shown (handlers/i18n.py: the catalogs are read by the standard gettext) or a figure",
     # tinbao's own, imported at the officer's command that needs them (handlers/router.py)
     "handlers.figures": "/stats or /baocao",
     "handlers.officer.export": "/export",

@@ -126,62 +126,23 @@ def test_numbers_are_grouped_as_each_language_writes_them():
     assert number(10_000, "fr") == "10,000"  # a language tinbao does not speak is written as English
 
 
-def test_a_catalog_is_read_as_babel_reads_it():
-    """The worker reads its catalogs without Babel (handlers/i18n.py); what it gets is what Babel's read_po gives:
-    contexts, fuzzy and obsolete messages, repeated ones, escapes and texts on several lines."""
+def test_the_compiled_catalog_is_the_vietnamese_catalog_as_it_stands():
+    """Workers read tinbao.mo (handlers/i18n.py): compiled from tinbao.po as it is now, byte for byte, so a
+    translation changed without `pybabel compile` fails here instead of reaching no citizen."""
     import io
 
-    from handlers.i18n import _read_po
-    po = r'''# a comment
-msgid ""
-msgstr ""
-"Language: vi\n"
+    from babel.messages.mofile import write_mo
 
-#: handlers/a.py:1
-#, python-brace-format
-msgid "Hello {name}"
-msgstr "Xin chào {name}"
+    from handlers.i18n import LOCALES
+    folder = LOCALES / "vi" / "LC_MESSAGES"
+    compiled = io.BytesIO()
+    write_mo(compiled, vi_catalog())  # what `pybabel compile` writes: fuzzy entries left out
+    assert (folder / "tinbao.mo").read_bytes() == compiled.getvalue(), (
+        "handlers/locales/vi/LC_MESSAGES/tinbao.mo is stale: run "
+        "`.venv/bin/pybabel compile -d handlers/locales -D tinbao -l vi`")
 
-#, fuzzy
-msgid "Maybe"
-msgstr "Có lẽ"
 
-msgid "Untranslated"
-msgstr ""
-
-msgctxt "command menu"
-msgid "Help"
-msgstr "Trợ giúp"
-
-msgid "Help"
-msgstr "Giúp đỡ"
-
-msgid ""
-"Two lines:\n"
-"a \"quote\", a tab\t and a \\ backslash"
-msgstr ""
-"Hai dòng:\n"
-"một \"trích dẫn\", một tab\t và một \\ gạch"
-
-msgid "Twice"
-msgstr "Lần đầu"
-
-#, fuzzy
-msgid "Twice"
-msgstr "Lần hai"
-
-msgid "Once"
-msgstr "Một lần"
-
-msgid "Once"
-msgstr "Lần nữa"
-
-#~ msgid "Gone"
-#~ msgstr "Đã bỏ"
-'''
-    catalog = read_po(io.BytesIO(po.encode()), locale="vi")
-    by_babel = {f"{m.context}\x04{m.id}" if m.context else m.id: m.string
-                for m in catalog if m.id and m.string and not m.fuzzy}
-    assert _read_po(po) == by_babel
-    assert by_babel["command menu\x04Help"] == "Trợ giúp" and by_babel["Once"] == "Một lần"
-    assert "Maybe" not in by_babel and "Twice" not in by_babel and "Gone" not in by_babel
+def test_an_empty_text_stays_empty_and_a_menu_text_keeps_its_context():
+    assert translator("vi")("") == ""  # not the catalog's header
+    assert contextual("vi", "command menu", "Help") != "Help"
+    assert contextual("en", "command menu", "Help") == "Help"

@@ -1,17 +1,15 @@
-"""Texts people read, from gettext catalogs (Babel): Vietnamese first, English second.
+"""Texts people read, from gettext catalogs: Vietnamese first, English second.
 
-Message ids are the English texts; ``locales/vi/LC_MESSAGES/tinbao.po`` holds the Vietnamese.
+Message ids are the English texts; ``locales/vi/LC_MESSAGES/tinbao.po`` holds the Vietnamese, compiled to the
+``tinbao.mo`` beside it (handlers/locales/README.md).
 """
 
 from __future__ import annotations
 
+import gettext
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-
-from babel import Locale
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
 
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGES = ("vi", "en")
@@ -19,36 +17,39 @@ DEFAULT_LANGUAGE = "vi"
 
 
 @cache
-def _catalog(lang: str) -> dict[str, str]:
-    path = LOCALES / lang / "LC_MESSAGES" / "tinbao.po"
+def _translations(lang: str) -> gettext.NullTranslations:
+    # The compiled catalog, read by the standard library's gettext: the .po and Babel, which compiles it, stay
+    # out of every worker (Babel's reader alone is ~1 MB of idle memory, bench/RESULTS.md).
+    path = LOCALES / lang / "LC_MESSAGES" / "tinbao.mo"
     if not path.exists():
-        return {}
+        return gettext.NullTranslations()  # English: the msgids are the English texts
     with path.open("rb") as fh:
-        catalog = read_po(fh, locale=lang)
-    # A message with a context (msgctxt) is keyed as gettext keys it: context, EOT, id.
-    return {f"{m.context}\x04{m.id}" if m.context else m.id: m.string
-            for m in catalog if m.id and m.string and not m.fuzzy}
+        return gettext.GNUTranslations(fh)
 
 
 def translator(lang: str) -> Callable[[str], str]:
     """gettext for one language; an untranslated text falls back to English."""
-    table = _catalog(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
-    return lambda text: table.get(text, text)
+    found = _translations(lang if lang in LANGUAGES else DEFAULT_LANGUAGE).gettext
+    return lambda text: found(text) if text else text  # gettext's "" is the catalog's header, never a text
 
 
 def contextual(lang: str, context: str, text: str) -> str:
     """pgettext: the translation of ``text`` where it is used in ``context``; English falls back to the id."""
-    table = _catalog(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
-    return table.get(f"{context}\x04{text}", text)
+    return _translations(lang if lang in LANGUAGES else DEFAULT_LANGUAGE).pgettext(context, text)
 
 
-# Parsed once: given a locale's name, Babel parses it again at every call, half of what a number cost.
-_NUMBER_LOCALES = {"vi": Locale.parse("vi_VN"), "en": Locale.parse("en_US")}
+@cache
+def _number_locale(lang: str):
+    # Parsed once: given a locale's name, Babel parses it again at every call, half of what a number cost.
+    from babel import Locale
+    return Locale.parse("vi_VN" if lang == "vi" else "en_US")
 
 
 def number(value: int, lang: str) -> str:
     """10000 → "10.000" in Vietnamese, "10,000" in English."""
-    return format_decimal(value, locale=_NUMBER_LOCALES["vi" if lang == "vi" else "en"])
+    # Babel and its locale data (~4 MB) load at the first number a worker shows, not in every idle worker.
+    from babel.numbers import format_decimal
+    return format_decimal(value, locale=_number_locale("vi" if lang == "vi" else "en"))
 
 
 def pick_language(chosen: str | None, platform_hint: str | None, default: str = DEFAULT_LANGUAGE) -> str:

@@ -9,14 +9,14 @@ understand", which is also what any unknown command gets.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from handlers import buttons
 from handlers.citizen import drafts, tipoff
-from handlers.figures import movement_report, stats
-from handlers.officer import accounts, export, files, followup, queue, triage, verdicts
+from handlers.officer import accounts, files, followup, queue, triage, verdicts
 from handlers.related.links import link_command
 from handlers.related.search import search_command
 from handlers.reminders import broadcasts, subscriptions
@@ -35,6 +35,19 @@ from storage.conversations import (open_turn, peek_conversation, save_conversati
                                    was_processed)
 
 log = logging.getLogger(__name__)
+
+
+def _at_first_use(module: str, name: str) -> Callable:
+    """An officer's handler whose module (figures, charts, case files) is imported when the
+    handler is first called: an idle worker does not hold what only officers ask for now and then."""
+    async def handler(*args):
+        return await getattr(importlib.import_module(module), name)(*args)
+    return handler
+
+
+_send_report = _at_first_use("handlers.figures.movement_report", "send_report")
+_show_stats = _at_first_use("handlers.figures.stats", "show_stats")
+_export_tip = _at_first_use("handlers.officer.export", "export_tip")
 
 
 class ChatTurns:
@@ -250,7 +263,7 @@ async def _report(turn: Turn, args: str) -> list[Reply]:
     if args and await _is_supervisor(turn):
         # "/report FROM TO" from a supervisor is the movement report; bare /report, and /report from
         # anyone else, stays the citizen's tip-off, so no citizen ever learns the other meaning.
-        return await _as_officer(turn, movement_report.send_report, args, turn.conversation.flow == drafts.FLOW)
+        return await _as_officer(turn, _send_report, args, turn.conversation.flow == drafts.FLOW)
     return await _new_tip(turn, args)
 
 
@@ -407,7 +420,7 @@ COMMANDS = (
     Command("/valuable", OFFICER, verdicts.judge_valuable, NC_("command menu", "Valuable: /valuable REF")),
     Command("/notvaluable", OFFICER, verdicts.judge_not_valuable, NC_("command menu", "Not valuable: /notvaluable REF REASON")),
     Command("/reopen", SUPERVISOR, verdicts.reopen, NC_("command menu", "Reopen a verdict: /reopen REF REASON")),
-    Command("/export", OFFICER, export.export_tip, NC_("command menu", "Case file (hồ sơ) of a tip: /export REF")),
+    Command("/export", OFFICER, _export_tip, NC_("command menu", "Case file (hồ sơ) of a tip: /export REF")),
     Command("/ask", OFFICER, followup.ask, NC_("command menu", "Ask the tipster")),
     Command("/note", OFFICER, triage.add_note, NC_("command menu", "Note")),
     Command("/case", OFFICER, triage.link_case, NC_("command menu", "Link a case: /case REF CASE SUBJECTS")),
@@ -422,8 +435,8 @@ COMMANDS = (
     Command("/broadcasts", OFFICER, broadcasts.show_broadcasts, NC_("command menu", "Progress of reminders and announcements")),
     Command("/announce", OFFICER, broadcasts.announce, NC_("command menu", "Announce (admin): /announce AREA | TEXT")),
     # figures (supervisors and admins)
-    Command("/stats", SUPERVISOR, stats.show_stats, NC_("command menu", "Figures: /stats week|month|quarter|year")),
-    Command("/baocao", SUPERVISOR, movement_report.send_report, NC_("command menu", "Movement report: /baocao FROM TO")),
+    Command("/stats", SUPERVISOR, _show_stats, NC_("command menu", "Figures: /stats week|month|quarter|year")),
+    Command("/baocao", SUPERVISOR, _send_report, NC_("command menu", "Movement report: /baocao FROM TO")),
 )
 _BY_NAME = {command.name: command for command in COMMANDS}
 OFFICER_COMMANDS = frozenset(c.name for c in COMMANDS if c.audience != EVERYONE)

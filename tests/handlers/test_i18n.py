@@ -124,3 +124,25 @@ def test_numbers_are_grouped_as_each_language_writes_them():
     assert [number(n, "vi") for n in (7, 10_000, 1_234_567)] == ["7", "10.000", "1.234.567"]
     assert [number(n, "en") for n in (7, 10_000, 1_234_567)] == ["7", "10,000", "1,234,567"]
     assert number(10_000, "fr") == "10,000"  # a language tinbao does not speak is written as English
+
+
+def test_the_compiled_catalog_is_the_vietnamese_catalog_as_it_stands():
+    """Workers read tinbao.mo (handlers/i18n.py): compiled from tinbao.po as it is now, byte for byte, so a
+    translation changed without `pybabel compile` fails here instead of reaching no citizen."""
+    import io
+
+    from babel.messages.mofile import write_mo
+
+    from handlers.i18n import LOCALES
+    folder = LOCALES / "vi" / "LC_MESSAGES"
+    compiled = io.BytesIO()
+    write_mo(compiled, vi_catalog())  # what `pybabel compile` writes: fuzzy entries left out
+    assert (folder / "tinbao.mo").read_bytes() == compiled.getvalue(), (
+        "handlers/locales/vi/LC_MESSAGES/tinbao.mo is stale: run "
+        "`.venv/bin/pybabel compile -d handlers/locales -D tinbao -l vi`")
+
+
+def test_an_empty_text_stays_empty_and_a_menu_text_keeps_its_context():
+    assert translator("vi")("") == ""  # not the catalog's header
+    assert contextual("vi", "command menu", "Help") != "Help"
+    assert contextual("en", "command menu", "Help") == "Help"

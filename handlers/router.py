@@ -100,17 +100,22 @@ class TipLine:
             return await drafts.waiting_for_files(self.services, session=session, conversation=conversation)
 
     async def _handle_locked(self, inbound: Inbound, chat_key: str) -> list[Reply]:
+        from handlers.limits import message_counted_on_opening
         services = self.services
         async with services.db.transaction() as session:
-            conversation = await open_turn(session=session, channel=inbound.channel, chat_key=chat_key,
-                                           update_id=None if inbound.update_id is None else str(inbound.update_id))
-            if conversation is None:
+            now = services.clock()
+            opened = await open_turn(
+                session=session, channel=inbound.channel, chat_key=chat_key,
+                update_id=None if inbound.update_id is None else str(inbound.update_id),
+                count=message_counted_on_opening(keyring=services.keyring, inbound=inbound, chat_key=chat_key,
+                                                 now=now))
+            if opened is None:
                 # A redelivery: it was handled already; what it answered and did not get out goes now.
                 left = await self.outbox.left_over(session=session, inbound=inbound)
                 return left if left is not None else []  # an empty one still settles (or keeps) its row
-            turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound,
-                        now=services.clock())
-            replies = await self._flood_guard(turn)
+            conversation = opened.conversation
+            turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound, now=now)
+            replies = await self._flood_guard(turn, opened.counted)
             if replies is None:
                 replies = _files_left_behind(turn, await route(turn))
             for reply in replies:
@@ -125,9 +130,9 @@ class TipLine:
             await save_conversation(session=session, conversation=conversation)
         return replies
 
-    async def _flood_guard(self, turn: Turn) -> list[Reply] | None:
+    async def _flood_guard(self, turn: Turn, counted_on_opening: int | None) -> list[Reply] | None:
         limit = self.services.settings.limits.messages_per_minute
-        count = await count_message(turn)
+        count = await count_message(turn, counted_on_opening=counted_on_opening)
         if count <= limit:
             return None
         if count == limit + 1:  # say it once; after that, stay quiet until the minute is over

@@ -2,10 +2,13 @@
 walked in-process through the tip line (deduplication, the chat's row, the flood counter, the sealed draft,
 the reply outbox and its in-flight marks), on SQLite and, given a URL, PostgreSQL.
 
-    .venv/bin/python bench/turn_cost.py --turns 600 [--postgres postgresql://…/an_empty_database]
+    .venv/bin/python bench/turn_cost.py --turns 600 [--postgres postgresql://…/an_empty_database] [--no-sqlite]
+        [--trips]
 
-Prints the CPU of this process per turn (all its threads: aiosqlite's included), median of the rounds.
-Run it from two checkouts one after the other (PYTHONPATH=<checkout>) to compare code.
+Prints the CPU of this process per turn (all its threads: aiosqlite's included), median of the rounds; with
+--trips, also the round trips per turn: calls onto aiosqlite's thread (its Connection._execute, which every
+statement, BEGIN and COMMIT goes through) and, on PostgreSQL, writes to the server's socket.
+Run it from two checkouts one after the other to compare code (it runs the code of the checkout it is in).
 """
 
 from __future__ import annotations
@@ -59,7 +62,29 @@ async def walk(chat: ChatClient, turns: int) -> int:
     return done
 
 
-async def measure(url: str, work: Path, turns: int, rounds: int) -> list[float]:
+class Trips:
+    """Counts round trips to the database: onto aiosqlite's thread, and writes to a PostgreSQL socket."""
+
+    def __init__(self) -> None:
+        import asyncio.selector_events as selector_events
+        import aiosqlite
+        self.count, self.per_turn = 0, 0.0
+        on_thread, write = aiosqlite.Connection._execute, selector_events._SelectorSocketTransport.write
+
+        async def counted_on_thread(connection, function, *args, **kwargs):
+            self.count += 1
+            return await on_thread(connection, function, *args, **kwargs)
+
+        def counted_write(transport, data):
+            peer = transport.get_extra_info("peername")
+            if isinstance(peer, tuple) and peer[1] == 5432:
+                self.count += 1
+            return write(transport, data)
+        aiosqlite.Connection._execute = counted_on_thread
+        selector_events._SelectorSocketTransport.write = counted_write
+
+
+async def measure(url: str, work: Path, turns: int, rounds: int, trips: Trips | None = None) -> list[float]:
     await upgrade(url)
     db = Database(url)
     areas = AreaIndex(TEST_AREAS)
@@ -71,11 +96,16 @@ async def measure(url: str, work: Path, turns: int, rounds: int) -> list[float]:
     results = []
     try:
         await walk(ChatClient(tipline, chat_id="800000001", language="en"), len(TIPOFF) + 2)  # warm up
+        trips_before = 0 if trips is None else trips.count
+        taken_in_all = 0
         for round_ in range(rounds):
             chat = ChatClient(tipline, chat_id=f"8000001{round_:02d}", language="en")
             cpu0 = time.process_time()
             taken = await walk(chat, turns)
             results.append((time.process_time() - cpu0) / taken * 1000)
+            taken_in_all += taken
+        if trips is not None:
+            trips.per_turn = (trips.count - trips_before) / taken_in_all
     finally:
         await db.dispose()
     return results
@@ -86,16 +116,20 @@ async def main() -> None:
     parser.add_argument("--turns", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", help="an empty PostgreSQL database (its schema is created)")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL alone")
+    parser.add_argument("--trips", action="store_true", help="count the round trips to the database per turn")
     args = parser.parse_args()
+    trips = Trips() if args.trips else None
     with tempfile.TemporaryDirectory(prefix="tinbao-turn-") as folder:
         work = Path(folder)
-        urls = [("sqlite", f"sqlite+aiosqlite:///{work}/tinbao.db")]
+        urls = [] if args.no_sqlite else [("sqlite", f"sqlite+aiosqlite:///{work}/tinbao.db")]
         if args.postgres:
             urls.append(("postgresql", args.postgres))
         for name, url in urls:
-            costs = await measure(url, work / name, args.turns, args.rounds)
+            costs = await measure(url, work / name, args.turns, args.rounds, trips)
             print(f"{name}: CPU per turn {statistics.median(costs):.2f} ms (rounds: "
-                  + ", ".join(f"{c:.2f}" for c in costs) + ")", flush=True)
+                  + ", ".join(f"{c:.2f}" for c in costs) + ")"
+                  + ("" if trips is None else f"; round trips per turn {trips.per_turn:.2f}"), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 
 from handlers.context import VIETNAM
 from handlers.chat_turn import Turn
-from storage.limits import add_to_window, count_in_window
+from handlers.messages import Inbound
+from storage.crypto import Keyring
+from storage.limits import WindowCount, add_to_window, count_in_window, one_more_in_window
 
 
 def day_window(now: datetime) -> datetime:
@@ -28,9 +30,22 @@ async def tips_today(turn: Turn) -> int:
         chat_key=turn.conversation.chat_key, bucket="tips", window_start=day_window(turn.now))
 
 
-async def count_message(turn: Turn) -> int:
-    """Count this message toward the flood limit; returns how many this minute. The files of one album are one
-    message: ten photos sent at once must not use up half the minute's allowance."""
+def message_counted_on_opening(*, keyring: Keyring, inbound: Inbound, chat_key: str,
+                               now: datetime) -> WindowCount | None:
+    """The flood counter's one more message, counted by the statement that opens the turn (one round trip less
+    for every update); None for a file of an album, which count_message counts, or not, once it has read the
+    draft."""
+    if inbound.album is not None:
+        return None
+    return one_more_in_window(keyring=keyring, chat_key=chat_key, bucket="messages", window_start=minute_window(now))
+
+
+async def count_message(turn: Turn, *, counted_on_opening: int | None = None) -> int:
+    """Count this message toward the flood limit (unless the turn's opening counted it already); returns how
+    many this minute. The files of one album are one message: ten photos sent at once must not use up half the
+    minute's allowance."""
+    if counted_on_opening is not None:
+        return counted_on_opening
     if turn.inbound.album is not None and await in_album_answered(turn):
         return await count_in_window(session=turn.session, keyring=turn.services.keyring,
             chat_key=turn.conversation.chat_key, bucket="messages", window_start=minute_window(turn.now))

@@ -90,10 +90,11 @@ class ReplyOutbox:
     async def keep(self, *, session, inbound: Inbound, replies: list[Reply]) -> TurnReplies:
         """In the turn's transaction: the replies stored sealed, to be sent once it committed."""
         origin = Route(inbound.channel, inbound.chat_id)
-        await self._shred_finished(session)
+        done = list(self._finished)  # shredded in the same round trip as this turn's row is written
         row_id = await store.save_turn_replies(session=session, keyring=self.services.keyring,
                                                channel=inbound.channel, update_id=str(inbound.update_id),
-                                               payload=pack(origin, replies), total=len(replies))
+                                               payload=pack(origin, replies), total=len(replies), finished=done)
+        self._forget_once_committed(session, done)
         return TurnReplies(replies, outbox=self, row_id=row_id, origin=origin)
 
     async def left_over(self, *, session, inbound: Inbound) -> TurnReplies | None:
@@ -153,9 +154,13 @@ class ReplyOutbox:
         if not done:
             return
         await store.finish_turn_replies(session=session, row_ids=done)
+        self._forget_once_committed(session, done)
+
+    def _forget_once_committed(self, session, done: list[int]) -> None:
         # Forgotten only once the shredding committed: a turn that rolls back leaves them to the next one
         # (dropped here, the sweep would later find their last reply in flight and count it unknown).
-        after_commit(session, lambda: self._forget(done))
+        if done:
+            after_commit(session, lambda: self._forget(done))
 
     def _forget(self, shredded: list[int]) -> None:
         gone = set(shredded)

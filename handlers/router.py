@@ -25,7 +25,7 @@ from handlers.commands import EVERYONE, NC_, OFFICER, SUPERVISOR, Command, menu_
 from handlers.context import Services
 from handlers.evidence_images import clean_images_first
 from handlers.i18n import LANGUAGES, pick_language, translator
-from handlers.limits import count_message
+from handlers.limits import count_message, message_counted_on_opening
 from handlers.reply_outbox import ReplyOutbox
 from handlers.messages import CHANNEL_PREFIXES, CHANNELS_WITHOUT_FILES, Choice, Inbound, Reply
 from handlers.citizen.status import show_status
@@ -115,15 +115,19 @@ class TipLine:
     async def _handle_locked(self, inbound: Inbound, chat_key: str) -> list[Reply]:
         services = self.services
         async with services.db.transaction() as session:
-            conversation = await open_turn(session=session, channel=inbound.channel, chat_key=chat_key,
-                                           update_id=None if inbound.update_id is None else str(inbound.update_id))
-            if conversation is None:
+            now = services.clock()
+            opened = await open_turn(
+                session=session, channel=inbound.channel, chat_key=chat_key,
+                update_id=None if inbound.update_id is None else str(inbound.update_id),
+                count=message_counted_on_opening(keyring=services.keyring, inbound=inbound, chat_key=chat_key,
+                                                 now=now))
+            if opened is None:
                 # A redelivery: it was handled already; what it answered and did not get out goes now.
                 left = await self.outbox.left_over(session=session, inbound=inbound)
                 return left if left is not None else []  # an empty one still settles (or keeps) its row
-            turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound,
-                        now=services.clock())
-            replies = await self._flood_guard(turn)
+            conversation = opened.conversation
+            turn = Turn(services=services, session=session, conversation=conversation, inbound=inbound, now=now)
+            replies = await self._flood_guard(turn, opened.counted)
             if replies is None:
                 replies = _files_left_behind(turn, await route(turn))
             for reply in replies:
@@ -138,9 +142,9 @@ class TipLine:
             await save_conversation(session=session, conversation=conversation)
         return replies
 
-    async def _flood_guard(self, turn: Turn) -> list[Reply] | None:
+    async def _flood_guard(self, turn: Turn, counted_on_opening: int | None) -> list[Reply] | None:
         limit = self.services.settings.limits.messages_per_minute
-        count = await count_message(turn)
+        count = await count_message(turn, counted_on_opening=counted_on_opening)
         if count <= limit:
             return None
         if count == limit + 1:  # say it once; after that, stay quiet until the minute is over

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from sqlalchemy import delete, inspect
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
@@ -10,7 +11,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import Driver, driver
+from storage import limits
+from storage.db import driver
 from storage.models import Conversation, ProcessedUpdate, utcnow
 
 # Every update of every chat runs the statements of this module: they go straight to the driver (storage/db.py
@@ -67,42 +69,71 @@ _INSERT = "INSERT INTO conversation (chat_key, channel, created_at, updated_at) 
 _MARK = "INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 
 
-async def open_turn(*, session: AsyncSession, channel: str, update_id: str | None,
-                    chat_key: str) -> Conversation | None:
+class OpenedTurn(NamedTuple):
+    conversation: Conversation
+    counted: int | None  # the count of the window given as ``count``, this update included (None: none given)
+
+
+def _turn_on_postgresql(*, marked: bool, counted: bool) -> str:
+    # One statement, data-modifying CTEs. The conflict's DO UPDATE row-locks the chat's row until the turn
+    # commits, as SELECT … FOR UPDATE would; with an update id, the row is written only when the id was new: a
+    # redelivery touches nothing, not even to make a row for a chat that has none. The counter is counted from
+    # the chat's row (FROM chat): never for a redelivery, and only once that row is locked, in the order the
+    # turns of one chat have always taken their locks.
+    columns = ", ".join(_COLUMNS)
+    upsert = f"ON CONFLICT (chat_key) DO UPDATE SET chat_key = excluded.chat_key RETURNING {columns}"
+    if marked:
+        chat = ("INSERT INTO conversation (chat_key, channel, created_at, updated_at) SELECT ?::varchar, ?::varchar, "
+                f"?::timestamptz, ?::timestamptz WHERE EXISTS (SELECT 1 FROM mark) {upsert}")
+        ctes = ["mark AS (INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING 1)", f"chat AS ({chat})"]
+    else:
+        ctes = [f"chat AS (INSERT INTO conversation (chat_key, channel, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                f"{upsert})"]
+    if counted:
+        ctes.append("counted AS (" + limits.ADD_ONE.format(
+            values="SELECT ?::varchar, ?::varchar, ?::timestamptz, 1 FROM chat") + ")")
+    last = "(SELECT count FROM counted)" if counted else "NULL"
+    return f"WITH {', '.join(ctes)} SELECT {columns}, {last} FROM chat"
+
+
+_ON_POSTGRESQL = {(marked, counted): _turn_on_postgresql(marked=marked, counted=counted)
+                  for marked in (False, True) for counted in (False, True)}
+
+
+async def open_turn(*, session: AsyncSession, channel: str, update_id: str | None, chat_key: str,
+                    count: limits.WindowCount | None = None) -> OpenedTurn | None:
     """The update's id recorded, then the chat's row for its turn, created if new and row-locked on PostgreSQL
-    so workers take turns; None, and no row touched, when the update was handled before (a redelivery)."""
+    so workers take turns, and ``count`` counted one more, in one round trip; None, and no row touched (not
+    even the counter), when the update was handled before (a redelivery)."""
     db = await driver(session)
     if db.postgresql:
-        # One round trip. The conflict's DO UPDATE row-locks the row until the turn commits, as SELECT … FOR
-        # UPDATE would; with an update id, the row is written only when the id was new: a redelivery touches
-        # nothing, not even to make a row for a chat that has none.
-        day = _day(utcnow())
-        upsert = f"(chat_key) DO UPDATE SET chat_key = excluded.chat_key RETURNING {', '.join(_COLUMNS)}"
-        if update_id is None:
-            row = await db.fetchone(f"{_INSERT} {upsert}", chat_key, channel, day, day)
-        else:
-            row = await db.fetchone(
-                "WITH mark AS (INSERT INTO processed_update (channel, update_id, handled_at) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING RETURNING 1) "
-                "INSERT INTO conversation (chat_key, channel, created_at, updated_at) "
-                "SELECT ?::varchar, ?::varchar, ?::timestamptz, ?::timestamptz WHERE EXISTS (SELECT 1 FROM mark) "
-                f"ON CONFLICT {upsert}", channel, update_id, utcnow(), chat_key, channel, day, day)
-        return None if row is None else _attached(session, row)
+        now = utcnow()
+        day = _day(now)
+        params = (channel, update_id, now) if update_id is not None else ()
+        params += (chat_key, channel, day, day) + (() if count is None else count.params(db))
+        row = await db.fetchone(_ON_POSTGRESQL[update_id is not None, count is not None], *params)
+        return None if row is None else OpenedTurn(_attached(session, row[:-1]), row[-1])
     day = db.when(_day(utcnow()))
     mark = None if update_id is None else (channel, update_id, db.when(utcnow()))
-    row = await db.on_thread(_open_on_sqlite, mark, (chat_key, channel, day, day))
-    return None if row is None else _attached(session, row)
+    opened = await db.on_thread(_open_on_sqlite, mark, (chat_key, channel, day, day),
+                                None if count is None else count.params(db))
+    return None if opened is None else OpenedTurn(_attached(session, opened[0]), opened[1])
 
 
-def _open_on_sqlite(connection, mark: tuple | None, new_row: tuple) -> tuple | None:
-    # Every update opens its turn so: three statements in one trip to aiosqlite's thread, not three trips.
-    # The chat's row only after a new update id: a redelivery touches nothing, not even to make a row. (SQLite
-    # has one writer, the whole file locked by BEGIN IMMEDIATE: DO UPDATE would write the row at every turn,
-    # which costs more than a read.)
+def _open_on_sqlite(connection, mark: tuple | None, new_row: tuple, count: tuple | None) -> tuple | None:
+    # Every update opens its turn so: four statements in one trip to aiosqlite's thread, not four trips.
+    # The chat's row only after a new update id: a redelivery touches nothing, not even to make a row or count
+    # it. (SQLite has one writer, the whole file locked by BEGIN IMMEDIATE: DO UPDATE would write the row at
+    # every turn, which costs more than a read.)
     if mark is not None and connection.execute(_MARK, mark).rowcount != 1:
         return None
     connection.execute(f"{_INSERT} DO NOTHING", new_row)
-    return connection.execute(_SELECT, new_row[:1]).fetchone()
+    row = connection.execute(_SELECT, new_row[:1]).fetchone()
+    if count is None:
+        return row, None
+    [(counted,)] = connection.execute(limits.ADD_ONE_VALUES, count).fetchall()  # read to the end: the statement finishes
+    return row, counted
 
 
 async def save_conversation(*, session: AsyncSession, conversation: Conversation) -> None:

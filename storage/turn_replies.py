@@ -6,6 +6,7 @@ handled the update and one that got it redelivered, or a sweep after a crash) ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,16 +40,37 @@ def _minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
+_INSERT = ("INSERT INTO turn_reply (channel, update_id, sealed, total, next_index, in_flight, created_at) "
+           "VALUES (?, ?, ?, ?, 0, FALSE, ?) RETURNING id")
+
+
+def _shred(count: int) -> str:
+    return f"DELETE FROM turn_reply WHERE id IN ({', '.join('?' * count)})"
+
+
 async def save_turn_replies(*, session: AsyncSession, keyring: Keyring, channel: str, update_id: str,
-                            payload: bytes, total: int) -> int:
-    """Keep a turn's replies, sealed, in the turn's own transaction; returns the row's id."""
+                            payload: bytes, total: int, finished: Sequence[int] = ()) -> int:
+    """Keep a turn's replies, sealed, in the turn's own transaction, and shred in the same round trip the rows
+    of ``finished`` turns (every reply of them went out); returns the new row's id."""
     data_key = keyring.transit_key(KEY_OWNER)
     db = await driver(session)  # every update that answers passes here: straight to the driver
-    row = await db.fetchone(
-        "INSERT INTO turn_reply (channel, update_id, sealed, total, next_index, in_flight, created_at) "
-        "VALUES (?, ?, ?, ?, 0, FALSE, ?) RETURNING id", channel, update_id,
-        data_key.seal(_field(channel, update_id), payload), total, db.when(_minute(utcnow())))
-    return row[0]
+    values = (channel, update_id, data_key.seal(_field(channel, update_id), payload), total,
+              db.when(_minute(utcnow())))
+    if not finished:
+        return (await db.fetchone(_INSERT, *values))[0]
+    if db.postgresql:  # one statement: the DELETE as a data-modifying CTE, run whether or not it is read
+        row_id = (await db.fetchone(f"WITH shredded AS ({_shred(len(finished))}) {_INSERT}", *finished, *values))[0]
+    else:
+        row_id = await db.on_thread(_shred_and_insert, tuple(finished), values)
+    shred_soon(session)  # as finish_turn_replies says
+    return row_id
+
+
+def _shred_and_insert(connection, finished: tuple, values: tuple) -> int:
+    # Two statements in one trip to aiosqlite's thread.
+    connection.execute(_shred(len(finished)), finished)
+    [(row_id,)] = connection.execute(_INSERT, values).fetchall()  # read to the end: the statement finishes
+    return row_id
 
 
 async def load_turn_replies(*, session: AsyncSession, keyring: Keyring, channel: str,
@@ -82,7 +104,7 @@ async def finish_turn_replies(*, session: AsyncSession, row_ids: list[int]) -> N
     """Every reply of these turns went out (or was settled): their rows are shredded."""
     if row_ids:
         db = await driver(session)
-        await db.execute(f"DELETE FROM turn_reply WHERE id IN ({', '.join('?' * len(row_ids))})", *row_ids)
+        await db.execute(_shred(len(row_ids)), *row_ids)
         # Sealed under the transit key, and sent already: gone from the SQLite WAL within a second
         # (storage/db.py SHRED_SOON_WITHIN), not by a checkpoint after every update.
         shred_soon(session)

@@ -7,6 +7,7 @@ finds none of them. PostgreSQL keeps dead row versions until VACUUM: see test_pu
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from sqlmodel import select
 
 from handlers.citizen import drafts
 from handlers.officer import maintenance
-from storage.models import Conversation, DataKeyRecord, FollowUp, Officer, ReminderSubscriber, Tip, TipField
+from storage import db as db_module
+from storage.models import (Conversation, DataKeyRecord, FollowUp, Officer, ReminderSubscriber, Tip, TipField,
+                            TurnReply)
 from storage.officers import revoke_officer
 from storage.zalo_oa import save_tokens
 from tests.handlers.citizen.test_tipoff import walk_to_review
@@ -153,6 +156,28 @@ async def test_zalo_oa_token_replacement_leaves_no_byte_of_the_old_pair(sqlite_o
             await save_tokens(session=session, keyring=services.keyring, oa_id="4321", access_token="B" * 40,
                               refresh_token="S" * 40, expires_in=3600, now=services.clock())
     await _assert_shredded(services, [old], replace)
+
+
+async def test_a_sent_turns_replies_leave_no_byte_once_the_chats_next_turn_ran(sqlite_only, tipline, monkeypatch):
+    """A turn's sealed replies, once sent, are shredded by the chat's next turn (in the round trip that keeps
+    that turn's own) and gone from the file and its WAL by the truncation the turns of one second share."""
+    services = sqlite_only
+    monkeypatch.setattr(db_module, "SHRED_SOON_WITHIN", 0.0)  # the shared truncation without its wait
+    citizen = ChatClient(tipline, chat_id="707", language="en")
+    await citizen.send("/help")  # answered and sent
+    async with services.db.transaction() as session:
+        [sealed] = (await session.exec(select(TurnReply.sealed))).all()
+
+    async def next_turn():
+        await citizen.send("/start")
+        database = services.db
+        while database._truncation_due is not None:  # the truncation the commit asked for, once it is due
+            await asyncio.sleep(0)
+        if database._truncating is not None:
+            await database._truncating
+    await _assert_shredded(services, [bytes(sealed)], next_turn)
+    async with services.db.transaction() as session:
+        assert len((await session.exec(select(TurnReply.id))).all()) == 1  # only /start's, not yet shredded
 
 
 async def test_an_ordinary_turn_does_not_truncate_the_wal(sqlite_only, tipline):

@@ -362,6 +362,16 @@ async def test_a_redelivery_does_not_count_toward_the_flood_limit(citizen, clock
         assert (await citizen.send("hello"))[0].text == "Sorry, I did not understand that."
 
 
+async def test_messages_without_an_update_id_count_toward_the_flood_limit(citizen, clock):
+    """A channel that gives no update id (the console) is deduplicated by nothing, but still counted."""
+    clock.set(utc(2025, 6, 1, 9, 30, 5), tick=timedelta(0))
+    for _ in range(5):
+        assert (await citizen.deliver(update_id=None, text="hello"))[0].text == "Sorry, I did not understand that."
+    sixth = await citizen.deliver(update_id=None, text="hello")
+    assert [r.text for r in sixth] == ["You are sending messages too quickly. Please wait a minute, then continue."]
+    assert await citizen.send("hello") == []  # and the messages with one count in the same minute
+
+
 async def reach_from_category(citizen) -> None:
     await citizen.deliver(choice="category:theft")
     await citizen.send("Hai thanh niên giật túi xách của một phụ nữ trước chợ.")

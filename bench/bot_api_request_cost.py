@@ -47,8 +47,8 @@ async def main() -> None:
     with fake_bot_api() as base:
         as_json = make_bot("123456:TEST-token-abcdef", base)
         as_form = make_bot("123456:TEST-token-abcdef", base)
-        # aiogram's own request, the one tinbao's session made before it sent JSON
-        as_form.session.make_request = AiohttpSession.make_request.__get__(as_form.session)
+        # aiogram's own form, the body tinbao's session sent before it sent JSON
+        as_form.session.build_form_data = AiohttpSession.build_form_data.__get__(as_form.session)
         for bot in (as_json, as_form):
             await calls(bot, 200)  # warm: connections open, models built
         figures: dict[str, list[float]] = {"json": [], "form": []}
